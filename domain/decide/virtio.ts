@@ -1,0 +1,161 @@
+/**
+ * virtio-iommu personality (SPEC §6 virtio paragraph; virtio-iommu.md rules 6–40): endpoint-level
+ * attachment, implicit domains that die with their last endpoint, implicit detach on re-attach,
+ * bypass domains, atomic unmap, virtio status codes.
+ */
+import type { Command } from '../commands.js';
+import { formatProt } from '../commands.js';
+import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
+import { blockingRegions } from '../evolve.js';
+import type { Device, Domain, Iommu, State } from '../state.js';
+import { checkCtx, getDevice, groupOf, refuse, type Working } from './common.js';
+import { checkMsiKinds } from './translation.js';
+
+type Cmd<T extends Command['type']> = Command & { type: T };
+
+const describeRange = (r: Range): string => `${hex(r.start)}-${hex(r.last)}`;
+const meets = (a: Range, b: Range): boolean => a.start <= b.last && b.start <= a.last;
+
+/** Rule 9/27: with a domainRange, domain ids are integers inside it [S_RANGE]. */
+const checkDomainRange = (iommu: Iommu, domain: string): void => {
+  if (!iommu.domainRange) return;
+  const n = /^\d+$/.test(domain) ? Number(domain) : NaN;
+  if (!(n >= iommu.domainRange.start && n <= iommu.domainRange.last)) {
+    refuse('S_RANGE', `domain: ${domain} is outside domainRange ${iommu.domainRange.start}-${iommu.domainRange.last} of ${iommu.id}`);
+  }
+};
+
+/** When an endpoint's group is user-owned, only the owner's uid or root may issue requests [EPERM]. */
+const checkEndpointOwner = (s: State, dev: Device, c: Command): void => {
+  const g = groupOf(s, dev);
+  if (g?.owner) checkCtx(s, g.owner, c);
+};
+
+const checkDomainUsersOwner = (s: State, dom: Domain, c: Command): void => {
+  for (const devId of dom.users.keys()) {
+    const dev = s.devices.get(devId);
+    if (dev) checkEndpointOwner(s, dev, c);
+  }
+};
+
+const virtioIommu = (s: State, id: string | null): Iommu | null => {
+  const i = id ? s.iommus.get(id) : undefined;
+  return i?.personality === 'virtio' ? i : null;
+};
+
+export const isVirtioCommand = (s: State, c: Command): boolean => {
+  switch (c.type) {
+    case 'device.attach':
+    case 'device.detach': {
+      const dev = s.devices.get(c.device);
+      if (dev) return virtioIommu(s, dev.iommu) !== null;
+      const dom = c.domain ? s.domains.get(c.domain) : undefined;
+      return virtioIommu(s, dom?.iommu ?? c.iommu) !== null;
+    }
+    case 'map':
+    case 'unmap': {
+      const dom = s.domains.get(c.domain);
+      return virtioIommu(s, dom?.iommu ?? c.iommu) !== null;
+    }
+    default:
+      return false;
+  }
+};
+
+/** Detaching an endpoint: its domain dies with its last endpoint (rule 20). */
+const emitDetach = (w: Working, dev: Device, domainId: string): void => {
+  w.emit({ type: 'DeviceDetached', data: { device: dev.id, domain: domainId, pasid: null } });
+  const dom = w.state.domains.get(domainId);
+  if (dom && dom.implicit && dom.users.size === 0) w.emit({ type: 'DomainFreed', data: { domain: domainId } });
+};
+
+export const decideVirtioAttach = (w: Working, c: Cmd<'device.attach'>): void => {
+  const s = w.state;
+  if (c.pasid !== null) refuse('S_UNSUPP', 'pasid: virtio-iommu has no PASID support');
+  const dev = getDevice(s, c.device, 'virtio');
+  const iommu = virtioIommu(s, dev.iommu) ?? refuse('S_NOENT', `device: ${dev.id} is not an endpoint of a virtio-iommu`);
+  checkDomainRange(iommu, c.domain);
+  checkEndpointOwner(s, dev, c);
+  checkMsiKinds(dev.reserved, dev.id, 'S_INVAL');
+  const existing = s.domains.get(c.domain);
+  if (existing) {
+    if (existing.iommu !== iommu.id) refuse('S_INVAL', `domain: ${c.domain} belongs to IOMMU ${existing.iommu}, not ${iommu.id}`);
+    if ((existing.kind === 'bypass') !== c.bypass) {
+      refuse('S_INVAL', `bypass: domain ${c.domain} is ${existing.kind === 'bypass' ? 'a bypass' : 'a translated'} domain; the attach asked for ${c.bypass ? 'bypass' : 'translation'}`);
+    }
+    for (const r of dev.reserved) {
+      const hit = existing.mappings.overlapping(r.start, r.last, 1)[0];
+      if (hit) refuse('S_UNSUPP', `device: ${dev.id}'s ${r.kind} region ${describeRange(r)} overlaps mapping ${describeRange(hit)} of domain ${c.domain}`);
+    }
+  }
+  if (dev.endpointDomain === c.domain) return; // rule 15: attaching to the current domain is a no-op
+  if (dev.endpointDomain !== null) emitDetach(w, dev, dev.endpointDomain); // rule 14: implicit detach
+  if (!w.state.domains.has(c.domain)) {
+    w.emit({
+      type: 'DomainAllocated',
+      data: { domain: c.domain, ctx: groupOf(s, dev)?.owner ?? null, iommu: iommu.id, kind: c.bypass ? 'bypass' : 'paging', pasidCapable: false, implicit: true },
+    });
+  }
+  w.emit({ type: 'DeviceAttached', data: { device: dev.id, domain: c.domain, pasid: null } });
+};
+
+export const decideVirtioDetach = (w: Working, c: Cmd<'device.detach'>): void => {
+  const s = w.state;
+  const dev = getDevice(s, c.device, 'virtio');
+  if (c.pasid !== null) refuse('S_UNSUPP', 'pasid: virtio-iommu has no PASID support');
+  const cur = dev.endpointDomain;
+  if (cur === null) refuse('S_INVAL', `device: endpoint ${dev.id} is not attached to any domain`);
+  if (c.domain !== null && c.domain !== cur) {
+    refuse('S_INVAL', `domain: endpoint ${dev.id} is attached to ${cur}, not ${c.domain}${s.domains.has(c.domain) ? '' : ' (which does not exist)'}`);
+  }
+  checkEndpointOwner(s, dev, c);
+  emitDetach(w, dev, cur!);
+};
+
+/** Shared range checks of MAP/UNMAP (rules 24–28, 35–36). */
+const checkRequest = (s: State, c: Cmd<'map' | 'unmap'>, all: boolean): { dom: Domain; iommu: Iommu; r: Range } => {
+  if (c.length === 0n) refuse('S_RANGE', 'length: 0 (virt_end would be below virt_start)');
+  if (!all && c.iova + c.length > TWO_POW_64) refuse('S_RANGE', `iova + length overflows 2^64 (${hex(c.iova)} + ${hex(c.length)})`);
+  const r: Range = { start: c.iova, last: all ? U64_MAX : c.iova + c.length - 1n };
+  const known = s.domains.get(c.domain);
+  const iommu = virtioIommu(s, known?.iommu ?? c.iommu) ?? refuse('S_NOENT', `domain: unknown domain ${c.domain}`);
+  if (c.type === 'map') {
+    const granule = granuleOf(iommu.pageSizes);
+    if (c.iova % granule !== 0n) refuse('S_RANGE', `iova: ${hex(c.iova)} is not aligned to the granule ${hex(granule)}`);
+    if (c.pa % granule !== 0n) refuse('S_RANGE', `pa: ${hex(c.pa)} is not aligned to the granule ${hex(granule)}`);
+    if ((r.last + 1n) % granule !== 0n) refuse('S_RANGE', `length: ${hex(c.length)} does not end on a granule boundary (${hex(granule)})`);
+  }
+  if (!all && (r.start < iommu.aperture.start || r.last > iommu.aperture.last)) {
+    refuse('S_RANGE', `iova: ${describeRange(r)} is outside the input range ${describeRange(iommu.aperture)} of ${iommu.id}`);
+  }
+  checkDomainRange(iommu, c.domain);
+  const dom = known ?? refuse('S_NOENT', `domain: unknown domain ${c.domain} (virtio domains exist only while an endpoint is attached)`);
+  if (dom.kind === 'bypass') refuse('S_INVAL', `domain: ${dom.id} is a bypass domain and holds no mappings`);
+  checkDomainUsersOwner(s, dom, c);
+  return { dom, iommu, r };
+};
+
+export const decideVirtioMap = (w: Working, c: Cmd<'map'>): void => {
+  const s = w.state;
+  if (c.length >= U64_MAX) refuse('S_RANGE', `length: ${hex(c.length)} is too large`);
+  if (c.pa + c.length > TWO_POW_64) refuse('S_RANGE', `pa + length overflows 2^64`);
+  const { dom, iommu, r } = checkRequest(s, c, false);
+  const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
+  if (hit) refuse('S_INVAL', `iova: ${describeRange(r)} overlaps existing mapping ${describeRange(hit)} of domain ${dom.id}`);
+  const regions = [...blockingRegions(s, dom), ...[...dom.users.keys()].flatMap((d) => s.devices.get(d)?.reserved ?? [])];
+  const bad = regions.find((x) => x.kind !== 'direct-relaxable' && meets(x, r));
+  if (bad) refuse('S_INVAL', `iova: ${describeRange(r)} overlaps the ${bad.kind} reserved region ${describeRange(bad)}`);
+  if (iommu.maxMappings !== null && dom.mappings.size >= iommu.maxMappings) refuse('S_NOMEM', `domain: ${dom.id} already holds ${iommu.maxMappings} mappings`);
+  w.emit({ type: 'Mapped', data: { domain: dom.id, iova: hex(r.start), last: hex(r.last), pa: hex(c.pa), prot: formatProt(c.prot) } });
+};
+
+/** virtio UNMAP is atomic: a range that would split any mapping removes nothing [S_RANGE]. */
+export const decideVirtioUnmap = (w: Working, c: Cmd<'unmap'>): void => {
+  const all = c.iova === 0n && c.length === TWO_POW_64;
+  const { dom, r } = checkRequest(w.state, c, all);
+  const hits = dom.mappings.overlapping(r.start, r.last);
+  const split = hits.find((m) => m.start < r.start || m.last > r.last);
+  if (split) refuse('S_RANGE', `iova: ${describeRange(r)} would split mapping ${describeRange(split)}; nothing was removed`);
+  if (hits.length === 0) return; // rule 39: S_OK, nothing removed
+  w.emit({ type: 'Unmapped', data: { domain: dom.id, areas: hits.map((m) => ({ iova: hex(m.start), last: hex(m.last), pa: hex(m.aux) })) } });
+};

@@ -1,0 +1,473 @@
+/**
+ * The reducer: `evolve(state, event)` applies one recorded event; `evolveAll` applies a batch
+ * inside one immer produce (the per-produce copy of a touched Map is then paid once per batch).
+ *
+ * `evolve` is total: any well-formed event applies, including observed events that break a rule;
+ * a broken rule becomes an alert with the event's position (SPEC §1, §9).
+ */
+import { enableMapSet, produce, type Draft } from 'immer';
+import { parseU64, type Range } from './encoding.js';
+import type { EventDataMap, EventType, PciJson, RegionJson } from './events.js';
+import { formGroup, smallestFreeGroupId } from './grouping.js';
+import { IntervalMap } from './intervalMap.js';
+import { parseAcsBits, parseProt } from './commands.js';
+import type { Alert, AlertKind, Device, Domain, Group, PciInfo, PciKind, Region, State } from './state.js';
+
+enableMapSet();
+
+/** What the reducer needs of an envelope. */
+export interface EvolveEvent {
+  readonly pos: number;
+  readonly type: string;
+  readonly data: unknown;
+  readonly meta: { readonly at: string; readonly observed?: boolean };
+}
+
+export const initialState = (): State => ({
+  pos: 0,
+  at: null,
+  iommus: new Map(),
+  devices: new Map(),
+  groups: new Map(),
+  ctxs: new Map(),
+  domains: new Map(),
+  reach: IntervalMap.empty<string>(),
+  alerts: [],
+  counts: new Map(),
+});
+
+export const DEFAULT_DOMAIN_PREFIX = 'default:';
+export const defaultDomainId = (group: number): string => `${DEFAULT_DOMAIN_PREFIX}${group}`;
+
+/** Mapping words: `pos` packs the creating position (low 48 bits) and the prot bits above. */
+export const packPos = (pos: number, prot: number): bigint => BigInt(pos) | (BigInt(prot) << 48n);
+export const unpackPos = (w: bigint): { pos: number; prot: number } => ({ pos: Number(w & 0xffffffffffffn), prot: Number(w >> 48n) });
+
+type S = Draft<State>;
+
+const u64 = (v: string, f: string): bigint => parseU64(v, f);
+const regions = (list: readonly RegionJson[] | undefined): Region[] =>
+  (list ?? []).map((r) => ({ start: u64(r.start, 'start'), last: u64(r.last, 'last'), kind: r.kind }));
+
+const pciOf = (p: PciJson | null | undefined): PciInfo | null => {
+  if (!p) return null;
+  return {
+    kind: p.kind as PciKind,
+    multifunction: p.multifunction ?? null,
+    acs: p.acs ? { cap: parseAcsBits(p.acs.cap, 'acs.cap'), ctl: parseAcsBits(p.acs.ctl, 'acs.ctl') } : null,
+    acsQuirk: p.acsQuirk ?? null,
+    aliases: p.aliases ?? [],
+    pcieBridgeAlias: p.pcieBridgeAlias ?? false,
+  };
+};
+
+const alert = (s: S, e: EvolveEvent, kind: AlertKind, message: string, extra: Partial<Alert> = {}): void => {
+  s.alerts.push({ pos: e.pos, at: e.meta.at, kind, message, ...extra });
+};
+
+const deviceOf = (s: S, e: EvolveEvent, id: string): Draft<Device> | undefined => {
+  const d = s.devices.get(id);
+  if (!d) alert(s, e, 'unknown-reference', `${e.type} names unknown device ${id}`, { device: id });
+  return d;
+};
+
+/** The effective IOMMU of a new device: its own, or (PCI) the nearest ancestor's. */
+const effectiveIommu = (s: S, data: EventDataMap['DeviceAdded']): string | null => {
+  if (data.iommu) return data.iommu;
+  if (!data.pci) return null;
+  for (let p = data.parent ? s.devices.get(data.parent) : undefined; p; p = p.parent ? s.devices.get(p.parent) : undefined) {
+    if (p.iommu) return p.iommu;
+  }
+  return null;
+};
+
+const dropGroupMember = (s: S, e: EvolveEvent, dev: Draft<Device>): void => {
+  if (dev.group === null) return;
+  const g = s.groups.get(dev.group);
+  if (!g) return;
+  g.members = g.members.filter((m) => m !== dev.id);
+  for (const [pasid, att] of g.attachments) {
+    if (att.devices.includes(dev.id)) {
+      const rest = att.devices.filter((x) => x !== dev.id);
+      if (rest.length === 0) g.attachments.delete(pasid);
+      else g.attachments.set(pasid, { ...att, devices: rest });
+    }
+  }
+  if (!dev.managedDma && dev.driver !== null) g.kernelUsers = Math.max(0, g.kernelUsers - 1);
+  if (dev.boundCtx !== null) releaseRef(g);
+  if (g.members.length === 0) {
+    if (g.defaultDomain) dropDomain(s, g.defaultDomain);
+    s.groups.delete(g.id);
+  }
+  void e;
+};
+
+const releaseRef = (g: Draft<Group>): void => {
+  g.ownerRefs = Math.max(0, g.ownerRefs - 1);
+  if (g.ownerRefs === 0) {
+    g.owner = null;
+    g.claimPath = null;
+    g.attachments.clear();
+  }
+};
+
+const dropDomain = (s: S, id: string): void => {
+  const dom = s.domains.get(id);
+  if (!dom) return;
+  let reach = s.reach as IntervalMap<string>;
+  for (const m of dom.mappings as IntervalMap) reach = reach.remove(m.aux, (r) => r.ref === id && r.aux === m.start);
+  s.reach = reach as never;
+  for (const devId of dom.users.keys()) {
+    const dev = s.devices.get(devId);
+    if (dev && dev.endpointDomain === id) dev.endpointDomain = null;
+  }
+  s.domains.delete(id);
+};
+
+/** Non-relaxable reserved regions that forbid mapping in a domain: its IOMMU's and attached devices'. */
+export const blockingRegions = (state: State, dom: Domain): Region[] => {
+  const out: Region[] = [];
+  const iommu = state.iommus.get(dom.iommu);
+  for (const r of iommu?.reserved ?? []) if (r.kind !== 'direct-relaxable') out.push(r);
+  for (const [devId, pasids] of dom.users) {
+    if (!pasids.includes(0)) continue;
+    for (const r of state.devices.get(devId)?.reserved ?? []) if (r.kind !== 'direct-relaxable') out.push(r);
+  }
+  return out;
+};
+
+const overlapsAny = (list: readonly Region[], r: Range): Region | undefined => list.find((x) => x.start <= r.last && r.start <= x.last);
+
+type Handler<K extends EventType> = (s: S, data: EventDataMap[K], e: EvolveEvent) => void;
+type Handlers = { [K in EventType]: Handler<K> };
+
+const handlers: Handlers = {
+  IommuAdded: (s, d, e) => {
+    s.iommus.set(d.iommu, {
+      id: d.iommu,
+      personality: d.personality,
+      pageSizes: u64(d.pageSizes, 'pageSizes'),
+      aperture: { start: u64(d.aperture.start, 'aperture.start'), last: u64(d.aperture.last, 'aperture.last') },
+      domainRange: d.domainRange ?? null,
+      bypass: d.bypass,
+      msiIsolation: d.msiIsolation,
+      maxPasids: d.maxPasids,
+      maxMappings: d.maxMappings ?? null,
+      defaultDomain: d.defaultDomain,
+      reserved: regions(d.reserved),
+      addedAt: e.pos,
+    });
+  },
+  DeviceAdded: (s, d, e) => {
+    if (s.devices.has(d.device)) {
+      alert(s, e, 'unknown-reference', `device ${d.device} added twice; the second add is ignored`, { device: d.device });
+      return;
+    }
+    const parent = d.parent ? s.devices.get(d.parent) : undefined;
+    if (d.parent && !parent) alert(s, e, 'unknown-reference', `device ${d.device} names unknown parent ${d.parent}`, { device: d.device });
+    const dev: Device = {
+      id: d.device,
+      parent: d.parent,
+      bus: d.bus,
+      iommu: effectiveIommu(s, d),
+      pci: pciOf(d.pci),
+      reserved: regions(d.reserved),
+      vendor: d.vendor ?? null,
+      product: d.product ?? null,
+      class: d.class ?? null,
+      name: d.name ?? null,
+      children: [],
+      group: null,
+      reason: null,
+      reportedGroup: d.reportedGroup ?? null,
+      driver: null,
+      managedDma: false,
+      boundCtx: null,
+      grants: [],
+      endpointDomain: null,
+      addedAt: e.pos,
+      groupedAt: e.pos,
+      driverAt: 0,
+      boundAt: 0,
+    };
+    s.devices.set(dev.id, dev as Draft<Device>);
+    if (parent) parent.children.push(dev.id);
+    const choice = formGroup(s.devices as unknown as Map<string, Device>, dev);
+    if (!choice) return;
+    const target = s.devices.get(dev.id)!;
+    let gid = choice.join;
+    if (gid === null || !s.groups.has(gid)) {
+      gid = smallestFreeGroupId(s.groups);
+      const iommu = s.iommus.get(dev.iommu ?? '') ?? null;
+      let defaultDomain: string | null = null;
+      if (iommu && iommu.personality === 'linux') {
+        defaultDomain = defaultDomainId(gid);
+        s.domains.set(defaultDomain, {
+          id: defaultDomain,
+          iommu: iommu.id,
+          ctx: null,
+          kind: iommu.defaultDomain === 'identity' ? 'identity' : 'dma',
+          pasidCapable: false,
+          implicit: false,
+          defaultOf: gid,
+          mappings: IntervalMap.empty(),
+          users: new Map(),
+          createdAt: e.pos,
+        } as Draft<Domain>);
+      }
+      s.groups.set(gid, {
+        id: gid,
+        iommu: dev.iommu ?? '',
+        members: [],
+        kernelUsers: 0,
+        owner: null,
+        ownerRefs: 0,
+        claimPath: null,
+        ownedAt: 0,
+        defaultDomain,
+        attachments: new Map(),
+        createdAt: e.pos,
+      } as Draft<Group>);
+    }
+    s.groups.get(gid)!.members.push(dev.id);
+    target.group = gid;
+    target.reason = choice.reason as Draft<Device>['reason'];
+  },
+  DeviceRemoved: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (!dev) return;
+    const owner = dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null;
+    if (d.surprise && (dev.boundCtx !== null || owner !== null)) {
+      alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${dev.boundCtx ?? owner}`, {
+        device: dev.id,
+        ctx: dev.boundCtx ?? owner ?? undefined,
+      });
+    }
+    if (dev.endpointDomain) s.domains.get(dev.endpointDomain)?.users.delete(dev.id);
+    for (const dom of s.domains.values()) if (dom.users.has(dev.id)) dom.users.delete(dev.id);
+    dropGroupMember(s, e, dev);
+    if (dev.parent) {
+      const p = s.devices.get(dev.parent);
+      if (p) p.children = p.children.filter((c) => c !== dev.id);
+    }
+    s.devices.delete(dev.id);
+  },
+  AcsChanged: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (dev?.pci?.acs) dev.pci.acs.ctl = parseAcsBits(d.ctl, 'ctl');
+  },
+  DriverBound: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (!dev) return;
+    dev.driver = d.driver;
+    dev.managedDma = d.managedDma;
+    dev.driverAt = e.pos;
+    if (d.managedDma || dev.group === null) return;
+    const g = s.groups.get(dev.group);
+    if (!g) return;
+    g.kernelUsers++;
+    if (g.owner !== null) {
+      alert(s, e, 'kernel-driver-in-user-group', `kernel driver ${d.driver} bound to ${dev.id} while group ${g.id} is owned by ctx ${g.owner}`, {
+        device: dev.id,
+        group: g.id,
+        ctx: g.owner,
+      });
+    }
+  },
+  DriverUnbound: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (!dev) return;
+    if (!dev.managedDma && dev.driver !== null && dev.group !== null) {
+      const g = s.groups.get(dev.group);
+      if (g) g.kernelUsers = Math.max(0, g.kernelUsers - 1);
+    }
+    dev.driver = null;
+    dev.managedDma = false;
+    dev.driverAt = e.pos;
+  },
+  AccessGranted: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (dev && !dev.grants.includes(d.uid)) dev.grants.push(d.uid);
+  },
+  AccessRevoked: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (dev) dev.grants = dev.grants.filter((u) => u !== d.uid);
+  },
+  ContextOpened: (s, d, e) => {
+    s.ctxs.set(d.ctx, { id: d.ctx, kind: d.kind, uid: d.uid, open: true, vm: null, openedAt: e.pos, vmAt: 0 });
+  },
+  ContextClosed: (s, d) => {
+    const c = s.ctxs.get(d.ctx);
+    if (c) {
+      c.open = false;
+      c.vm = null;
+    }
+  },
+  GroupClaimed: (s, d, e) => {
+    const g = s.groups.get(d.group);
+    if (!g) return alert(s, e, 'unknown-reference', `GroupClaimed names unknown group ${d.group}`, { group: d.group });
+    if (g.kernelUsers > 0) {
+      alert(s, e, 'kernel-driver-in-user-group', `group ${g.id} claimed by ctx ${d.ctx} while ${g.kernelUsers} kernel driver(s) use it`, { group: g.id, ctx: d.ctx });
+    }
+    g.owner = d.ctx;
+    g.ownerRefs = 1;
+    g.claimPath = 'group';
+    g.ownedAt = e.pos;
+    g.attachments.clear();
+  },
+  GroupReleased: (s, d) => {
+    const g = s.groups.get(d.group);
+    if (!g) return;
+    g.owner = null;
+    g.ownerRefs = 0;
+    g.claimPath = null;
+    g.attachments.clear();
+  },
+  DeviceBound: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (!dev) return;
+    dev.boundCtx = d.ctx;
+    dev.boundAt = e.pos;
+    const g = dev.group !== null ? s.groups.get(dev.group) : undefined;
+    if (!g) return alert(s, e, 'groupless-device-bound', `${dev.id} has no group but was bound to ctx ${d.ctx}`, { device: dev.id, ctx: d.ctx });
+    if (g.owner === null || g.ownerRefs === 0) {
+      if (g.kernelUsers > 0) {
+        alert(s, e, 'kernel-driver-in-user-group', `${dev.id} bound to ctx ${d.ctx} while group ${g.id} has ${g.kernelUsers} kernel driver user(s)`, { device: dev.id, group: g.id, ctx: d.ctx });
+      }
+      g.owner = d.ctx;
+      g.ownerRefs = 1;
+      g.claimPath = 'device';
+      g.ownedAt = e.pos;
+      g.attachments.clear();
+    } else g.ownerRefs++;
+  },
+  DeviceUnbound: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (!dev) return;
+    dev.boundCtx = null;
+    dev.boundAt = e.pos;
+    const g = dev.group !== null ? s.groups.get(dev.group) : undefined;
+    if (g) releaseRef(g);
+  },
+  DomainAllocated: (s, d, e) => {
+    s.domains.set(d.domain, {
+      id: d.domain,
+      iommu: d.iommu,
+      ctx: d.ctx,
+      kind: d.kind,
+      pasidCapable: d.pasidCapable,
+      implicit: d.implicit ?? false,
+      defaultOf: null,
+      mappings: IntervalMap.empty(),
+      users: new Map(),
+      createdAt: e.pos,
+    } as Draft<Domain>);
+  },
+  DomainFreed: (s, d) => dropDomain(s, d.domain),
+  DeviceAttached: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    const dom = s.domains.get(d.domain);
+    if (!dev || !dom) return;
+    const pasid = d.pasid ?? 0;
+    dom.users.set(dev.id, [...(dom.users.get(dev.id) ?? []).filter((p) => p !== pasid), pasid]);
+    const iommu = s.iommus.get(dom.iommu);
+    if (iommu?.personality === 'virtio') {
+      dev.endpointDomain = dom.id;
+      return;
+    }
+    const g = dev.group !== null ? s.groups.get(dev.group) : undefined;
+    if (!g) return;
+    const att = g.attachments.get(pasid);
+    if (att && att.domain !== dom.id) {
+      alert(s, e, 'group-split-domain', `${dev.id} attached to ${dom.id} while group ${g.id} uses ${att.domain} at pasid ${pasid}`, { device: dev.id, group: g.id, domain: dom.id });
+      g.attachments.set(pasid, { domain: dom.id, devices: [dev.id], at: e.pos });
+    } else if (att) {
+      if (!att.devices.includes(dev.id)) att.devices.push(dev.id);
+    } else g.attachments.set(pasid, { domain: dom.id, devices: [dev.id], at: e.pos });
+  },
+  DeviceDetached: (s, d, e) => {
+    const dev = deviceOf(s, e, d.device);
+    if (!dev) return;
+    const pasid = d.pasid ?? 0;
+    const dom = s.domains.get(d.domain);
+    if (dom) {
+      const rest = (dom.users.get(dev.id) ?? []).filter((p) => p !== pasid);
+      if (rest.length === 0) dom.users.delete(dev.id);
+      else dom.users.set(dev.id, rest);
+    }
+    if (dev.endpointDomain === d.domain) dev.endpointDomain = null;
+    const g = dev.group !== null ? s.groups.get(dev.group) : undefined;
+    const att = g?.attachments.get(pasid);
+    if (g && att && att.domain === d.domain) {
+      const left = att.devices.filter((x) => x !== dev.id);
+      if (left.length === 0) g.attachments.delete(pasid);
+      else att.devices = left;
+    }
+  },
+  Mapped: (s, d, e) => {
+    const dom = s.domains.get(d.domain);
+    if (!dom) return alert(s, e, 'unknown-reference', `Mapped names unknown domain ${d.domain}`, { domain: d.domain });
+    const start = u64(d.iova, 'iova');
+    const last = u64(d.last, 'last');
+    const pa = u64(d.pa, 'pa');
+    const maps = dom.mappings as IntervalMap;
+    if (maps.intersects(start, last)) {
+      alert(s, e, 'mapping-overlap', `mapping ${d.iova}-${d.last} overlaps an existing mapping of domain ${dom.id}`, { domain: dom.id });
+    }
+    const bad = overlapsAny(blockingRegions(s as unknown as State, dom as unknown as Domain), { start, last });
+    if (bad) alert(s, e, 'mapping-over-reserved', `mapping ${d.iova}-${d.last} in domain ${dom.id} overlaps a ${bad.kind} region`, { domain: dom.id });
+    dom.mappings = maps.insert(start, last, pa, packPos(e.pos, parseProt(d.prot))) as never;
+    s.reach = (s.reach as IntervalMap<string>).insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id) as never;
+  },
+  Unmapped: (s, d, e) => {
+    const dom = s.domains.get(d.domain);
+    if (!dom) return alert(s, e, 'unknown-reference', `Unmapped names unknown domain ${d.domain}`, { domain: d.domain });
+    let maps = dom.mappings as IntervalMap;
+    let reach = s.reach as IntervalMap<string>;
+    for (const a of d.areas) {
+      const start = u64(a.iova, 'iova');
+      const last = u64(a.last, 'last');
+      const pa = u64(a.pa, 'pa');
+      maps = maps.remove(start, (m) => m.last === last);
+      reach = reach.remove(pa, (r) => r.ref === dom.id && r.aux === start);
+    }
+    dom.mappings = maps as never;
+    s.reach = reach as never;
+  },
+  KvmAssociated: (s, d, e) => {
+    const c = s.ctxs.get(d.ctx);
+    if (c) {
+      c.vm = d.vm;
+      c.vmAt = e.pos;
+    }
+  },
+  KvmDissociated: (s, d) => {
+    const c = s.ctxs.get(d.ctx);
+    if (c) c.vm = null;
+  },
+  DmaChecked: () => {},
+  FaultRecorded: (s, d, e) => {
+    if (e.meta.observed) {
+      alert(s, e, 'dma-fault', `${d.device} faulted (${d.reason}) on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova}`, { device: d.device });
+    }
+  },
+  CommandRejected: () => {},
+};
+
+const applyOne = (s: S, e: EvolveEvent): void => {
+  const h = (handlers as Record<string, Handler<EventType> | undefined>)[e.type];
+  if (h) h(s, e.data as never, e);
+  s.counts.set(e.type, (s.counts.get(e.type) ?? 0) + 1);
+  s.pos = e.pos;
+  s.at = e.meta.at;
+};
+
+/** Applies a batch of events in one produce. */
+export const evolveAll = (state: State, events: readonly EvolveEvent[]): State => {
+  if (events.length === 0) return state;
+  return produce(state, (draft) => {
+    for (const e of events) applyOne(draft, e);
+  });
+};
+
+export const evolve = (state: State, event: EvolveEvent): State => evolveAll(state, [event]);

@@ -1,0 +1,10 @@
+export * from './encoding.js';
+export * from './state.js';
+export * from './events.js';
+export * from './commands.js';
+export * from './grouping.js';
+export * from './intervalMap.js';
+export * from './evolve.js';
+export * from './dma.js';
+export { decide, parsed, type Decision } from './decide/index.js';
+export { currentDomain } from './decide/common.js';

@@ -1,0 +1,213 @@
+/**
+ * The derived state of one host. Wide collections are Maps keyed by id so an immer produce
+ * touches only the records an event names; mappings live in persistent interval maps shared
+ * between versions (see intervalMap.ts).
+ */
+import type { IntervalMap } from './intervalMap.js';
+import type { Range } from './encoding.js';
+
+export type Personality = 'linux' | 'virtio';
+export type RegionKind = 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
+export const REGION_KINDS: readonly RegionKind[] = ['direct', 'direct-relaxable', 'reserved', 'msi', 'sw-msi'];
+
+export interface Region extends Range {
+  readonly kind: RegionKind;
+}
+
+export interface Iommu {
+  readonly id: string;
+  readonly personality: Personality;
+  readonly pageSizes: bigint;
+  readonly aperture: Range;
+  readonly domainRange: { readonly start: number; readonly last: number } | null;
+  readonly bypass: boolean;
+  readonly msiIsolation: boolean;
+  readonly maxPasids: number;
+  readonly maxMappings: number | null;
+  readonly defaultDomain: 'dma' | 'identity';
+  readonly reserved: readonly Region[];
+  readonly addedAt: number;
+}
+
+export type PciKind =
+  | 'host-bridge'
+  | 'root-port'
+  | 'switch-upstream'
+  | 'switch-downstream'
+  | 'endpoint'
+  | 'rc-endpoint'
+  | 'legacy-endpoint'
+  | 'pcie-to-pci-bridge'
+  | 'pci-to-pcie-bridge'
+  | 'pci-bridge'
+  | 'pci-device';
+
+export const PCI_KINDS: readonly PciKind[] = [
+  'host-bridge',
+  'root-port',
+  'switch-upstream',
+  'switch-downstream',
+  'endpoint',
+  'rc-endpoint',
+  'legacy-endpoint',
+  'pcie-to-pci-bridge',
+  'pci-to-pcie-bridge',
+  'pci-bridge',
+  'pci-device',
+];
+
+export const ACS_BITS = ['SV', 'TB', 'RR', 'CR', 'UF', 'EC', 'DT'] as const;
+export type AcsBit = (typeof ACS_BITS)[number];
+
+export interface Acs {
+  readonly cap: readonly AcsBit[];
+  readonly ctl: readonly AcsBit[];
+}
+
+export interface PciInfo {
+  readonly kind: PciKind;
+  /** null: derived (true when another function of the same slot exists). */
+  readonly multifunction: boolean | null;
+  readonly acs: Acs | null;
+  readonly acsQuirk: boolean | null;
+  readonly aliases: readonly string[];
+  readonly pcieBridgeAlias: boolean;
+}
+
+/** Why a device is in its group (SPEC §5.3), as recorded when it joined. */
+export type GroupReason =
+  | { readonly kind: 'new' }
+  | { readonly kind: 'alias'; readonly via: string }
+  | { readonly kind: 'acs-path'; readonly bridge: string; readonly brokenAt: string; readonly why: string }
+  | { readonly kind: 'multifunction'; readonly via: string }
+  | { readonly kind: 'parent-fallback'; readonly via: string };
+
+export interface Device {
+  readonly id: string;
+  readonly parent: string | null;
+  readonly bus: string;
+  /** Effective IOMMU instance (PCI devices inherit it from the parent chain). */
+  readonly iommu: string | null;
+  readonly pci: PciInfo | null;
+  readonly reserved: readonly Region[];
+  readonly vendor: string | null;
+  readonly product: string | null;
+  readonly class: string | null;
+  readonly name: string | null;
+  readonly children: readonly string[];
+  readonly group: number | null;
+  readonly reason: GroupReason | null;
+  /** What the real kernel reported (observed imports), for `verify`. */
+  readonly reportedGroup: number | null;
+  readonly driver: string | null;
+  readonly managedDma: boolean;
+  /** ctx the device is bound to through `device.bind` (iommufd cdev). */
+  readonly boundCtx: string | null;
+  readonly grants: readonly number[];
+  /** virtio: the endpoint's domain (endpoint-level attachment). */
+  readonly endpointDomain: string | null;
+  readonly addedAt: number;
+  readonly groupedAt: number;
+  readonly driverAt: number;
+  readonly boundAt: number;
+}
+
+/** Attachments of a group for one PASID (0 = the RID). */
+export interface Attachment {
+  readonly domain: string;
+  readonly devices: readonly string[];
+  readonly at: number;
+}
+
+export interface Group {
+  readonly id: number;
+  readonly iommu: string;
+  readonly members: readonly string[];
+  /** Bound drivers that use the kernel DMA API (non-managed). */
+  readonly kernelUsers: number;
+  readonly owner: string | null;
+  readonly ownerRefs: number;
+  readonly claimPath: 'group' | 'device' | null;
+  readonly ownedAt: number;
+  /** The kernel default domain (linux); null for virtio groups. */
+  readonly defaultDomain: string | null;
+  /** PASID (0 = RID) → attachment. */
+  readonly attachments: ReadonlyMap<number, Attachment>;
+  readonly createdAt: number;
+}
+
+export type DomainKind = 'paging' | 'identity' | 'blocked' | 'dma' | 'bypass';
+
+/** A mapping's protection bits. */
+export const PROT_R = 1;
+export const PROT_W = 2;
+export const PROT_X = 4;
+export const PROT_MMIO = 8;
+
+export interface Domain {
+  readonly id: string;
+  readonly iommu: string;
+  readonly ctx: string | null;
+  readonly kind: DomainKind;
+  readonly pasidCapable: boolean;
+  /** virtio domains exist only while endpoints are attached. */
+  readonly implicit: boolean;
+  /** Kernel default domain of this group (null for others). */
+  readonly defaultOf: number | null;
+  /** IOVA → PA mappings: start/last = IOVA, aux = PA, pos = creating position | prot << 48. */
+  readonly mappings: IntervalMap;
+  /** Devices attached (device → pasid list), for EBUSY on free and virtio endpoint lists. */
+  readonly users: ReadonlyMap<string, readonly number[]>;
+  readonly createdAt: number;
+}
+
+export interface Ctx {
+  readonly id: string;
+  readonly kind: 'iommufd' | 'vfio-container';
+  readonly uid: number;
+  readonly open: boolean;
+  readonly vm: string | null;
+  readonly openedAt: number;
+  readonly vmAt: number;
+}
+
+export type AlertKind =
+  | 'kernel-driver-in-user-group'
+  | 'mapping-overlap'
+  | 'mapping-over-reserved'
+  | 'group-split-domain'
+  | 'user-device-vanished'
+  | 'groupless-device-bound'
+  | 'unknown-reference'
+  | 'foreign-domain'
+  | 'dma-fault';
+
+export interface Alert {
+  readonly pos: number;
+  readonly at: string;
+  readonly kind: AlertKind;
+  readonly message: string;
+  readonly device?: string;
+  readonly group?: number;
+  readonly domain?: string;
+  readonly ctx?: string;
+}
+
+/** PA reverse index entry ref: which domain maps that PA range (aux = IOVA start). */
+export type ReachRef = string;
+
+export interface State {
+  /** Last applied position (0 = empty log) and its time. */
+  readonly pos: number;
+  readonly at: string | null;
+  readonly iommus: ReadonlyMap<string, Iommu>;
+  readonly devices: ReadonlyMap<string, Device>;
+  readonly groups: ReadonlyMap<number, Group>;
+  readonly ctxs: ReadonlyMap<string, Ctx>;
+  readonly domains: ReadonlyMap<string, Domain>;
+  /** PA → (domain, IOVA) for every mapping of every domain: the `whoCanReach` index. */
+  readonly reach: IntervalMap<ReachRef>;
+  readonly alerts: readonly Alert[];
+  /** Count of events applied of each type (cheap summary for `replay`). */
+  readonly counts: ReadonlyMap<string, number>;
+}

@@ -1,0 +1,113 @@
+/**
+ * The synchronous heart of a host: current state plus the envelopes it has produced. `exec` runs
+ * decide → envelope → evolve; `observe` applies observed events (never refused). The async
+ * manager wraps an engine with a store; the test kit uses one directly (no I/O).
+ */
+import { randomUUID } from 'node:crypto';
+import { decide, evolveAll, initialState, type Command, type DomainEvent, type State } from '../domain/index.js';
+import type { Actor, NewEvent, RecordedEvent } from './store/types.js';
+
+export interface ExecResult {
+  readonly ok: boolean;
+  /** Positions of the events appended (the CommandRejected one included). */
+  readonly pos: readonly number[];
+  readonly events: readonly string[];
+  readonly status?: string;
+  readonly message?: string;
+}
+
+export interface EngineOptions {
+  readonly host?: string;
+  /** Clock for event times (tests pass a fixed or stepping clock). */
+  readonly clock?: () => Date;
+  /** Id generator for events (deterministic ids make a log byte-reproducible). */
+  readonly newId?: () => string;
+  /** Keep the envelopes in memory (`log`); off for long replays that only want state. */
+  readonly keepLog?: boolean;
+}
+
+export interface Decided {
+  readonly result: Omit<ExecResult, 'pos'>;
+  readonly envelopes: NewEvent[];
+  /** State after the envelopes, valid when they land right after the current position. */
+  readonly next: State;
+}
+
+const actorOf = (raw: unknown): Actor => {
+  const a = (raw as { actor?: { uid?: unknown; comm?: unknown } } | null)?.actor;
+  return typeof a?.uid === 'number' && Number.isInteger(a.uid) && a.uid >= 0 ? { uid: a.uid, ...(typeof a.comm === 'string' ? { comm: a.comm } : {}) } : { uid: 0 };
+};
+
+/** JSON-safe copy of a raw command for CommandRejected (bigints as hex). */
+const commandJson = (raw: unknown): Record<string, unknown> => {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { value: raw as never };
+  const text = JSON.stringify(raw, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
+  return text.length > 8192 ? { type: (raw as { type?: unknown }).type ?? null, truncated: true } : (JSON.parse(text) as Record<string, unknown>);
+};
+
+/** Decides one command against `state` and builds the envelopes to append. */
+export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; newId: () => string }): Decided => {
+  const at = options.now.toISOString();
+  const d = decide(raw, state, at);
+  const actor = d.command?.actor ?? actorOf(raw);
+  const commandId = d.command?.id ?? options.newId();
+  const meta = { at, actor, host: options.host, command: commandId };
+  const wrap = (e: DomainEvent): NewEvent => ({ id: options.newId(), type: e.type, data: e.data as unknown as Record<string, unknown>, meta });
+  const envelopes = d.events.map(wrap);
+  let next = d.state;
+  if (!d.ok) {
+    const rejected = wrap({ type: 'CommandRejected', data: { command: commandJson(raw), status: d.status, message: d.message } });
+    envelopes.push(rejected);
+    next = evolveAll(next, [{ ...rejected, pos: next.pos + 1 }]);
+  }
+  const result = d.ok
+    ? { ok: true, events: d.events.map((e) => e.type) }
+    : { ok: false, events: envelopes.map((e) => e.type), status: d.status, message: d.message };
+  return { result, envelopes, next };
+};
+
+export interface Engine {
+  readonly state: State;
+  readonly log: readonly RecordedEvent[];
+  exec(command: Command | unknown): ExecResult;
+  /** Appends observed events (import): never refused; rule breaks become alerts. */
+  observe(events: readonly Omit<NewEvent, 'id'>[] | readonly NewEvent[]): number[];
+  /** Applies already-recorded envelopes (replay). */
+  apply(events: readonly RecordedEvent[]): void;
+}
+
+export const createEngine = (options: EngineOptions = {}): Engine => {
+  const host = options.host ?? 'local';
+  const clock = options.clock ?? (() => new Date());
+  const newId = options.newId ?? randomUUID;
+  const keepLog = options.keepLog ?? true;
+  let state = initialState();
+  const log: RecordedEvent[] = [];
+  const record = (envs: readonly NewEvent[]): RecordedEvent[] => {
+    const out = envs.map((e, i) => ({ ...e, pos: state.pos + i + 1 }));
+    if (keepLog) log.push(...out);
+    return out;
+  };
+  return {
+    get state() {
+      return state;
+    },
+    log,
+    exec(command) {
+      const d = decideEnvelopes(state, command, { host, now: clock(), newId });
+      const recorded = record(d.envelopes);
+      state = d.next;
+      return { ...d.result, pos: recorded.map((e) => e.pos) };
+    },
+    observe(events) {
+      const envs: NewEvent[] = events.map((e) => ({ id: (e as NewEvent).id ?? newId(), type: e.type, data: e.data, meta: { ...e.meta, observed: true } }));
+      const recorded = record(envs);
+      state = evolveAll(state, recorded);
+      return recorded.map((e) => e.pos);
+    },
+    apply(events) {
+      if (keepLog) log.push(...events);
+      state = evolveAll(state, events);
+    },
+  };
+};

@@ -1,0 +1,130 @@
+/**
+ * The event-store contract every backend implements (Emmett-shaped).
+ *
+ * Positions are 1-based per stream (`pos` in the envelope). A store also assigns each event a
+ * global checkpoint: an opaque string whose lexicographic order is the global order, so a
+ * subscriber can resume from any checkpoint it has seen (`readAll(after)` / `subscribe(after)`).
+ */
+
+/** Who did it: a uid and, when known, the program name. */
+export interface Actor {
+  readonly uid: number;
+  readonly comm?: string;
+}
+
+export interface EventMeta {
+  /** ISO-8601 UTC time of the append (or of the observation, for imported events). */
+  readonly at: string;
+  readonly actor: Actor;
+  readonly host: string;
+  /** Id of the command that produced the event (absent for observed events). */
+  readonly command?: string;
+  readonly correlation?: string;
+  /** Observed events (import/ingest) are facts, never refused; accepted commands are not observed. */
+  readonly observed?: boolean;
+  readonly [extra: string]: unknown;
+}
+
+/** An event as the domain produces it, before the store gives it a position. */
+export interface NewEvent {
+  /** Unique id (uuid). Re-appending an event whose id is already in the stream is a no-op. */
+  readonly id: string;
+  readonly type: string;
+  readonly data: Record<string, unknown>;
+  readonly meta: EventMeta;
+}
+
+/** The envelope of SPEC §3: one line of the interchange format. */
+export interface RecordedEvent extends NewEvent {
+  readonly pos: number;
+  /** Global order across streams; opaque, compare as strings. Not part of the exported line. */
+  readonly checkpoint?: string;
+  /** Stream the event belongs to (`host-<name>`). Not part of the exported line. */
+  readonly stream?: string;
+}
+
+/** Expected version for optimistic concurrency: a position, or one of the sentinels. */
+export type ExpectedVersion = number | 'any' | 'no-stream' | 'stream-exists';
+
+export interface AppendOptions {
+  readonly expectedVersion?: ExpectedVersion;
+}
+
+export interface AppendResult {
+  /** Version (last position) of the stream after the append. */
+  readonly nextExpectedVersion: number;
+  /** The appended events with their positions (the already-present ones, on an idempotent retry). */
+  readonly events: readonly RecordedEvent[];
+}
+
+export interface ReadOptions {
+  /** First position to read (inclusive, default 1). */
+  readonly from?: number;
+  /** Last position to read (inclusive, default: end). */
+  readonly to?: number;
+}
+
+export interface Subscription {
+  /** Stops delivery; resolves when the subscription is closed. */
+  close(): Promise<void>;
+  /** Resolves when everything present at subscription time has been delivered. */
+  readonly caughtUp: Promise<void>;
+}
+
+export interface SubscribeOptions {
+  /** Resume after this checkpoint (exclusive); default: from the beginning. */
+  readonly after?: string;
+  /** Only this stream (default: all streams). */
+  readonly stream?: string;
+  /** Called for every event, in global order, exactly once; awaited before the next one. */
+  readonly onEvent: (event: RecordedEvent) => void | Promise<void>;
+  /** Called when the subscription fails for good (after the store's own retries). */
+  readonly onError?: (error: Error) => void;
+}
+
+export interface EventStore {
+  /** The URL the store was opened with (without secrets). */
+  readonly url: string;
+  append(stream: string, events: readonly NewEvent[], options?: AppendOptions): Promise<AppendResult>;
+  /** Events of one stream in position order. A missing stream reads as empty. */
+  read(stream: string, options?: ReadOptions): AsyncIterable<RecordedEvent>;
+  /** Current version (last position) of a stream; 0 when it does not exist. */
+  version(stream: string): Promise<number>;
+  /** All events of all streams in global order, strictly after `after` (a checkpoint). */
+  readAll(after?: string): AsyncIterable<RecordedEvent>;
+  /** Catch-up then live: neither loses nor duplicates events across the switch. */
+  subscribe(options: SubscribeOptions): Subscription;
+  /** Names of the streams in the store. */
+  streams(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/** Thrown by `append` when the stream's version is not the expected one. */
+export class ExpectedVersionConflictError extends Error {
+  readonly code = 'EVERSION';
+  constructor(
+    readonly stream: string,
+    readonly expected: ExpectedVersion,
+    readonly actual: number,
+  ) {
+    super(`stream ${stream} is at version ${actual}, expected ${String(expected)}`);
+    this.name = 'ExpectedVersionConflictError';
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+/** A user-facing store error (corrupt log, lock held, bad URL): printed without a stack trace. */
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'StoreError';
+    Object.setPrototypeOf(this, new.target.prototype);
+  }
+}
+
+export const streamOfHost = (host: string): string => `host-${host}`;
+export const hostOfStream = (stream: string): string | null =>
+  stream.startsWith('host-') ? stream.slice('host-'.length) : null;
