@@ -200,7 +200,7 @@ export const smallestFreeGroupId = (used: { has(id: number): boolean }): number 
 export const describeReason = (device: string, group: number, r: GroupReason): string => {
   switch (r.kind) {
     case 'new':
-      return `${device} got a new group ${group} (nothing it aliases or shares an unisolated path with had a group)`;
+      return `${device} got a new group ${group} (isolated: no alias or unisolated path to an existing group)`;
     case 'alias':
       return `${device} joined group ${group} because it is a DMA alias of ${r.via}`;
     case 'acs-path':

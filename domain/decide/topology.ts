@@ -58,6 +58,11 @@ export const decideDeviceAdd = (w: Working, c: Cmd<'device.add'>): void => {
       name: c.name,
     },
   });
+  // Record the derived group in the entry too, so the log reads on its own (the reducer recomputes it).
+  const added = w.state.devices.get(c.device);
+  const data = w.events[w.events.length - 1]!.data as { group?: number | null; reason?: unknown };
+  data.group = added?.group ?? null;
+  data.reason = added?.reason ?? null;
 };
 
 /** Post-order: children before their parent (leaves first). */

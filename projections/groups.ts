@@ -1,0 +1,77 @@
+/** The group listing (SPEC §10 `groups`): members with why, viability and blockers, owner, domain. */
+import { currentDomain, describeReason, type GroupReason, type State } from '../domain/index.js';
+
+export interface GroupMemberView {
+  readonly device: string;
+  readonly reason: GroupReason | null;
+  readonly why: string;
+  readonly driver: string | null;
+  readonly boundCtx: string | null;
+  readonly name: string | null;
+}
+
+export interface GroupView {
+  readonly id: number;
+  readonly iommu: string;
+  readonly members: readonly GroupMemberView[];
+  readonly viable: boolean;
+  readonly blockers: readonly { readonly device: string; readonly driver: string }[];
+  readonly owner: string | null;
+  readonly vm: string | null;
+  readonly claimPath: 'group' | 'device' | null;
+  /** Current domain: a domain id, or "blocked". */
+  readonly domain: string;
+  readonly pasids: readonly { readonly pasid: number; readonly domain: string }[];
+}
+
+export interface GroupsView {
+  readonly groups: readonly GroupView[];
+  readonly groupless: readonly string[];
+}
+
+export const groupView = (state: State, id: number): GroupView | null => {
+  const g = state.groups.get(id);
+  if (!g) return null;
+  const members = g.members.map((m) => {
+    const d = state.devices.get(m)!;
+    return { device: m, reason: d.reason, why: d.reason ? describeReason(m, g.id, d.reason) : '', driver: d.driver, boundCtx: d.boundCtx, name: d.name };
+  });
+  const blockers = g.members
+    .map((m) => state.devices.get(m)!)
+    .filter((d) => d.driver !== null && !d.managedDma)
+    .map((d) => ({ device: d.id, driver: d.driver! }));
+  const virtio = state.iommus.get(g.iommu)?.personality === 'virtio';
+  return {
+    id: g.id,
+    iommu: g.iommu,
+    members,
+    viable: g.kernelUsers === 0 || g.owner !== null,
+    blockers: g.owner !== null ? [] : blockers,
+    owner: g.owner,
+    vm: g.owner ? (state.ctxs.get(g.owner)?.vm ?? null) : null,
+    claimPath: g.claimPath,
+    domain: virtio ? 'per-endpoint' : (currentDomain(g) ?? 'blocked'),
+    pasids: [...g.attachments].filter(([p]) => p !== 0).map(([pasid, a]) => ({ pasid, domain: a.domain })),
+  };
+};
+
+export const groupsView = (state: State): GroupsView => ({
+  groups: [...state.groups.keys()].sort((a, b) => a - b).map((id) => groupView(state, id)!),
+  groupless: [...state.devices.values()].filter((d) => d.group === null && d.pci?.kind !== 'host-bridge').map((d) => d.id),
+});
+
+/** JSON exactly as SPEC §10 shows (plus a few extra fields). */
+export const groupsJson = (v: GroupsView): unknown => ({
+  groups: v.groups.map((g) => ({
+    id: g.id,
+    members: g.members.map((m) => ({ device: m.device, reason: m.reason, why: m.why, driver: m.driver })),
+    viable: g.viable,
+    blockers: g.blockers,
+    owner: g.owner,
+    domain: g.domain,
+    ...(g.vm ? { vm: g.vm } : {}),
+    ...(g.pasids.length > 0 ? { pasids: g.pasids } : {}),
+    iommu: g.iommu,
+  })),
+  groupless: v.groupless,
+});

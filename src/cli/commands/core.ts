@@ -1,0 +1,237 @@
+/** Core commands: exec, import, export, groups, replay, check, demo (SPEC §10). */
+import { rm } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { FieldError, validateEvent, type State } from '../../../domain/index.js';
+import { groupsJson, groupsView, ownershipIndex, sentence, type GroupsView } from '../../../projections/index.js';
+import { DEMO_COMMANDS } from '../../demo.js';
+import type { ExecResult } from '../../engine.js';
+import type { NewEvent } from '../../store/types.js';
+import { parseAt, type CliContext } from '../context.js';
+import { MAX_LINE_BYTES, lines } from '../input.js';
+import { CliError, table } from '../io.js';
+import type { App } from '../program.js';
+
+const BATCH = 1000;
+
+export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
+  const p = ctx.paint;
+  const out: string[] = [];
+  for (const g of v.groups) {
+    const status = g.owner
+      ? p.cyan(`owned by ${g.owner}${g.vm ? ` (VM ${g.vm})` : ''} via ${g.claimPath === 'group' ? 'group.claim' : 'device.bind'}`)
+      : g.viable
+        ? p.green('viable')
+        : p.yellow(`not viable: ${g.blockers.map((b) => `${b.device} uses ${b.driver}`).join(', ')}`);
+    out.push(`${p.bold(`group ${g.id}`)}  ${status}  domain ${g.domain}${g.pasids.length ? `  pasids ${g.pasids.map((x) => `${x.pasid}→${x.domain}`).join(',')}` : ''}`);
+    out.push(
+      table(g.members.map((m) => ['  ', m.device, m.driver ?? '-', m.name ?? '', p.dim(m.why)])).trimEnd(),
+    );
+  }
+  if (v.groupless.length > 0) out.push(`${p.bold('no group')} (DMA not translated: never assignable)  ${v.groupless.join(', ')}`);
+  if (v.groups.length === 0 && v.groupless.length === 0) out.push('no devices yet (try `isogroup demo`, or `isogroup exec FILE`)');
+  return `${out.join('\n')}\n`;
+};
+
+const printResult = (ctx: CliContext, line: number, r: ExecResult): void => {
+  ctx.emit(r.ok ? { line, ok: true, pos: r.pos, events: r.events } : { line, ok: false, status: r.status, message: r.message, pos: r.pos });
+};
+
+/** Runs command lines through the manager with group commit; returns [accepted, refused]. */
+const execLines = async (ctx: CliContext, file: string): Promise<number> => {
+  const m = await ctx.manager({ write: true });
+  let accepted = 0;
+  let refused = 0;
+  let batch: { line: number; cmd: unknown }[] = [];
+  const flush = async (): Promise<void> => {
+    const items = batch;
+    batch = [];
+    await m.execMany(
+      items.map((i) => i.cmd),
+      (r, k) => {
+        const line = items[k]!.line;
+        if (r.ok) accepted++;
+        else refused++;
+        printResult(ctx, line, r.ok ? r : { ...r, message: `line ${line}: ${r.message}` });
+      },
+    );
+  };
+  for await (const [n, text] of lines(ctx.io, file)) {
+    let cmd: unknown;
+    if (Buffer.byteLength(text) > MAX_LINE_BYTES) cmd = `line longer than ${MAX_LINE_BYTES} bytes`;
+    else {
+      try {
+        cmd = JSON.parse(text);
+      } catch (err) {
+        cmd = `malformed JSON: ${(err as Error).message}`;
+      }
+    }
+    batch.push({ line: n, cmd });
+    if (batch.length >= BATCH) await flush();
+  }
+  await flush();
+  if (ctx.io.stderr.isTTY) ctx.err(`${accepted + refused} command(s): ${accepted} accepted, ${refused} refused\n`);
+  return refused > 0 ? 1 : 0;
+};
+
+const importLines = async (ctx: CliContext, file: string): Promise<number> => {
+  const events: Pick<NewEvent, 'type' | 'data' | 'meta'>[] = [];
+  for await (const [n, text] of lines(ctx.io, file)) {
+    if (Buffer.byteLength(text) > MAX_LINE_BYTES) throw new CliError(`line ${n}: longer than ${MAX_LINE_BYTES} bytes; nothing was imported`);
+    let e: Record<string, unknown>;
+    try {
+      e = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new CliError(`line ${n}: malformed JSON (${(err as Error).message}); nothing was imported`);
+    }
+    try {
+      if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new FieldError('entry', 'expected an envelope object {"type","data","meta"}');
+      const v = validateEvent(e.type, e.data);
+      const meta = (typeof e.meta === 'object' && e.meta !== null ? e.meta : {}) as Record<string, unknown>;
+      if (meta.at !== undefined && (typeof meta.at !== 'string' || Number.isNaN(Date.parse(meta.at)))) throw new FieldError('meta.at', 'expected an ISO-8601 time');
+      events.push({ type: v.type, data: v.data, meta: meta as unknown as NewEvent['meta'] });
+    } catch (err) {
+      if (err instanceof FieldError) throw new CliError(`line ${n}: ${err.message}; nothing was imported`);
+      throw err;
+    }
+  }
+  const m = await ctx.manager({ write: true });
+  const pos = await m.import(events);
+  if (ctx.json) ctx.emit({ imported: pos.length, from: pos[0] ?? null, to: pos[pos.length - 1] ?? null, alerts: m.state.alerts.length });
+  else ctx.out(`imported ${pos.length} event(s)${pos.length ? ` as #${pos[0]}–#${pos[pos.length - 1]}` : ''} into host ${ctx.host}; ${m.state.alerts.length} alert(s) in the log\n`);
+  return 0;
+};
+
+const summary = (ctx: CliContext, s: State): void => {
+  let mappings = 0;
+  for (const d of s.domains.values()) mappings += d.mappings.size;
+  const v = {
+    pos: s.pos,
+    at: s.at,
+    iommus: s.iommus.size,
+    devices: s.devices.size,
+    groups: s.groups.size,
+    contexts: [...s.ctxs.values()].filter((c) => c.open).length,
+    domains: s.domains.size,
+    mappings,
+    alerts: s.alerts.length,
+    events: Object.fromEntries(s.counts),
+  };
+  if (ctx.json) return ctx.emit(v);
+  ctx.out(
+    `host ${ctx.host} at #${s.pos}${s.at ? ` (${s.at})` : ''}: ${v.iommus} IOMMU(s), ${v.devices} device(s) in ${v.groups} group(s), ` +
+      `${v.contexts} open context(s), ${v.domains} domain(s) with ${v.mappings} mapping(s), ${v.alerts} alert(s)\n`,
+  );
+};
+
+export const registerCore = (program: Command, app: App): void => {
+  program
+    .command('exec')
+    .argument('<file>', 'JSON Lines of commands (SPEC §4), or - for stdin')
+    .description('run commands; prints one result per line; exit 0 all accepted, 1 any refused, 2 unreadable input')
+    .action(app.action((ctx, file: string) => execLines(ctx, file)));
+
+  program
+    .command('import')
+    .argument('<file>', 'JSON Lines of log entries (the export format), or - for stdin; pos is ignored')
+    .description('append observed events (never refused; rule breaks become alerts); all or nothing')
+    .action(app.action((ctx, file: string) => importLines(ctx, file)));
+
+  program
+    .command('export')
+    .option('--until <pos|time>', 'stop at this position or time')
+    .description('write the log as JSON Lines (the interchange format)')
+    .action(
+      app.action(async (ctx, o: { until?: string }) => {
+        const store = await ctx.store();
+        const m = await ctx.manager();
+        const until = parseAt(o.until, '--until');
+        const to = until === undefined ? undefined : m.positionAt(until);
+        for await (const e of store.read(m.stream, to === undefined ? {} : { to })) {
+          ctx.out(`${JSON.stringify({ pos: e.pos, id: e.id, type: e.type, data: e.data, meta: e.meta })}\n`);
+        }
+      }),
+    );
+
+  program
+    .command('groups')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('IOMMU groups: members and why, viability and blockers, owner, domain')
+    .action(
+      app.action(async (ctx, o: { at?: string }) => {
+        const m = await ctx.manager();
+        const s = await m.stateAt(parseAt(o.at));
+        const v = groupsView(s);
+        if (ctx.json) ctx.emit(groupsJson(v));
+        else ctx.out(renderGroups(ctx, v));
+      }),
+    );
+
+  program
+    .command('replay')
+    .option('--until <pos|time>', 'stop at this position or time')
+    .option('--step', 'print each entry with what it did')
+    .description('replay the log: state summary at that point, or every step')
+    .action(
+      app.action(async (ctx, o: { until?: string; step?: boolean }) => {
+        const m = await ctx.manager();
+        const until = parseAt(o.until, '--until');
+        const to = until === undefined ? m.state.pos : m.positionAt(until);
+        if (o.step) {
+          const idx = ownershipIndex();
+          for await (const e of m.store.read(m.stream, { to })) {
+            idx.feed(e);
+            if (ctx.json) ctx.emit({ pos: e.pos, at: e.meta.at, type: e.type, sentence: sentence(e, idx), data: e.data });
+            else ctx.out(`#${e.pos} ${ctx.paint.dim(e.meta.at)} ${e.type === 'CommandRejected' ? ctx.paint.red(sentence(e, idx)) : sentence(e, idx)}\n`);
+          }
+        }
+        summary(ctx, await m.stateAt(to));
+      }),
+    );
+
+  program
+    .command('check')
+    .description('check the invariants over the whole log; exit 1 with the alerts if any')
+    .action(
+      app.action(async (ctx) => {
+        const m = await ctx.manager();
+        const alerts = m.state.alerts;
+        if (ctx.json) ctx.emit({ ok: alerts.length === 0, pos: m.state.pos, alerts });
+        else if (alerts.length === 0) ctx.out(`ok: ${m.state.pos} entries, no invariant broken\n`);
+        else for (const a of alerts) ctx.out(`${ctx.paint.red(`#${a.pos}`)} ${a.kind}: ${a.message}\n`);
+        return alerts.length === 0 ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('demo')
+    .option('--fresh', 'start from an empty log (removes the file log first; file: stores only)')
+    .option('--quiet', 'do not print the groups and audit afterwards')
+    .description('write a demonstration host (a GPU handed to a VM) into the store')
+    .action(
+      app.action(async (ctx, o: { fresh?: boolean; quiet?: boolean }) => {
+        if (o.fresh && ctx.storeUrl.startsWith('file:')) {
+          const path = ctx.storeUrl.replace(/^file:(\/\/)?/, '');
+          await rm(path, { force: true });
+        }
+        const m = await ctx.manager({ write: true });
+        if (m.state.pos > 0) {
+          throw new CliError(`host ${ctx.host} already has ${m.state.pos} log entries; use --host NAME for another host${ctx.storeUrl.startsWith('file:') ? ' or --fresh' : ''}`);
+        }
+        const results = await m.execMany(DEMO_COMMANDS);
+        const refused = results.filter((r) => !r.ok).length;
+        if (ctx.json) return ctx.emit({ host: ctx.host, entries: m.state.pos, commands: results.length, refused });
+        if (o.quiet) return;
+        ctx.out(`${ctx.paint.bold(`demo host "${ctx.host}"`)}: ${results.length} commands, ${refused} refused on purpose, ${m.state.pos} log entries in ${ctx.storeUrl}\n\n`);
+        ctx.out(renderGroups(ctx, groupsView(m.state)));
+        ctx.out(`\n${ctx.paint.bold('what happened (audit)')}\n`);
+        const idx = ownershipIndex();
+        for await (const e of m.store.read(m.stream)) {
+          idx.feed(e);
+          if (['DeviceAdded', 'IommuAdded'].includes(e.type)) continue;
+          const s = sentence(e, idx);
+          ctx.out(`  #${String(e.pos).padEnd(3)} ${e.type === 'CommandRejected' || (e.type === 'FaultRecorded') ? ctx.paint.red(s) : s}\n`);
+        }
+        ctx.out(`\nnext: isogroup can-dma --device 0000:0a:00.1 --iova 0x1000 --access w   |   isogroup explain --device 0000:0a:00.1 --iova 0x1000 --access w\n`);
+      }),
+    );
+};

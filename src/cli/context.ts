@@ -1,0 +1,77 @@
+/**
+ * What every CLI command gets: global options (--store, --host, --json), the io, and a way to
+ * open the host's manager (loaded from the log, with a progress bar on long replays).
+ */
+import { createManager, type At, type Manager } from '../manager.js';
+import { openStore, redactUrl, resolveStoreUrl } from '../store/open.js';
+import type { EventStore } from '../store/types.js';
+import { CliError, paint, progressBar, type Io, type Paint } from './io.js';
+
+export interface GlobalOptions {
+  readonly store?: string;
+  readonly host?: string;
+  readonly json?: boolean;
+  readonly wait?: boolean;
+}
+
+export interface CliContext {
+  readonly io: Io;
+  readonly json: boolean;
+  readonly host: string;
+  readonly storeUrl: string;
+  readonly paint: Paint;
+  out(text: string): void;
+  err(text: string): void;
+  /** Prints one JSON value on its own line. */
+  emit(value: unknown): void;
+  /** Opens the store (for writing when `write`) and loads the host's manager. */
+  manager(options?: { write?: boolean; snapshotEvery?: number }): Promise<Manager>;
+  store(options?: { write?: boolean }): Promise<EventStore>;
+  /** Closes what was opened (releases the file lock). */
+  close(): Promise<void>;
+}
+
+export const createContext = (io: Io, g: GlobalOptions): CliContext => {
+  const storeUrl = resolveStoreUrl(g.store ?? io.env.ISOGROUP_STORE);
+  const host = g.host ?? io.env.ISOGROUP_HOST ?? 'local';
+  if (!/^[A-Za-z0-9._-]{1,128}$/.test(host)) throw new CliError(`--host: ${JSON.stringify(host)} is not a host name (letters, digits, . _ -)`);
+  const opened: EventStore[] = [];
+  const open = async (write: boolean): Promise<EventStore> => {
+    const s = await openStore(storeUrl, {
+      file: { readOnly: !write, wait: g.wait ?? false, warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`) },
+    });
+    opened.push(s);
+    return s;
+  };
+  const ctx: CliContext = {
+    io,
+    json: g.json ?? false,
+    host,
+    storeUrl,
+    paint: paint(io.stdout, io.env),
+    out: (t) => void io.stdout.write(t),
+    err: (t) => void io.stderr.write(t),
+    emit: (v) => void io.stdout.write(`${JSON.stringify(v)}\n`),
+    store: ({ write = false } = {}) => open(write),
+    async manager({ write = false, snapshotEvery } = {}) {
+      const store = await open(write);
+      const m = createManager({ store, host, ...(snapshotEvery ? { snapshotEvery } : {}) });
+      const bar = progressBar(io.stderr, `replaying ${redactUrl(storeUrl)}`);
+      await m.load(bar);
+      bar.end();
+      return m;
+    },
+    async close() {
+      for (const s of opened.splice(0)) await s.close();
+    },
+  };
+  return ctx;
+};
+
+/** Parses `--at` / `--until`: a position (integer) or an ISO time. */
+export const parseAt = (value: string | undefined, flag = '--at'): At | undefined => {
+  if (value === undefined) return undefined;
+  if (/^\d+$/.test(value)) return Number(value);
+  if (!Number.isNaN(Date.parse(value))) return new Date(Date.parse(value)).toISOString();
+  throw new CliError(`${flag}: ${JSON.stringify(value)} is neither a log position (e.g. 42) nor an ISO time (e.g. 2026-11-21T10:00:00Z)`);
+};

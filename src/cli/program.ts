@@ -1,0 +1,96 @@
+/**
+ * The `isogroup` command line (SPEC §10), built with commander. `run(argv, io)` is what the
+ * binary calls and what tests call in-process; it returns the exit code and never throws for
+ * user errors (they print one line, without a stack trace).
+ */
+import { Command, CommanderError } from 'commander';
+import { FieldError } from '../../domain/index.js';
+import { StoreError, ExpectedVersionConflictError } from '../store/types.js';
+import { createContext, type CliContext, type GlobalOptions } from './context.js';
+import { CliError, type Io } from './io.js';
+import { registerCore } from './commands/core.js';
+import { registerQueries } from './commands/queries.js';
+import { registerExtras } from './commands/extras.js';
+
+export interface App {
+  /** Wraps a command action: context from the global flags, exit code, errors, cleanup. */
+  action<A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number | void>): (...args: A) => Promise<void>;
+  readonly io: Io;
+}
+
+const VERSION = '0.1.0';
+
+export const buildProgram = (io: Io, exit: { code: number }): Command => {
+  const program = new Command('isogroup');
+  program
+    .description('Event-sourced IOMMU isolation-group manager: topology, groups, DMA ownership, domains and mappings as an append-only log.')
+    .version(VERSION, '-V, --version')
+    .option('--store <url>', 'event store: file:PATH (default file:.isogroup/log.jsonl), memory:, postgres://…, kurrentdb://… (env ISOGROUP_STORE)')
+    .option('--host <name>', 'host (stream host-<name>) to work on (env ISOGROUP_HOST)', undefined)
+    .option('--json', 'print JSON (one object, or one per line for streams)')
+    .option('--wait', 'wait for the file log lock instead of failing when another writer holds it')
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ isogroup demo                                   write a demonstration host, then:
+  $ isogroup groups                                 groups, why each device is in its group, viability
+  $ isogroup exec commands.jsonl                    run commands (JSON Lines, SPEC §4)
+  $ isogroup can-dma --device 0000:0a:00.1 --iova 0x1000 --access w
+  $ isogroup explain --device 0000:0a:00.1 --iova 0x1000 --access w
+  $ isogroup audit --device 0000:0a:00.0            what happened to a device, as sentences
+  $ isogroup --store postgres://localhost/isogroup --host node7 groups`,
+    );
+
+  const app: App = {
+    io,
+    action:
+      (fn) =>
+      async (...args) => {
+        const cmd = args[args.length - 1] as Command;
+        const g = cmd.optsWithGlobals() as GlobalOptions;
+        let ctx: CliContext | null = null;
+        try {
+          ctx = createContext(io, g);
+          const code = await fn(ctx, ...args);
+          exit.code = typeof code === 'number' ? code : 0;
+        } finally {
+          await ctx?.close();
+        }
+      },
+  };
+  registerCore(program, app);
+  registerQueries(program, app);
+  registerExtras(program, app);
+  return program;
+};
+
+/** Runs the CLI; returns the exit code. */
+export const run = async (argv: readonly string[], io: Io): Promise<number> => {
+  const exit = { code: 0 };
+  const program = buildProgram(io, exit);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exit.code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof CliError) {
+      io.stderr.write(`isogroup: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof StoreError || err instanceof FieldError || err instanceof ExpectedVersionConflictError) {
+      io.stderr.write(`isogroup: ${err.message}\n`);
+      return 2;
+    }
+    const e = err as NodeJS.ErrnoException;
+    if (e && typeof e.code === 'string' && typeof e.message === 'string' && /^E[A-Z]+$/.test(e.code)) {
+      io.stderr.write(`isogroup: ${e.message}\n`);
+      return 2;
+    }
+    io.stderr.write(`isogroup: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
+    return 70;
+  }
+};

@@ -1,0 +1,42 @@
+/**
+ * The demonstration host: the desktop of the worked example (a GPU handed to a VM, with its
+ * forgotten audio function first blocking the claim), plus a few later moments worth looking at
+ * on the dashboard: a denied DMA, an unmap, a second user context refused.
+ */
+export const DEMO_COMMANDS: readonly Record<string, unknown>[] = [
+  { type: 'iommu.add', iommu: 'amd-vi0', personality: 'linux', pageSizes: '0x40201000', msiIsolation: true, reserved: [{ start: '0xfee00000', last: '0xfeefffff', kind: 'msi' }] },
+  { type: 'device.add', device: 'pci0000:00', parent: null, bus: 'pci', iommu: 'amd-vi0', pci: { kind: 'host-bridge' } },
+  { type: 'device.add', device: '0000:00:01.1', parent: 'pci0000:00', bus: 'pci', pci: { kind: 'root-port', acs: { cap: 'SV,TB,RR,CR,UF,DT', ctl: 'SV,RR,CR,UF' } }, name: 'GPP bridge (GPU slot)' },
+  { type: 'device.add', device: '0000:0a:00.0', parent: '0000:00:01.1', bus: 'pci', pci: { kind: 'endpoint', multifunction: true, acs: null }, vendor: '0x10de', product: '0x2484', class: '0x030000', name: 'GPU' },
+  { type: 'device.add', device: '0000:0a:00.1', parent: '0000:00:01.1', bus: 'pci', pci: { kind: 'endpoint', multifunction: true, acs: null }, vendor: '0x10de', product: '0x228b', class: '0x040300', name: 'GPU HD audio' },
+  { type: 'device.add', device: '0000:00:01.3', parent: 'pci0000:00', bus: 'pci', pci: { kind: 'root-port', acs: { cap: 'SV,TB,RR,CR,UF,DT', ctl: 'SV,RR,CR,UF' } }, name: 'GPP bridge (chipset)' },
+  { type: 'device.add', device: '0000:02:00.0', parent: '0000:00:01.3', bus: 'pci', pci: { kind: 'switch-upstream' }, name: 'chipset switch upstream port' },
+  { type: 'device.add', device: '0000:03:00.0', parent: '0000:02:00.0', bus: 'pci', pci: { kind: 'switch-downstream', acs: null }, name: 'chipset port (no ACS)' },
+  { type: 'device.add', device: '0000:04:00.0', parent: '0000:03:00.0', bus: 'pci', pci: { kind: 'endpoint' }, class: '0x020000', name: 'onboard NIC' },
+  { type: 'device.add', device: '0000:03:04.0', parent: '0000:02:00.0', bus: 'pci', pci: { kind: 'switch-downstream', acs: null }, name: 'chipset port to legacy bridge' },
+  { type: 'device.add', device: '0000:05:00.0', parent: '0000:03:04.0', bus: 'pci', pci: { kind: 'pcie-to-pci-bridge' }, name: 'PCIe-to-PCI bridge' },
+  { type: 'device.add', device: '0000:06:00.0', parent: '0000:05:00.0', bus: 'pci', pci: { kind: 'pci-device' }, class: '0x0c0010', name: 'FireWire controller' },
+  { type: 'device.add', device: 'usb-hub0', parent: '0000:06:00.0', bus: 'foobus', name: 'device behind the FireWire controller (no IOMMU of its own)' },
+  { type: 'driver.bind', device: '0000:00:01.1', driver: 'pcieport' },
+  { type: 'driver.bind', device: '0000:0a:00.0', driver: 'nouveau' },
+  { type: 'driver.bind', device: '0000:0a:00.1', driver: 'snd_hda_intel' },
+  { type: 'driver.bind', device: '0000:04:00.0', driver: 'r8169' },
+  { type: 'driver.unbind', device: '0000:0a:00.0' },
+  { type: 'driver.bind', device: '0000:0a:00.0', driver: 'vfio-pci' },
+  { type: 'device.grant', device: '0000:0a:00.0', uid: 1000 },
+  { type: 'ctx.open', ctx: 'qemu-vm1', kind: 'iommufd', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'device.bind', device: '0000:0a:00.0', ctx: 'qemu-vm1', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'driver.unbind', device: '0000:0a:00.1' },
+  { type: 'driver.bind', device: '0000:0a:00.1', driver: 'vfio-pci' },
+  { type: 'device.bind', device: '0000:0a:00.0', ctx: 'qemu-vm1', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'domain.alloc', domain: 'vm1-ioas', ctx: 'qemu-vm1', iommu: 'amd-vi0', kind: 'paging', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'device.attach', device: '0000:0a:00.0', domain: 'vm1-ioas', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'map', domain: 'vm1-ioas', iova: '0x0', length: '0x80000000', pa: '0x100000000', prot: 'rw', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'map', domain: 'vm1-ioas', iova: '0x100000000', length: '0x40000000', pa: '0x200000000', prot: 'r', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'kvm.associate', ctx: 'qemu-vm1', vm: 'vm1', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+  { type: 'dma', device: '0000:0a:00.1', iova: '0x1000', access: 'w' },
+  { type: 'dma', device: '0000:0a:00.0', iova: '0x100000000', access: 'w' },
+  { type: 'ctx.open', ctx: 'intruder', kind: 'iommufd', actor: { uid: 1001 } },
+  { type: 'device.bind', device: '0000:04:00.0', ctx: 'intruder', actor: { uid: 1001 } },
+  { type: 'unmap', domain: 'vm1-ioas', iova: '0x100000000', length: '0x40000000', actor: { uid: 1000, comm: 'qemu-system-x86' } },
+];

@@ -1,0 +1,287 @@
+/**
+ * The manager: one host's engine on top of a store. It catches up from the log, decides
+ * commands against the current state and appends their events with optimistic concurrency
+ * (re-reading, re-deciding and retrying on a conflict), keeps snapshots for time travel, and
+ * publishes `events$`, `state$` and `alerts$`.
+ */
+import { randomUUID } from 'node:crypto';
+import { BehaviorSubject, Subject, type Observable } from 'rxjs';
+import { evolveAll, initialState, type Alert, type Command, type State } from '../domain/index.js';
+import { decideEnvelopes, type ExecResult } from './engine.js';
+import { ExpectedVersionConflictError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
+
+export interface ManagerOptions {
+  readonly store: EventStore;
+  readonly host?: string;
+  /** Keep a snapshot every K events so `stateAt` costs a restore plus < K events (default 10,000). */
+  readonly snapshotEvery?: number;
+  readonly clock?: () => Date;
+  readonly newId?: () => string;
+  /** Attempts on a version conflict before reporting it (default 5). */
+  readonly retries?: number;
+}
+
+export type Progress = (done: number, total: number) => void;
+
+/** A point in the log: a position, or an ISO time (the state after every entry at or before it). */
+export type At = number | string;
+
+export interface Manager {
+  readonly host: string;
+  readonly stream: string;
+  readonly store: EventStore;
+  readonly state: State;
+  readonly events$: Observable<RecordedEvent>;
+  readonly state$: BehaviorSubject<State>;
+  readonly alerts$: Observable<Alert>;
+  /** Catches up with the store (replays what is new). */
+  load(onProgress?: Progress): Promise<State>;
+  exec(command: Command | unknown): Promise<ExecResult>;
+  /** Many commands with group commit: decided in order, appended in batches. */
+  execMany(commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]>;
+  /** Appends observed events (never refused). Returns their positions. */
+  import(events: readonly Pick<NewEvent, 'type' | 'data' | 'meta'>[]): Promise<number[]>;
+  /** The state as of a position or time. */
+  stateAt(at: At | undefined): Promise<State>;
+  /** Resolves a time to the position of the last entry at or before it. */
+  positionAt(at: At): number;
+  /** Time of an entry (ISO), when known. */
+  timeOf(pos: number): string | null;
+  /** Follows other writers live (catch-up subscription on the store). */
+  follow(): Subscription;
+  close(): Promise<void>;
+}
+
+const BATCH = 1000;
+
+export const createManager = (options: ManagerOptions): Manager => {
+  const host = options.host ?? 'local';
+  const stream = streamOfHost(host);
+  const store = options.store;
+  const every = Math.max(1, options.snapshotEvery ?? 10_000);
+  const clock = options.clock ?? (() => new Date());
+  const newId = options.newId ?? randomUUID;
+  const retries = options.retries ?? 5;
+
+  let state = initialState();
+  const snapshots: State[] = [state]; // snapshots[i] is the state at pos i * every
+  let times = new Float64Array(1024);
+  const events$ = new Subject<RecordedEvent>();
+  const state$ = new BehaviorSubject<State>(state);
+  const alerts$ = new Subject<Alert>();
+
+  const noteTime = (pos: number, at: string): void => {
+    if (pos >= times.length) {
+      const next = new Float64Array(Math.max(times.length * 2, pos + 1));
+      next.set(times);
+      times = next;
+    }
+    times[pos] = Date.parse(at);
+  };
+
+  /** Applies recorded events in order, cutting batches at snapshot boundaries. */
+  const applyRecorded = (events: readonly RecordedEvent[], publish: boolean): void => {
+    let i = 0;
+    while (i < events.length) {
+      const first = events[i]!.pos;
+      const boundary = (Math.floor((first - 1) / every) + 1) * every;
+      const j = Math.min(events.length, i + Math.max(1, boundary - first + 1));
+      const batch = events.slice(i, j);
+      const before = state.alerts.length;
+      state = evolveAll(state, batch);
+      for (const e of batch) noteTime(e.pos, e.meta.at);
+      if (state.pos % every === 0) snapshots[state.pos / every] = state;
+      if (publish) {
+        for (const e of batch) events$.next(e);
+        for (const a of state.alerts.slice(before)) alerts$.next(a);
+      }
+      i = j;
+    }
+    if (publish && events.length > 0) state$.next(state);
+  };
+
+  /** Adopts the decider's own next state when the events landed right after the current position. */
+  const adopt = (recorded: readonly RecordedEvent[], next: State): void => {
+    const consecutive = recorded.length > 0 && recorded[0]!.pos === state.pos + 1 && recorded.every((e, k) => e.pos === state.pos + 1 + k);
+    const crossesSnapshot = recorded.length > 0 && Math.floor(state.pos / every) !== Math.floor((state.pos + recorded.length) / every);
+    if (!consecutive || crossesSnapshot) return applyRecorded(recorded, true);
+    const before = state.alerts.length;
+    state = next;
+    for (const e of recorded) noteTime(e.pos, e.meta.at);
+    for (const e of recorded) events$.next(e);
+    for (const a of state.alerts.slice(before)) alerts$.next(a);
+    state$.next(state);
+  };
+
+  const load = async (onProgress?: Progress): Promise<State> => {
+    const total = await store.version(stream);
+    let buf: RecordedEvent[] = [];
+    for await (const e of store.read(stream, { from: state.pos + 1 })) {
+      buf.push(e);
+      if (buf.length >= BATCH) {
+        applyRecorded(buf, false);
+        buf = [];
+        onProgress?.(state.pos, total);
+      }
+    }
+    applyRecorded(buf, false);
+    onProgress?.(state.pos, Math.max(total, state.pos));
+    state$.next(state);
+    return state;
+  };
+
+  const appendWithRetry = async <T>(attempt: () => { envelopes: NewEvent[]; done: (recorded: RecordedEvent[]) => T; conflict: () => T }): Promise<T> => {
+    for (let tries = 0; ; tries++) {
+      const a = attempt();
+      if (a.envelopes.length === 0) return a.done([]);
+      try {
+        const r = await store.append(stream, a.envelopes, { expectedVersion: state.pos });
+        return a.done([...r.events]);
+      } catch (err) {
+        if (!(err instanceof ExpectedVersionConflictError)) throw err;
+        if (tries + 1 >= retries) return a.conflict();
+        await load(); // another writer got there first: re-read, re-decide
+      }
+    }
+  };
+
+  const conflictResult = (): ExecResult => ({
+    ok: false,
+    pos: [],
+    events: [],
+    status: 'ECONFLICT',
+    message: `another writer kept appending to ${stream}; gave up after ${retries} attempts (nothing was written)`,
+  });
+
+  const exec = (command: unknown): Promise<ExecResult> =>
+    appendWithRetry(() => {
+      const d = decideEnvelopes(state, command, { host, now: clock(), newId });
+      return {
+        envelopes: d.envelopes,
+        done: (recorded) => {
+          adopt(recorded, d.next);
+          return { ...d.result, pos: recorded.map((e) => e.pos) };
+        },
+        conflict: conflictResult,
+      };
+    });
+
+  const execMany = async (commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]> => {
+    const out: ExecResult[] = [];
+    let pending: unknown[] = [];
+    const flush = async (): Promise<void> => {
+      if (pending.length === 0) return;
+      const cmds = pending;
+      pending = [];
+      const results = await appendWithRetry(() => {
+        let s = state;
+        const envelopes: NewEvent[] = [];
+        const partial: { result: Omit<ExecResult, 'pos'>; count: number }[] = [];
+        const now = clock();
+        for (const c of cmds) {
+          const d = decideEnvelopes(s, c, { host, now, newId });
+          envelopes.push(...d.envelopes);
+          partial.push({ result: d.result, count: d.envelopes.length });
+          s = d.next;
+        }
+        return {
+          envelopes,
+          done: (recorded) => {
+            adopt(recorded, s);
+            let k = 0;
+            return partial.map((p) => {
+              const pos = recorded.slice(k, k + p.count).map((e) => e.pos);
+              k += p.count;
+              return { ...p.result, pos };
+            });
+          },
+          conflict: () => cmds.map(conflictResult),
+        };
+      });
+      for (const r of results) {
+        onResult?.(r, out.length);
+        out.push(r);
+      }
+    };
+    for (const c of commands) {
+      pending.push(c);
+      if (pending.length >= BATCH) await flush();
+    }
+    await flush();
+    return out;
+  };
+
+  const importEvents = async (events: readonly Pick<NewEvent, 'type' | 'data' | 'meta'>[]): Promise<number[]> => {
+    if (events.length === 0) return [];
+    const envelopes: NewEvent[] = events.map((e) => ({
+      id: (e as Partial<NewEvent>).id ?? newId(),
+      type: e.type,
+      data: e.data,
+      meta: { ...e.meta, at: e.meta?.at ?? clock().toISOString(), actor: e.meta?.actor ?? { uid: 0 }, host, observed: true },
+    }));
+    for (let tries = 0; ; tries++) {
+      try {
+        const r = await store.append(stream, envelopes, { expectedVersion: state.pos });
+        applyRecorded(r.events, true);
+        return r.events.map((e) => e.pos);
+      } catch (err) {
+        if (!(err instanceof ExpectedVersionConflictError) || tries + 1 >= retries) throw err;
+        await load();
+      }
+    }
+  };
+
+  const positionAt = (at: At): number => {
+    if (typeof at === 'number') return Math.max(0, Math.min(at, state.pos));
+    const t = Date.parse(at);
+    if (Number.isNaN(t)) throw new Error(`at: ${JSON.stringify(at)} is neither a position nor an ISO time`);
+    let p = 0;
+    for (let i = 1; i <= state.pos; i++) if (times[i]! <= t) p = i;
+    return p;
+  };
+
+  const stateAt = async (at: At | undefined): Promise<State> => {
+    if (at === undefined) return state;
+    const target = positionAt(at);
+    if (target >= state.pos) return state;
+    const k = Math.floor(target / every);
+    let s = snapshots[k] ?? initialState();
+    if (s.pos === target) return s;
+    const batch: RecordedEvent[] = [];
+    for await (const e of store.read(stream, { from: s.pos + 1, to: target })) batch.push(e);
+    s = evolveAll(s, batch);
+    return s;
+  };
+
+  return {
+    host,
+    stream,
+    store,
+    get state() {
+      return state;
+    },
+    events$: events$.asObservable(),
+    state$,
+    alerts$: alerts$.asObservable(),
+    load,
+    exec,
+    execMany,
+    import: importEvents,
+    stateAt,
+    positionAt,
+    timeOf: (pos) => (pos >= 1 && pos <= state.pos && times[pos] ? new Date(times[pos]!).toISOString() : null),
+    follow: () =>
+      store.subscribe({
+        stream,
+        onEvent: (e) => {
+          if (e.pos === state.pos + 1) applyRecorded([e], true);
+          else if (e.pos > state.pos + 1) void load();
+        },
+      }),
+    close: async () => {
+      events$.complete();
+      alerts$.complete();
+      state$.complete();
+    },
+  };
+};
