@@ -113,15 +113,19 @@ const aliasesTo = (a: Device, b: Device): boolean => {
 };
 const sameBus = (a: string, b: string): boolean => a.slice(0, 7) === b.slice(0, 7);
 
-/** Devices that may alias P: the ones P names, and every function on P's bus (256 ids at most). */
+/**
+ * Devices that may alias P: the ones P names (full ids, or devfn strings "DD.F" on P's bus), and
+ * every function on P's bus that names aliases itself (256 ids at most).
+ */
 function* aliasCandidates(devices: DeviceTable, P: Device): Generator<Device> {
+  const addr = parsePciFunction(P.id);
+  const bus = P.id.slice(0, 8);
   for (const al of P.pci?.aliases ?? []) {
-    const t = devices.get(al);
+    const devfn = /^([01]?[0-9a-f])\.([0-7])$/i.exec(al);
+    const t = devfn && addr ? devices.get(`${bus}${devfn[1]!.padStart(2, '0')}.${devfn[2]}`) : devices.get(al);
     if (t) yield t;
   }
-  const addr = parsePciFunction(P.id);
   if (!addr) return;
-  const bus = P.id.slice(0, 8);
   for (let dev = 0; dev < 32; dev++) {
     for (let fn = 0; fn < 8; fn++) {
       const t = devices.get(`${bus}${dev.toString(16).padStart(2, '0')}.${fn}`);
