@@ -1,0 +1,408 @@
+/**
+ * The PostgreSQL store (`postgres://…[?schema=name]`), on `pg`. Tables are documented in
+ * docs/stores.md so psql and Grafana can read them directly.
+ *
+ * Global order and gaps: global_position comes from a sequence, taken at insert time, while rows
+ * become visible at commit, so "position > last seen" would skip a slow transaction's rows for ever.
+ * Readers therefore only see rows whose transaction id is below the snapshot's xmin (every such
+ * transaction has finished) and order by (transaction_id, global_position): once a row is visible,
+ * nothing can later appear before it. The cost: a long transaction anywhere delays delivery.
+ */
+import type pgModule from 'pg';
+import type { Pool, PoolClient, Client as PgClient, QueryResultRow } from 'pg';
+import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, ReadOptions, RecordedEvent, Subscription } from './types.js';
+import { ExpectedVersionConflictError, StoreError } from './types.js';
+import type { PullBatch, PullSource } from './internal.js';
+import {
+  asError,
+  assertExpectedVersion,
+  assertUniqueIds,
+  checkRetry,
+  createWakeup,
+  sleep,
+  startPullSubscription,
+  redactUrl,
+  validateExpectedVersion,
+} from './internal.js';
+
+export interface PostgresStoreOptions {
+  /** Poll interval of caught-up subscriptions; NOTIFY wakes them sooner. Default 50 ms. */
+  readonly pollMs?: number;
+  /** Rows per read page. Default 500. */
+  readonly batchSize?: number;
+  /** How long `readAll` waits for transactions in flight when it was called. Default 10 s. */
+  readonly horizonWaitMs?: number;
+  /** Create the tables if missing (idempotent). Default true. */
+  readonly createSchema?: boolean;
+  readonly warn?: (message: string) => void;
+}
+
+interface Target {
+  readonly connectionString: string;
+  readonly schema: string;
+}
+
+/** Splits our `?schema=` parameter off the URL (pg would pass unknown parameters on). */
+const parseTarget = (url: string): Target => {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new StoreError(`invalid PostgreSQL URL ${redactUrl(url)}`, 'EURL');
+  }
+  const schema = parsed.searchParams.get('schema') ?? 'public';
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(schema)) {
+    throw new StoreError(`invalid schema name ${JSON.stringify(schema)} (letters, digits, _; max 63)`, 'EURL');
+  }
+  parsed.searchParams.delete('schema');
+  return { connectionString: parsed.toString(), schema };
+};
+
+/** pg is loaded on first use, so commands on other stores do not pay for it. */
+const loadPg = async (): Promise<typeof pgModule> => (await import('pg')).default;
+
+const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+
+const ddl = (schema: string): string => {
+  const s = quote(schema);
+  return `
+CREATE SCHEMA IF NOT EXISTS ${s};
+CREATE TABLE IF NOT EXISTS ${s}.isogroup_streams (
+  stream  text PRIMARY KEY,
+  version bigint NOT NULL CHECK (version >= 0),
+  updated timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ${s}.isogroup_events (
+  global_position bigserial PRIMARY KEY,
+  transaction_id  xid8 NOT NULL DEFAULT pg_current_xact_id(),
+  stream          text NOT NULL,
+  pos             bigint NOT NULL CHECK (pos >= 1),
+  event_id        text NOT NULL,
+  type            text NOT NULL,
+  data            jsonb NOT NULL,
+  meta            jsonb NOT NULL,
+  created         timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT isogroup_events_stream_pos_key UNIQUE (stream, pos),
+  CONSTRAINT isogroup_events_stream_event_id_key UNIQUE (stream, event_id)
+);
+CREATE INDEX IF NOT EXISTS isogroup_events_global_order ON ${s}.isogroup_events (transaction_id, global_position);
+CREATE INDEX IF NOT EXISTS isogroup_events_created ON ${s}.isogroup_events (created);
+COMMENT ON TABLE ${s}.isogroup_events IS 'isogroup event log: one row per event; stream = host-<name>, pos = 1-based position in the stream';
+COMMENT ON TABLE ${s}.isogroup_streams IS 'isogroup streams: current version (last pos) per stream, for expected-version checks';`;
+};
+
+const ensureSchema = async (pool: Pool, schema: string): Promise<void> => {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    // Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog; serialise them.
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`isogroup-schema:${schema}`]);
+    await client.query(ddl(schema));
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+};
+
+const unreachable = (url: string, error: unknown): StoreError =>
+  new StoreError(`cannot use PostgreSQL at ${redactUrl(url)}: ${asError(error).message}`, 'ECONNECT');
+
+/** Creates the tables (for `isogroup store init`); safe to run any number of times. */
+export const initPostgresSchema = async (url: string): Promise<void> => {
+  const target = parseTarget(url);
+  const pg = await loadPg();
+  const pool = new pg.Pool({ connectionString: target.connectionString, max: 1 });
+  try {
+    await ensureSchema(pool, target.schema);
+  } catch (error) {
+    throw unreachable(url, error);
+  } finally {
+    await pool.end();
+  }
+};
+
+const pad = (digits: string): string => digits.padStart(20, '0');
+const checkpointOf = (xid: string, gp: string): string => `${pad(xid)}:${pad(gp)}`;
+const parseCheckpoint = (checkpoint: string | undefined): [string, string] => {
+  if (checkpoint === undefined || checkpoint === '') return ['0', '0'];
+  const m = /^(\d{1,20}):(\d{1,20})$/.exec(checkpoint);
+  if (!m) throw new StoreError(`invalid checkpoint ${JSON.stringify(checkpoint)}: expected <xid>:<position>`, 'ECHECKPOINT');
+  // Strip the padding: xid8's input function reads a leading 0 as an octal prefix.
+  const unpad = (digits: string): string => digits.replace(/^0+(?=\d)/, '');
+  return [unpad(m[1]!), unpad(m[2]!)];
+};
+
+const COLUMNS = `transaction_id::text AS xid, global_position::text AS gp, stream, pos::text AS pos_text, event_id, type, data, meta`;
+
+const toRecord = (row: QueryResultRow): RecordedEvent => ({
+  pos: Number(row.pos_text),
+  id: row.event_id as string,
+  type: row.type as string,
+  data: row.data as Record<string, unknown>,
+  meta: row.meta as EventMeta,
+  stream: row.stream as string,
+  checkpoint: checkpointOf(row.xid as string, row.gp as string),
+});
+
+const isUniqueViolation = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === '23505';
+
+export const openPostgresStore = async (url: string, options: PostgresStoreOptions = {}): Promise<EventStore> => {
+  const target = parseTarget(url);
+  const pollMs = options.pollMs ?? 50;
+  const batchSize = options.batchSize ?? 500;
+  const horizonWaitMs = options.horizonWaitMs ?? 10_000;
+  const warn = options.warn ?? ((m: string) => void process.stderr.write(`isogroup: warning: ${m}\n`));
+  const pg = await loadPg();
+  const pool = new pg.Pool({ connectionString: target.connectionString, max: 10 });
+  pool.on('error', (error) => warn(`PostgreSQL connection lost: ${error.message}`));
+  try {
+    if (options.createSchema ?? true) await ensureSchema(pool, target.schema);
+    else await pool.query('SELECT 1');
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw unreachable(url, error);
+  }
+
+  const s = quote(target.schema);
+  const events = `${s}.isogroup_events`;
+  const streamsTable = `${s}.isogroup_streams`;
+  const channel = `isogroup_${target.schema}`.slice(0, 63);
+  const wakeup = createWakeup();
+  let generation = 0;
+  let listener: PgClient | undefined;
+  const subscriptions = new Set<Subscription>();
+  let closed = false;
+
+  /** NOTIFY is only a hint that makes caught-up subscribers poll now; polling alone is correct. */
+  const listen = async (): Promise<void> => {
+    if (listener || closed) return;
+    const client = new pg.Client({ connectionString: target.connectionString });
+    listener = client;
+    client.on('notification', () => {
+      generation += 1;
+      wakeup.notify();
+    });
+    client.on('error', () => {
+      if (listener === client) listener = undefined;
+      void client.end().catch(() => undefined);
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${quote(channel)}`);
+    } catch {
+      if (listener === client) listener = undefined;
+      await client.end().catch(() => undefined);
+    }
+  };
+
+  const versionIn = async (db: Pool | PoolClient, stream: string): Promise<number> => {
+    const { rows } = await db.query(`SELECT version::text AS v FROM ${streamsTable} WHERE stream = $1`, [stream]);
+    return rows.length === 0 ? 0 : Number(rows[0].v);
+  };
+
+  /** One attempt, in one transaction. Returns undefined when the attempt must be retried. */
+  const tryAppend = async (stream: string, batch: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> => {
+    const expected = options.expectedVersion;
+    const k = batch.length;
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      if (k > 0) {
+        const { rows } = await client.query(
+          `SELECT ${COLUMNS} FROM ${events} WHERE stream = $1 AND event_id = ANY($2::text[]) ORDER BY pos`,
+          [stream, batch.map((e) => e.id)],
+        );
+        if (rows.length > 0) {
+          const found = new Map(rows.map((r) => [r.event_id as string, toRecord(r)]));
+          const actual = await versionIn(client, stream);
+          await client.query('ROLLBACK');
+          // Some ids present: a retry (all of them) or a conflict (checkRetry throws).
+          const retry = checkRetry(stream, batch, (id) => found.get(id), expected, actual);
+          return { nextExpectedVersion: actual, events: retry.kind === 'retry' ? retry.events : [] };
+        }
+      }
+      let after: number | undefined;
+      if (k === 0) {
+        const actual = await versionIn(client, stream);
+        await client.query('ROLLBACK');
+        assertExpectedVersion(stream, expected, actual);
+        return { nextExpectedVersion: actual, events: [] };
+      } else if (expected === undefined || expected === 'any') {
+        const { rows } = await client.query(
+          `INSERT INTO ${streamsTable} AS t (stream, version) VALUES ($1, $2) ON CONFLICT (stream)
+           DO UPDATE SET version = t.version + EXCLUDED.version, updated = now() RETURNING version::text AS v`,
+          [stream, k],
+        );
+        after = Number(rows[0].v);
+      } else if (expected === 'no-stream' || expected === 0) {
+        const { rows } = await client.query(
+          `INSERT INTO ${streamsTable} (stream, version) VALUES ($1, $2) ON CONFLICT (stream) DO NOTHING RETURNING version::text AS v`,
+          [stream, k],
+        );
+        if (rows.length === 1) after = k;
+      } else if (expected === 'stream-exists') {
+        const { rows } = await client.query(
+          `UPDATE ${streamsTable} SET version = version + $2, updated = now() WHERE stream = $1 AND version > 0 RETURNING version::text AS v`,
+          [stream, k],
+        );
+        if (rows.length === 1) after = Number(rows[0].v);
+      } else {
+        // Under READ COMMITTED a concurrent writer's committed update makes this match 0 rows.
+        const { rows } = await client.query(
+          `UPDATE ${streamsTable} SET version = $3::bigint + $2, updated = now() WHERE stream = $1 AND version = $3::bigint RETURNING version::text AS v`,
+          [stream, k, expected],
+        );
+        if (rows.length === 1) after = Number(rows[0].v);
+      }
+      if (after === undefined) {
+        const actual = await versionIn(client, stream);
+        await client.query('ROLLBACK');
+        throw new ExpectedVersionConflictError(stream, expected ?? 'any', actual);
+      }
+      const start = after - k;
+      const { rows } = await client.query(
+        `INSERT INTO ${events} (stream, pos, event_id, type, data, meta)
+         SELECT $1, $2::bigint + e.ord, e.v->>'id', e.v->>'type', e.v->'data', e.v->'meta'
+         FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(v, ord)
+         ORDER BY e.ord
+         RETURNING pos::text AS pos, global_position::text AS gp, transaction_id::text AS xid`,
+        [stream, start, JSON.stringify(batch.map((e) => ({ id: e.id, type: e.type, data: e.data, meta: e.meta })))],
+      );
+      await client.query('SELECT pg_notify($1, $2)', [channel, stream.slice(0, 4000)]);
+      await client.query('COMMIT');
+      const byPos = new Map(rows.map((r) => [Number(r.pos), r]));
+      const recorded = batch.map((e, i): RecordedEvent => {
+        const row = byPos.get(start + i + 1);
+        return { ...e, pos: start + i + 1, stream, checkpoint: row ? checkpointOf(row.xid, row.gp) : undefined };
+      });
+      return { nextExpectedVersion: after, events: recorded };
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  };
+
+  /** A page source over the global order; `caughtUp` once the horizon has passed every row present at creation. */
+  const source = (stream: string | undefined): PullSource => {
+    let startXid: bigint | null | undefined;
+    let seen = -1;
+    return {
+      fetch: async (after): Promise<PullBatch> => {
+        const [xid, gp] = parseCheckpoint(after);
+        seen = generation;
+        if (startXid === undefined) {
+          const { rows } = await pool.query(
+            `SELECT transaction_id::text AS xid FROM ${events} ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
+          );
+          startXid = rows.length === 0 ? null : BigInt(rows[0].xid as string);
+        }
+        const { rows } = await pool.query(
+          `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+           SELECT h.xmin::text AS horizon, e.* FROM h LEFT JOIN LATERAL (
+             SELECT ${COLUMNS} FROM ${events}
+             WHERE transaction_id < h.xmin AND (transaction_id, global_position) > ($1::xid8, $2::bigint)
+             ${stream === undefined ? '' : 'AND stream = $4'}
+             ORDER BY transaction_id, global_position LIMIT $3
+           ) e ON true
+           ORDER BY e.xid::xid8, e.gp::bigint`,
+          stream === undefined ? [xid, gp, batchSize] : [xid, gp, batchSize, stream],
+        );
+        const page = rows.filter((r) => r.xid !== null).map(toRecord);
+        const horizon = BigInt(rows[0]?.horizon ?? '0');
+        const more = page.length === batchSize;
+        return {
+          events: page,
+          next: page.at(-1)?.checkpoint ?? after,
+          more,
+          caughtUp: !more && (startXid === null || horizon > startXid),
+        };
+      },
+      wait: async (signal) => {
+        if (generation === seen) await wakeup.wait(pollMs, signal);
+      },
+    };
+  };
+
+  const store: EventStore = {
+    url: redactUrl(url),
+    append: async (stream, batch, options = {}) => {
+      if (closed) throw new StoreError('store is closed', 'ECLOSED');
+      validateExpectedVersion(options.expectedVersion);
+      assertUniqueIds(stream, batch);
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await tryAppend(stream, batch, options);
+        } catch (error) {
+          // A unique violation means a concurrent append of the same ids (or positions) won the
+          // race; the next attempt's idempotency check or version check decides what it was.
+          if (!isUniqueViolation(error) || attempt >= 3) throw error;
+        }
+      }
+    },
+    async *read(stream: string, options: ReadOptions = {}): AsyncGenerator<RecordedEvent> {
+      let from = Math.max(1, options.from ?? 1);
+      const to = options.to ?? Number.MAX_SAFE_INTEGER;
+      while (from <= to) {
+        const { rows } = await pool.query(
+          `SELECT ${COLUMNS} FROM ${events} WHERE stream = $1 AND pos >= $2 AND pos <= $3 ORDER BY pos LIMIT $4`,
+          [stream, from, to, batchSize],
+        );
+        yield* rows.map(toRecord);
+        if (rows.length < batchSize) return;
+        from += rows.length;
+      }
+    },
+    version: (stream) => versionIn(pool, stream),
+    async *readAll(after?: string): AsyncGenerator<RecordedEvent> {
+      parseCheckpoint(after);
+      const pages = source(undefined);
+      const deadline = Date.now() + horizonWaitMs;
+      let cursor = after;
+      while (true) {
+        const page = await pages.fetch(cursor);
+        yield* page.events;
+        cursor = page.next;
+        if (page.more) continue;
+        if (page.caughtUp) return;
+        if (Date.now() > deadline) {
+          warn(`readAll: transactions still in flight after ${horizonWaitMs} ms; returning the events visible so far`);
+          return;
+        }
+        await sleep(Math.min(pollMs, 20));
+      }
+    },
+    subscribe: (options) => {
+      parseCheckpoint(options.after);
+      void listen();
+      const inner = startPullSubscription(source(options.stream), options, { retries: 8, backoffMs: 100 });
+      const subscription: Subscription = {
+        caughtUp: inner.caughtUp,
+        close: async () => {
+          subscriptions.delete(subscription);
+          await inner.close();
+        },
+      };
+      subscriptions.add(subscription);
+      return subscription;
+    },
+    streams: async () => {
+      const { rows } = await pool.query(`SELECT stream FROM ${streamsTable} WHERE version > 0 ORDER BY stream`);
+      return rows.map((r) => r.stream as string);
+    },
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await Promise.all([...subscriptions].map((sub) => sub.close()));
+      const l = listener;
+      listener = undefined;
+      await l?.end().catch(() => undefined);
+      await pool.end();
+    },
+  };
+  return store;
+};
