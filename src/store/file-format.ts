@@ -1,0 +1,180 @@
+/**
+ * The on-disk form of the file store: SPEC §3 envelopes as JSON Lines, one log for all streams.
+ *
+ *   {"pos":3,"id":"…","type":"…","data":{…},"meta":{…},"stream":"host-a","batch":2,"crc":"1c291ca3"}
+ *
+ * - `stream` names the stream, since one file holds them all (file order = global order).
+ * - `batch` is on the first line of an append of more than one event and says how many lines the
+ *   append has. A crash can persist a prefix of a multi-line write; without the count the complete
+ *   lines of a half-written append would look like a smaller, valid append.
+ * - `crc` is the CRC-32 (hex, 8 digits) of the line's bytes without the `,"crc":"…"` member, i.e.
+ *   of exactly the JSON object that precedes it. It is always the last member, so it can be checked
+ *   on the raw bytes without re-serialising.
+ */
+import { crc32 } from 'node:zlib';
+import type { EventMeta, RecordedEvent } from './types.js';
+import { StoreError } from './types.js';
+import { checkpointAt } from './memory.js';
+
+const CRC_SUFFIX = /,"crc":"([0-9a-f]{8})"\}$/;
+const CRC_SUFFIX_BYTES = ',"crc":"00000000"}'.length;
+const CLOSE_BRACE = Buffer.from('}');
+
+const hex = (n: number): string => n.toString(16).padStart(8, '0');
+
+/** One line (with its newline) for a record; `batch` only on the first line of a multi-event append. */
+export const encodeLine = (record: RecordedEvent, batch?: number): string => {
+  const body = JSON.stringify({
+    pos: record.pos,
+    id: record.id,
+    type: record.type,
+    data: record.data,
+    meta: record.meta,
+    stream: record.stream,
+    ...(batch !== undefined && batch > 1 ? { batch } : {}),
+  });
+  return `${body.slice(0, -1)},"crc":"${hex(crc32(body))}"}\n`;
+};
+
+/** Lines of one append, as one buffer so that it goes to disk in one write call. */
+export const encodeAppend = (records: readonly RecordedEvent[]): Buffer =>
+  Buffer.from(records.map((r, i) => encodeLine(r, i === 0 ? records.length : undefined)).join(''), 'utf8');
+
+interface Decoded {
+  readonly record: RecordedEvent;
+  readonly batch: number | undefined;
+}
+
+/** Why a line failed: `torn` failures are what an interrupted write leaves; the others are not. */
+interface LineError {
+  readonly torn: boolean;
+  readonly reason: string;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const decodeLine = (bytes: Buffer): Decoded | LineError => {
+  const text = bytes.toString('utf8');
+  const match = CRC_SUFFIX.exec(text);
+  if (!match) return { torn: true, reason: 'no checksum at the end of the line' };
+  const body = bytes.subarray(0, bytes.length - CRC_SUFFIX_BYTES);
+  const actual = hex(crc32(CLOSE_BRACE, crc32(body)));
+  if (actual !== match[1]) return { torn: true, reason: `checksum mismatch (line says ${match[1]}, content is ${actual})` };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    return { torn: true, reason: `invalid JSON: ${(error as Error).message}` };
+  }
+  // From here on the checksum matched: whatever is wrong was written that way, it is not a tear.
+  if (!isObject(parsed)) return { torn: false, reason: 'not a JSON object' };
+  const { pos, id, type, data, meta, stream, batch } = parsed;
+  if (typeof pos !== 'number' || !Number.isSafeInteger(pos) || pos < 1) return { torn: false, reason: 'bad "pos"' };
+  if (typeof id !== 'string' || id === '') return { torn: false, reason: 'bad "id"' };
+  if (typeof type !== 'string') return { torn: false, reason: 'bad "type"' };
+  if (!isObject(data)) return { torn: false, reason: 'bad "data"' };
+  if (!isObject(meta)) return { torn: false, reason: 'bad "meta"' };
+  if (typeof stream !== 'string' || stream === '') return { torn: false, reason: 'bad "stream"' };
+  if (batch !== undefined && (typeof batch !== 'number' || !Number.isSafeInteger(batch) || batch < 2)) {
+    return { torn: false, reason: 'bad "batch"' };
+  }
+  return {
+    record: { pos, id, type, data, meta: meta as unknown as EventMeta, stream },
+    batch: batch as number | undefined,
+  };
+};
+
+export interface ScanContext {
+  readonly file: string;
+  /** 1-based line number (= global index) of the first line in the bytes. */
+  readonly firstLine: number;
+  /** Versions and ids of the streams as already indexed (before these bytes). */
+  readonly version: (stream: string) => number;
+  readonly hasId: (stream: string, id: string) => boolean;
+}
+
+export interface TornTail {
+  /** First and last line of the torn append. */
+  readonly line: number;
+  readonly lastLine: number;
+  readonly reason: string;
+}
+
+export interface ScanResult {
+  /** Records of every complete, valid append, with checkpoints = line numbers. */
+  readonly records: RecordedEvent[];
+  /** Length of the prefix of the bytes that holds exactly those records. */
+  readonly validBytes: number;
+  /** What follows the valid prefix, if anything: a torn append (or, for a reader, a write in progress). */
+  readonly torn?: TornTail;
+}
+
+const corrupt = (file: string, line: number, reason: string): StoreError =>
+  new StoreError(
+    `${file}:${line}: corrupt log line (${reason}); refusing to skip it — repair or remove the line by hand`,
+    'ECORRUPT',
+  );
+
+/**
+ * Validates log bytes: checksums, consecutive positions per stream, unique ids per stream, complete
+ * appends. Only the last append may be torn (reported, not thrown); anything else throws ECORRUPT.
+ */
+export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
+  const records: RecordedEvent[] = [];
+  const versions = new Map<string, number>();
+  const ids = new Map<string, Set<string>>();
+  let validBytes = 0;
+  let offset = 0;
+  let line = ctx.firstLine;
+  let open: { startLine: number; stream: string; size: number; records: RecordedEvent[] } | undefined;
+
+  while (offset < bytes.length) {
+    const newline = bytes.indexOf(0x0a, offset);
+    if (newline === -1) {
+      return { records, validBytes, torn: { line: open?.startLine ?? line, lastLine: line, reason: 'no newline at the end' } };
+    }
+    const decoded = decodeLine(bytes.subarray(offset, newline));
+    if ('reason' in decoded) {
+      if (decoded.torn && newline === bytes.length - 1) {
+        return { records, validBytes, torn: { line: open?.startLine ?? line, lastLine: line, reason: decoded.reason } };
+      }
+      throw corrupt(ctx.file, line, decoded.reason);
+    }
+    const { batch } = decoded;
+    const record: RecordedEvent = { ...decoded.record, checkpoint: checkpointAt(line) };
+    const stream = record.stream ?? '';
+    if (open && (batch !== undefined || stream !== open.stream)) {
+      throw corrupt(ctx.file, line, `the append of ${open.size} events starting at line ${open.startLine} is interrupted`);
+    }
+    const expectedPos = (versions.get(stream) ?? ctx.version(stream)) + 1;
+    if (record.pos !== expectedPos) {
+      throw corrupt(ctx.file, line, `${stream} position ${record.pos} where ${expectedPos} was expected`);
+    }
+    let seen = ids.get(stream);
+    if (!seen) ids.set(stream, (seen = new Set()));
+    if (seen.has(record.id) || ctx.hasId(stream, record.id)) {
+      throw corrupt(ctx.file, line, `event id ${record.id} is already in ${stream}`);
+    }
+    seen.add(record.id);
+    versions.set(stream, record.pos);
+    if (batch !== undefined) open = { startLine: line, stream, size: batch, records: [] };
+    if (open) {
+      open.records.push(record);
+      if (open.records.length === open.size) {
+        records.push(...open.records);
+        open = undefined;
+        validBytes = newline + 1;
+      }
+    } else {
+      records.push(record);
+      validBytes = newline + 1;
+    }
+    offset = newline + 1;
+    line += 1;
+  }
+  if (open) {
+    const reason = `the append of ${open.size} events ends after ${open.records.length}`;
+    return { records, validBytes, torn: { line: open.startLine, lastLine: line - 1, reason } };
+  }
+  return { records, validBytes };
+};

@@ -1,0 +1,315 @@
+/**
+ * The embedded default store (`file:PATH`): one JSON Lines log for all streams (format in
+ * `file-format.ts`), fdatasync before an append resolves, one writer at a time (`file-lock.ts`),
+ * readers any time. Everything is indexed in memory at open, so reads never rescan the file.
+ *
+ * Appends go through a queue: whatever queued up while the previous fsync ran is written (one
+ * write call per append) and made durable by one shared fdatasync — group commit. A failed write
+ * or fsync truncates the file back, so the file and the index stay exactly as they were.
+ */
+import { dirname, resolve } from 'node:path';
+import type { AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent } from './types.js';
+import { StoreError } from './types.js';
+import type { StoreFileHandle, StoreFs } from './file-fs.js';
+import { realFs } from './file-fs.js';
+import type { FileLock, LockOptions } from './file-lock.js';
+import { acquireLock } from './file-lock.js';
+import type { TornTail } from './file-format.js';
+import { encodeAppend, scanLog } from './file-format.js';
+import type { LogIndex } from './memory.js';
+import { createLogIndex, readersOver } from './memory.js';
+
+export const DEFAULT_FILE_PATH = '.isogroup/log.jsonl';
+
+export interface FileStoreOptions {
+  /** Open without the lock; `append` is refused. Live subscriptions poll the file for new lines. */
+  readonly readOnly?: boolean;
+  /** When the log is locked by a live writer: wait for it (optionally bounded) instead of ELOCKED. */
+  readonly wait?: LockOptions['wait'];
+  /** Where warnings go (torn tail truncated, stale lock taken over). Default: stderr. */
+  readonly warn?: (message: string) => void;
+  /** File-system seam (tests inject faults). Default: node:fs/promises. */
+  readonly fs?: StoreFs;
+  /** Read-only stores: how often a caught-up subscription looks for new lines (default 100 ms). */
+  readonly pollMs?: number;
+}
+
+interface Pending {
+  readonly stream: string;
+  readonly events: readonly NewEvent[];
+  readonly options: AppendOptions;
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: Error) => void;
+}
+
+const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code;
+
+const defaultWarn = (message: string): void => {
+  process.stderr.write(`isogroup: warning: ${message}\n`);
+};
+
+const tornMessage = (file: string, torn: TornTail, action: string): string =>
+  `${file}: line ${torn.line}${torn.lastLine > torn.line ? `-${torn.lastLine}` : ''}: ${action} torn last append (${torn.reason})`;
+
+const readIfExists = async (fs: StoreFs, file: string): Promise<Buffer> => {
+  try {
+    return await fs.readFile(file);
+  } catch (error) {
+    if (errno(error) === 'ENOENT') return Buffer.alloc(0);
+    throw new StoreError(`cannot read ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
+  }
+};
+
+const scanInto = (index: LogIndex, file: string, bytes: Buffer): ReturnType<typeof scanLog> => {
+  const result = scanLog(bytes, {
+    file,
+    firstLine: index.length + 1,
+    version: (stream) => index.version(stream),
+    hasId: (stream, id) => index.recordedId(stream, id) !== undefined,
+  });
+  index.commit(result.records);
+  return result;
+};
+
+/** Writes all of `bytes` (a short write is continued, not lost). */
+const writeAll = async (handle: StoreFileHandle, bytes: Buffer): Promise<void> => {
+  let done = 0;
+  while (done < bytes.length) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+    done += bytesWritten;
+  }
+};
+
+export const openFileStore = async (path: string, options: FileStoreOptions = {}): Promise<EventStore> => {
+  const fs = options.fs ?? realFs;
+  const warn = options.warn ?? defaultWarn;
+  const file = resolve(path);
+  if (options.readOnly) return openReader(fs, file, path, options, warn);
+  try {
+    await fs.mkdir(dirname(file), { recursive: true });
+  } catch (error) {
+    throw new StoreError(`cannot create the directory of ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
+  }
+  const lock = await acquireLock(fs, `${file}.lock`, { wait: options.wait, warn });
+  let handle: StoreFileHandle | undefined;
+  try {
+    handle = await fs.open(file, 'a');
+    const bytes = await readIfExists(fs, file);
+    const index = createLogIndex();
+    const scan = scanInto(index, file, bytes);
+    if (scan.torn) {
+      await handle.truncate(scan.validBytes);
+      await handle.datasync();
+      warn(tornMessage(file, scan.torn, 'truncated'));
+    }
+    return createWriter({ fs, file, path, handle, lock, index, size: scan.validBytes, warn });
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await lock.release();
+    if (error instanceof StoreError) throw error;
+    throw new StoreError(`cannot open ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
+  }
+};
+
+interface WriterState {
+  readonly fs: StoreFs;
+  readonly file: string;
+  readonly path: string;
+  readonly handle: StoreFileHandle;
+  readonly lock: FileLock;
+  readonly index: LogIndex;
+  readonly size: number;
+  readonly warn: (message: string) => void;
+}
+
+const createWriter = (state: WriterState): EventStore => {
+  const { file, handle, lock, index } = state;
+  const { closeSubscriptions, ...readers } = readersOver(index);
+  const queue: Pending[] = [];
+  let size = state.size;
+  let flushing: Promise<void> | undefined;
+  let closed = false;
+  /** Set when the file could not be restored after a failure: the log is no longer trustworthy. */
+  let broken: StoreError | undefined;
+
+  const failure = (what: string, error: unknown, stream: string): StoreError =>
+    new StoreError(
+      `append to ${stream} failed: ${what} ${file}: ${(error as Error).message}; nothing was appended`,
+      errno(error) ?? 'EIO',
+    );
+
+  /** Truncates back to `length`; if even that fails, the store refuses further appends. */
+  const restore = async (length: number, cause: unknown): Promise<boolean> => {
+    try {
+      await handle.truncate(length);
+      size = length;
+      await handle.datasync().catch(() => undefined);
+      return true;
+    } catch (error) {
+      broken = new StoreError(
+        `${file} could not be restored after a failed append (${(cause as Error).message}; then ${(error as Error).message}): ` +
+          'reopen the store, which will truncate the torn tail',
+        'EBROKEN',
+      );
+      return false;
+    }
+  };
+
+  const flushGroup = async (group: Pending[]): Promise<void> => {
+    const startSize = size;
+    const staged: RecordedEvent[] = [];
+    const done: { pending: Pending; result: AppendResult }[] = [];
+    for (const [i, pending] of group.entries()) {
+      if (broken) {
+        pending.reject(broken);
+        continue;
+      }
+      let plan;
+      try {
+        plan = index.plan(pending.stream, pending.events, pending.options.expectedVersion, staged);
+      } catch (error) {
+        pending.reject(error as Error);
+        continue;
+      }
+      if (plan.kind === 'retry' || plan.records.length === 0) {
+        done.push({ pending, result: plan.result });
+        continue;
+      }
+      const bytes = encodeAppend(plan.records);
+      try {
+        await writeAll(handle, bytes);
+        size += bytes.length;
+        staged.push(...plan.records);
+        done.push({ pending, result: plan.result });
+      } catch (error) {
+        pending.reject(failure('cannot write', error, pending.stream));
+        if (!(await restore(size, error))) {
+          for (const rest of group.slice(i + 1)) rest.reject(broken ?? (error as Error));
+          for (const { pending: p } of done) p.reject(broken ?? (error as Error));
+          return;
+        }
+      }
+    }
+    if (staged.length > 0) {
+      try {
+        await handle.datasync();
+      } catch (error) {
+        // After a failed fsync the kernel may have dropped the dirty pages: nothing written since the
+        // last good fsync can be trusted, so all of this group goes.
+        await restore(startSize, error);
+        for (const { pending } of done) pending.reject(failure('cannot fsync', error, pending.stream));
+        return;
+      }
+    }
+    index.commit(staged);
+    for (const { pending, result } of done) pending.resolve(result);
+  };
+
+  const flush = (): void => {
+    flushing ??= (async () => {
+      while (queue.length > 0) {
+        const group = queue.splice(0);
+        try {
+          await flushGroup(group);
+        } catch (error) {
+          // A bug, not an I/O failure (those are handled inside): fail loudly rather than hang.
+          for (const pending of group) pending.reject(error as Error);
+        }
+      }
+      flushing = undefined;
+    })();
+  };
+
+  return {
+    url: `file:${state.path}`,
+    ...readers,
+    append: (stream, events, options = {}) =>
+      new Promise<AppendResult>((resolvePromise, reject) => {
+        if (closed) return reject(new StoreError('store is closed', 'ECLOSED'));
+        if (broken) return reject(broken);
+        queue.push({ stream, events, options, resolve: resolvePromise, reject });
+        flush();
+      }),
+    close: async () => {
+      if (closed) return;
+      closed = true;
+      await flushing;
+      await closeSubscriptions();
+      await handle.close().catch(() => undefined);
+      await lock.release();
+    },
+  };
+};
+
+/** A read-only store: no lock, no truncation; it tails the file for lines appended by the writer. */
+const openReader = async (
+  fs: StoreFs,
+  file: string,
+  path: string,
+  options: FileStoreOptions,
+  warn: (message: string) => void,
+): Promise<EventStore> => {
+  const index = createLogIndex();
+  let consumed = 0;
+  let handle: StoreFileHandle | undefined;
+  let refreshing: Promise<void> | undefined;
+  let closed = false;
+
+  const scanTail = (bytes: Buffer, atOpen: boolean): void => {
+    const scan = scanInto(index, file, bytes);
+    consumed += scan.validBytes;
+    // A tail without its newline is most likely an append in progress; only a complete bad line is worth a word.
+    if (atOpen && scan.torn && !scan.torn.reason.startsWith('no newline')) {
+      warn(tornMessage(file, scan.torn, 'ignoring (read-only)'));
+    }
+  };
+
+  const pull = async (): Promise<void> => {
+    if (closed) return;
+    if (!handle) {
+      try {
+        handle = await fs.open(file, 'r');
+      } catch (error) {
+        if (errno(error) === 'ENOENT') return; // no log yet: an empty store
+        throw new StoreError(`cannot open ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
+      }
+    }
+    const { size } = await handle.stat();
+    if (size < consumed) {
+      throw new StoreError(`${file} shrank below what was already read: was it replaced?`, 'ECORRUPT');
+    }
+    if (size === consumed) return;
+    const bytes = Buffer.alloc(size - consumed);
+    let got = 0;
+    while (got < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, consumed + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    scanTail(bytes.subarray(0, got), false);
+  };
+
+  const refresh = (): Promise<void> => {
+    refreshing ??= pull().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  };
+
+  scanTail(await readIfExists(fs, file), true);
+  const { closeSubscriptions, ...readers } = readersOver(index, { refresh, pollMs: options.pollMs ?? 100 });
+  return {
+    url: `file:${path}`,
+    ...readers,
+    append: async () => {
+      throw new StoreError(`${file} is open read-only`, 'EREADONLY');
+    },
+    close: async () => {
+      closed = true;
+      await closeSubscriptions();
+      await refreshing?.catch(() => undefined);
+      await handle?.close().catch(() => undefined);
+    },
+  };
+};
