@@ -49,7 +49,12 @@ export interface EventDataMap {
     group?: number | null;
     reason?: GroupReason | null;
   };
-  DeviceRemoved: { device: string; surprise: boolean };
+  DeviceRemoved: {
+    device: string;
+    surprise: boolean;
+    /** Surprise removals: the user context that owned the device's DMA just before (for the alert). */
+    ctx?: string;
+  };
   AcsChanged: { device: string; ctl: string };
   DriverBound: { device: string; driver: string; managedDma: boolean };
   DriverUnbound: { device: string; driver: string };

@@ -236,12 +236,9 @@ const handlers: Handlers = {
   DeviceRemoved: (s, d, e) => {
     const dev = deviceOf(s, e, d.device);
     if (!dev) return;
-    const owner = dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null;
-    if (d.surprise && (dev.boundCtx !== null || owner !== null)) {
-      alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${dev.boundCtx ?? owner}`, {
-        device: dev.id,
-        ctx: dev.boundCtx ?? owner ?? undefined,
-      });
+    const owner = d.ctx ?? dev.boundCtx ?? (dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null);
+    if (d.surprise && owner !== null) {
+      alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${owner}`, { device: dev.id, ctx: owner });
     }
     if (dev.endpointDomain) s.domains.get(dev.endpointDomain)?.users.delete(dev.id);
     for (const dom of s.domains.values()) if (dom.users.has(dev.id)) dom.users.delete(dev.id);

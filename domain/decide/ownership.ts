@@ -93,11 +93,13 @@ export const decideDeviceBind = (w: Working, c: Cmd<'device.bind'>): void => {
   if (c.actor.uid !== 0 && !dev.grants.includes(c.actor.uid)) refuse('EACCES', `device: uid ${c.actor.uid} may not open ${dev.id} (no device.grant)`);
   if (!isVfioDriver(dev.driver)) refuse('ENODEV', `device: ${dev.id} is bound to ${dev.driver ?? 'no driver'}, not a vfio driver; bind it to vfio-pci first`);
   const g = groupOf(s, dev) ?? refuse('ENODEV', `device: ${dev.id} has no IOMMU group (no IOMMU translates it), so it can never be given to a user safely`);
-  if (dev.boundCtx !== null) refuse('EBUSY', `device: ${dev.id} is already bound to ctx ${dev.boundCtx}`);
   checkMsiIsolation(s, g);
   if (g.claimPath === 'group') refuse('EBUSY', `device: group ${g.id} is claimed through its group node by ctx ${g.owner}`);
   if (g.kernelUsers > 0) refuse('EPERM', `device: group ${g.id} is not viable: kernel drivers still use it: ${kernelBlockers(s, g)}`);
   if (g.owner !== null && g.owner !== ctx.id) refuse('EPERM', `device: group ${g.id} is owned by ctx ${g.owner}`);
+  // Not in SPEC's list: a device file binds once (a second bind would count a reference twice).
+  // Checked after the ownership rules so binding another ctx's device still answers EPERM.
+  if (dev.boundCtx !== null) refuse('EBUSY', `device: ${dev.id} is already bound to ctx ${dev.boundCtx}`);
   if (g.owner === null) checkTakeOwnership(s, g);
   w.emit({ type: 'DeviceBound', data: { device: dev.id, ctx: ctx.id, group: g.id } });
 };

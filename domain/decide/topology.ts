@@ -91,6 +91,8 @@ export const decideDeviceRemove = (w: Working, c: Cmd<'device.remove'>): void =>
   }
   for (const v of victims) {
     const dev = w.state.devices.get(v.id)!;
+    // Who owned it before the cleanup below releases it: the surprise alert names that ctx.
+    const heldBy = c.surprise ? (dev.boundCtx ?? groupOf(w.state, dev)?.owner ?? null) : null;
     detachAll(w, dev);
     if (dev.boundCtx !== null) w.emit({ type: 'DeviceUnbound', data: { device: dev.id, ctx: dev.boundCtx } });
     if (dev.driver !== null) w.emit({ type: 'DriverUnbound', data: { device: dev.id, driver: dev.driver } });
@@ -98,7 +100,7 @@ export const decideDeviceRemove = (w: Working, c: Cmd<'device.remove'>): void =>
     if (g && g.members.length === 1 && g.owner !== null && g.claimPath === 'group') {
       w.emit({ type: 'GroupReleased', data: { group: g.id, ctx: g.owner } });
     }
-    w.emit({ type: 'DeviceRemoved', data: { device: dev.id, surprise: c.surprise } });
+    w.emit({ type: 'DeviceRemoved', data: { device: dev.id, surprise: c.surprise, ...(heldBy !== null ? { ctx: heldBy } : {}) } });
   }
 };
 
