@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
 import { evolveAll, initialState, type Alert, type Command, type State } from '../domain/index.js';
+import type { LogSource } from '../projections/log.js';
 import { decideEnvelopes, type ExecResult } from './engine.js';
 import { ExpectedVersionConflictError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
@@ -31,6 +32,10 @@ export interface Manager {
   readonly stream: string;
   readonly store: EventStore;
   readonly state: State;
+  /** Snapshot spacing K. */
+  readonly every: number;
+  /** The log as projections read it (a range of this host's entries). */
+  readonly log: LogSource;
   readonly events$: Observable<RecordedEvent>;
   readonly state$: BehaviorSubject<State>;
   readonly alerts$: Observable<Alert>;
@@ -257,6 +262,8 @@ export const createManager = (options: ManagerOptions): Manager => {
     host,
     stream,
     store,
+    every,
+    log: { read: (from, to) => store.read(stream, { from, to }) },
     get state() {
       return state;
     },

@@ -1,5 +1,264 @@
-/** Query commands (SPEC §8): can-dma, who-can, explain, audit, plan, diff, bisect. */
+/** Query commands (SPEC §8, §10): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
+import { FieldError, TWO_POW_64, canDmaAt, hex, parseDeviceId, parseU64, verdictJson, type DmaQuery } from '../../../domain/index.js';
+import { audit, auditCsv, auditJson, bisect, diffStates, explain, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
+import { parseAt, type CliContext } from '../context.js';
+import { CliError, table } from '../io.js';
 import type { App } from '../program.js';
 
-export const registerQueries = (_program: Command, _app: App): void => {};
+const u64 = (v: string | undefined, flag: string, max?: bigint): bigint => {
+  if (v === undefined) throw new CliError(`${flag} is required`);
+  try {
+    return parseU64(v, flag, max);
+  } catch (err) {
+    if (err instanceof FieldError) throw new CliError(err.message);
+    throw err;
+  }
+};
+const device = (v: string | undefined): string => {
+  if (v === undefined) throw new CliError('--device is required');
+  try {
+    return parseDeviceId(v, '--device');
+  } catch (err) {
+    throw new CliError((err as Error).message);
+  }
+};
+const access = (v: string | undefined): 'r' | 'w' => {
+  if (v === 'r' || v === 'w') return v;
+  throw new CliError(`--access: expected r or w, got ${JSON.stringify(v ?? '')}`);
+};
+const pasidOf = (v: string | undefined): number | null => {
+  if (v === undefined) return null;
+  if (!/^\d+$/.test(v) || Number(v) > 0xfffff) throw new CliError(`--pasid: expected an integer from 0 to 1048575, got ${JSON.stringify(v)}`);
+  return Number(v);
+};
+
+interface DmaFlags {
+  device?: string;
+  iova?: string;
+  length?: string;
+  access?: string;
+  pasid?: string;
+  at?: string;
+}
+const dmaQuery = (o: DmaFlags): DmaQuery => {
+  const q: DmaQuery = { device: device(o.device), iova: u64(o.iova, '--iova'), length: o.length ? u64(o.length, '--length', TWO_POW_64) : 1n, access: access(o.access), pasid: pasidOf(o.pasid) };
+  if (q.length === 0n) throw new CliError('--length: must not be 0');
+  if (q.iova + q.length! > TWO_POW_64) throw new CliError('--iova + --length overflows 2^64');
+  return q;
+};
+
+const dmaOptions = (c: Command): Command =>
+  c
+    .requiredOption('--device <id>', 'device, e.g. 0000:03:00.1')
+    .requiredOption('--iova <addr>', 'address the device puts on the bus (hex or decimal)')
+    .option('--length <n>', 'bytes (default 1)')
+    .requiredOption('--access <r|w>', 'read or write')
+    .option('--pasid <n>', 'PASID of the access');
+
+const verdictLine = (ctx: CliContext, q: DmaQuery, v: ReturnType<typeof canDmaAt>): string => {
+  const p = ctx.paint;
+  const head = v.allowed ? p.green('ALLOWED') : p.red('DENIED');
+  const segs = v.segments.map((s) => `iova ${hex(s.iova.start)}-${hex(s.iova.last)} → pa ${hex(s.pa.start)}-${hex(s.pa.last)}`).join('; ');
+  return (
+    `${head} ${q.device} ${q.access === 'w' ? 'write' : 'read'} ${hex(q.iova)}: ${v.reason}` +
+    `${v.domain ? ` via domain ${v.domain}` : ''}${v.group !== null ? ` (group ${v.group}${v.owner ? `, owner ${v.owner}` : ''}${v.vm ? `, VM ${v.vm}` : ''})` : ''}` +
+    `${segs ? `\n  ${segs}` : ''}${v.viaGroup ? `\n  not attached itself: rides its group's domain (attached: ${v.viaGroup.join(', ')})` : ''}` +
+    `${v.unsafe ? `\n  ${p.yellow('UNSAFE: no IOMMU translates this device; it can reach any physical address')}` : ''}` +
+    `${v.fault ? `\n  fault: ${v.fault.reason} [${v.fault.flags.join(',')}]` : ''}\n`
+  );
+};
+
+export const registerQueries = (program: Command, app: App): void => {
+  dmaOptions(program.command('can-dma'))
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('can device D read/write address A (at log position N)? SPEC §8 canDma')
+    .action(
+      app.action(async (ctx, o: DmaFlags) => {
+        const q = dmaQuery(o);
+        const m = await ctx.manager();
+        const v = canDmaAt(await m.stateAt(parseAt(o.at)), q);
+        if (ctx.json) ctx.emit(verdictJson(v));
+        else ctx.out(verdictLine(ctx, q, v));
+        return v.allowed ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('who-can')
+    .requiredOption('--pa <addr>', 'physical address')
+    .option('--length <n>', 'bytes (default 1)')
+    .requiredOption('--access <r|w>', 'read or write')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('who can reach physical address P: every device, pasid and iova range (identity and untranslated devices included)')
+    .action(
+      app.action(async (ctx, o: { pa?: string; length?: string; access?: string; at?: string }) => {
+        const pa = u64(o.pa, '--pa');
+        const length = o.length ? u64(o.length, '--length', TWO_POW_64) : 1n;
+        const m = await ctx.manager();
+        const rows = whoCanReach(await m.stateAt(parseAt(o.at)), { pa, length, access: access(o.access) });
+        if (ctx.json) return ctx.emit({ pa: hex(pa), length: hex(length), reachers: rows.map(reacherJson) });
+        if (rows.length === 0) return ctx.out(`nobody can ${o.access === 'w' ? 'write' : 'read'} ${hex(pa)}\n`);
+        ctx.out(
+          table(
+            rows.map((r) => [r.device, r.pasid === null ? '-' : String(r.pasid), `${hex(r.iova.start)}-${hex(r.iova.last)}`, r.reason === 'no-iommu' ? ctx.paint.yellow(r.reason) : r.reason, r.domain ?? '-', r.owner ? `${r.owner}${r.vm ? ` (VM ${r.vm})` : ''}` : '-', r.viaGroup ? 'via group' : '']),
+            ['device', 'pasid', 'iova', 'how', 'domain', 'owner', ''],
+          ),
+        );
+      }),
+    );
+
+  program
+    .command('peers')
+    .requiredOption('--device <id>', 'device')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('the other members of a device\'s group (no isolation between them)')
+    .action(
+      app.action(async (ctx, o: { device?: string; at?: string }) => {
+        const m = await ctx.manager();
+        const list = peers(await m.stateAt(parseAt(o.at)), device(o.device));
+        if (ctx.json) ctx.emit({ device: o.device, peers: list });
+        else ctx.out(list.length ? `${list.join('\n')}\n` : `${o.device} shares its group with nobody\n`);
+      }),
+    );
+
+  program
+    .command('explain')
+    .requiredOption('--device <id>', 'device')
+    .option('--iova <addr>', 'explain a DMA verdict for this address (with --access)')
+    .option('--length <n>', 'bytes (default 1)')
+    .option('--access <r|w>', 'read or write')
+    .option('--pasid <n>', 'PASID')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('why: the chain of log entries behind a group membership or a DMA verdict')
+    .action(
+      app.action(async (ctx, o: DmaFlags) => {
+        const m = await ctx.manager();
+        const s = await m.stateAt(parseAt(o.at));
+        const q = o.iova !== undefined ? dmaQuery(o) : { device: device(o.device) };
+        const x = await explain(s, m.log, q);
+        if (ctx.json) return ctx.emit({ ...x, verdict: x.verdict ? verdictJson(x.verdict) : undefined });
+        if (x.summary) ctx.out(`${x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
+        ctx.out(`${x.membership}\n\nbecause:\n`);
+        for (const st of x.chain) ctx.out(`  #${String(st.pos).padEnd(5)} ${ctx.paint.dim(st.at)} ${st.actor ? `uid ${st.actor.uid}`.padEnd(9) : ''} ${st.sentence}\n`);
+      }),
+    );
+
+  program
+    .command('audit')
+    .option('--device <id>')
+    .option('--group <n>')
+    .option('--ctx <id>')
+    .option('--domain <id>')
+    .option('--uid <n>')
+    .option('--since <time>', 'ISO time')
+    .option('--until <time>', 'ISO time')
+    .option('--at <pos|time>', 'only entries up to this position or time')
+    .option('--format <table|json|csv>', 'output format (default table; --json means json)')
+    .description('audit trail: the entries that touched a device/group/ctx/domain/uid, as sentences, refusals and alerts included')
+    .action(
+      app.action(async (ctx, o: { device?: string; group?: string; ctx?: string; domain?: string; uid?: string; since?: string; until?: string; at?: string; format?: string }) => {
+        const format = o.format ?? (ctx.json ? 'json' : 'table');
+        if (!['table', 'json', 'csv'].includes(format)) throw new CliError(`--format: expected table, json or csv, got ${JSON.stringify(format)}`);
+        const int = (v: string | undefined, flag: string): number | undefined => {
+          if (v === undefined) return undefined;
+          const n = Number(v.replace(/^group:/, ''));
+          if (!Number.isSafeInteger(n) || n < 0) throw new CliError(`${flag}: expected a non-negative integer, got ${JSON.stringify(v)}`);
+          return n;
+        };
+        const time = (v: string | undefined, flag: string): string | undefined => {
+          if (v === undefined) return undefined;
+          if (Number.isNaN(Date.parse(v))) throw new CliError(`${flag}: expected an ISO time, got ${JSON.stringify(v)}`);
+          return v;
+        };
+        const m = await ctx.manager();
+        const at = parseAt(o.at);
+        const to = at === undefined ? m.state.pos : m.positionAt(at);
+        const rows = await audit(await m.stateAt(to), m.log, {
+          ...(o.device ? { device: device(o.device) } : {}),
+          ...(o.group !== undefined ? { group: int(o.group, '--group') } : {}),
+          ...(o.ctx ? { ctx: o.ctx } : {}),
+          ...(o.domain ? { domain: o.domain } : {}),
+          ...(o.uid !== undefined ? { uid: int(o.uid, '--uid') } : {}),
+          ...(o.since ? { since: time(o.since, '--since') } : {}),
+          ...(o.until ? { until: time(o.until, '--until') } : {}),
+          to,
+        });
+        if (format === 'json') for (const r of rows) ctx.emit(auditJson(r));
+        else if (format === 'csv') ctx.out(auditCsv(rows));
+        else if (rows.length === 0) ctx.out('no matching entries\n');
+        else
+          ctx.out(
+            table(
+              rows.map((r) => [`#${r.pos}`, r.at, r.actor ? `uid ${r.actor.uid}` : '', r.alert ? ctx.paint.red(r.sentence) : r.refused ? ctx.paint.yellow(r.sentence) : r.sentence]),
+              ['pos', 'time', 'actor', 'what happened'],
+            ),
+          );
+      }),
+    );
+
+  program
+    .command('plan')
+    .requiredOption('--device <id>', 'the device to hand to a user context')
+    .option('--ctx <id>', 'the user context (default ctx1)')
+    .option('--uid <n>', 'the user (default: the ctx owner, else 1000)')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('what it takes to hand D to a user context: the claim set and the commands')
+    .action(
+      app.action(async (ctx, o: { device?: string; ctx?: string; uid?: string; at?: string }) => {
+        const m = await ctx.manager();
+        const p = plan(await m.stateAt(parseAt(o.at)), { device: device(o.device), ...(o.ctx ? { ctx: o.ctx } : {}), ...(o.uid ? { uid: Number(o.uid) } : {}) });
+        if (ctx.json) return ctx.emit(p);
+        ctx.out(`${p.device}: group ${p.group ?? 'none'}, ${p.viable ? 'viable' : 'not viable'}${p.possible ? '' : ctx.paint.red(' — cannot be handed to a user')}\n`);
+        for (const x of p.problems) ctx.out(`  ${ctx.paint.red('!')} ${x}\n`);
+        if (p.members.length) ctx.out(`\nclaim set (every member of group ${p.group} goes together):\n${table(p.members.map((mm) => ['  ', mm.device, mm.driver ?? '-', mm.action, ctx.paint.dim(mm.why)]))}`);
+        if (p.possible && p.commands.length) ctx.out(`\ncommands (pipe to \`isogroup exec -\`):\n${p.commands.map((c) => JSON.stringify(c)).join('\n')}\n`);
+        return p.possible ? 0 : 1;
+      }),
+    );
+
+  program
+    .command('diff')
+    .requiredOption('--from <pos|time>', 'earlier point')
+    .requiredOption('--to <pos|time>', 'later point')
+    .description('what changed in groups, owners, domains and mappings between two points')
+    .action(
+      app.action(async (ctx, o: { from?: string; to?: string }) => {
+        const m = await ctx.manager();
+        const d = diffStates(await m.stateAt(parseAt(o.from, '--from')), await m.stateAt(parseAt(o.to, '--to')));
+        if (ctx.json) return ctx.emit(d);
+        const lines: string[] = [`from #${d.from} to #${d.to}:`];
+        const list = (label: string, xs: readonly unknown[]): void => {
+          if (xs.length) lines.push(`  ${label} (${xs.length}):`, ...xs.slice(0, 50).map((x) => `    ${typeof x === 'string' ? x : JSON.stringify(x)}`));
+        };
+        list('groups added', d.groups.added);
+        list('groups removed', d.groups.removed);
+        list('groups changed', d.groups.changed);
+        list('devices added', d.devices.added);
+        list('devices removed', d.devices.removed);
+        list('drivers changed', d.devices.drivers);
+        list('owners changed', d.owners);
+        list('group domains changed', d.domains.current);
+        list('domains allocated', d.domains.added);
+        list('domains freed', d.domains.removed);
+        list('mappings added', d.mappings.added);
+        list('mappings removed', d.mappings.removed);
+        list('new alerts', d.alerts);
+        if (lines.length === 1) lines.push('  nothing changed');
+        ctx.out(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  dmaOptions(program.command('bisect'))
+    .description('the log position from which the current can-dma answer holds (when did this become possible?)')
+    .action(
+      app.action(async (ctx, o: DmaFlags) => {
+        const q = dmaQuery(o);
+        const m = await ctx.manager();
+        const r = await bisect({ read: m.log.read, stateAt: (p) => m.stateAt(p), every: m.every }, m.state, q);
+        if (ctx.json) return ctx.emit({ pos: r.pos, allowed: r.allowed, reason: r.reason, before: r.before, entry: r.entry });
+        if (r.pos === 0) return ctx.out(`${q.device} has been ${r.allowed ? 'allowed' : 'denied'} (${r.reason}) since the log began\n`);
+        ctx.out(`#${r.pos} made it ${r.allowed ? 'ALLOWED' : 'DENIED'} (${r.reason}; before: ${r.before?.allowed ? 'allowed' : 'denied'}, ${r.before?.reason}): ${r.entry?.type} at ${r.entry?.meta.at} by uid ${r.entry?.meta.actor?.uid ?? '?'}\n`);
+      }),
+    );
+};

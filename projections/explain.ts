@@ -1,0 +1,141 @@
+/**
+ * `explain`: the chain of log entries that made a verdict or a group membership so — device
+ * added and why grouped, driver binds that decide viability, the claim or bind that made the
+ * owner, the ctx and its VM, the domain and the attach, the maps behind each segment — each with
+ * position, time, actor and one plain sentence.
+ */
+import { canDmaAt, describeReason, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
+import { entriesAt, type LogSource } from './log.js';
+import { ownershipIndex, sentence, type Entry } from './sentences.js';
+
+export interface ExplainStep {
+  readonly pos: number;
+  readonly at: string;
+  readonly actor: { readonly uid: number; readonly comm?: string } | null;
+  readonly type: string;
+  readonly sentence: string;
+}
+
+export interface Explanation {
+  readonly device: string;
+  readonly group: number | null;
+  /** Why the device is in its group (or why it has none). */
+  readonly membership: string;
+  readonly verdict?: DmaVerdict;
+  /** The verdict in one sentence. */
+  readonly summary?: string;
+  readonly chain: readonly ExplainStep[];
+}
+
+/** Positions of the entries behind a device's group membership (following `via` links). */
+const membershipPositions = (s: State, device: string, out: Set<number>, seen = new Set<string>()): void => {
+  const d = s.devices.get(device);
+  if (!d || seen.has(device)) return;
+  seen.add(device);
+  out.add(d.addedAt);
+  const r = d.reason;
+  if (!r) return;
+  if (r.kind === 'acs-path') {
+    membershipPositions(s, r.bridge, out, seen);
+    if (r.brokenAt !== r.bridge) out.add(s.devices.get(r.brokenAt)?.addedAt ?? 0);
+  } else if (r.kind !== 'new') membershipPositions(s, r.via, out, seen);
+};
+
+export const membershipSentence = (s: State, device: string): string => {
+  const d = s.devices.get(device);
+  if (!d) return `${device} is not present`;
+  if (d.group === null) return d.pci?.kind === 'host-bridge' ? `${device} is a host bridge: never in a group, not a DMA source` : `${device} has no IOMMU group: no IOMMU translates it (and no ancestor has a group), so its DMA is untranslated and it can never be given to a user`;
+  return d.reason ? describeReason(device, d.group, d.reason) : `${device} is in group ${d.group}`;
+};
+
+const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
+  const what = `${q.device} ${q.access === 'w' ? 'write' : 'read'} at ${`0x${q.iova.toString(16)}`}`;
+  const through = v.domain ? ` through domain ${v.domain}` : '';
+  const owner = v.owner ? ` (group ${v.group} owned by ctx ${v.owner}${v.vm ? `, reachable by VM ${v.vm}` : ''})` : '';
+  const via = v.viaGroup ? `; the device itself is not attached, it rides its group's domain (attached: ${v.viaGroup.join(', ')})` : '';
+  switch (v.reason) {
+    case 'unknown-device':
+      return `${what}: denied, no such device`;
+    case 'no-iommu':
+      return `${what}: allowed and UNTRANSLATED (no IOMMU): it can reach any physical address`;
+    case 'blocked':
+      return `${what}: denied, the ${v.path === 'pasid' || v.path === 'blocked' ? 'access is blocked' : 'domain blocks all DMA'}${owner}`;
+    case 'identity':
+      return `${what}: allowed, identity (pa = iova)${through}${owner}${via}`;
+    case 'msi':
+      return `${what}: allowed, it is an MSI doorbell (identity)${owner}`;
+    case 'reserved':
+      return `${what}: denied, reserved region${through}`;
+    case 'mapped':
+      return `${what}: allowed, mapped${through} to pa ${v.segments.map((x) => `0x${x.pa.start.toString(16)}`).join(', ')}${owner}${via}`;
+    case 'permission':
+      return `${what}: denied, mapped${through} without ${q.access === 'w' ? 'write' : 'read'} permission${owner}`;
+    case 'partially-mapped':
+      return `${what}: denied, only part of the range is mapped${through}`;
+    case 'unmapped':
+      return `${what}: denied, nothing is mapped there${through}${owner}${via}`;
+  }
+};
+
+export interface ExplainQuery {
+  readonly device: string;
+  readonly iova?: bigint;
+  readonly length?: bigint;
+  readonly access?: 'r' | 'w';
+  readonly pasid?: number | null;
+}
+
+/** Explains a verdict (when iova and access are given) or the device's group membership. */
+export const explain = async (s: State, log: LogSource, q: ExplainQuery): Promise<Explanation> => {
+  const d = s.devices.get(q.device);
+  const positions = new Set<number>();
+  membershipPositions(s, q.device, positions);
+  let verdict: DmaVerdict | undefined;
+  let summary: string | undefined;
+  if (d && d.group !== null) {
+    const g = s.groups.get(d.group)!;
+    for (const m of g.members) {
+      const md = s.devices.get(m);
+      if (md?.driverAt) positions.add(md.driverAt);
+      if (md?.boundAt) positions.add(md.boundAt);
+    }
+    if (g.ownedAt) positions.add(g.ownedAt);
+    if (g.owner) {
+      const c = s.ctxs.get(g.owner);
+      if (c) {
+        positions.add(c.openedAt);
+        if (c.vmAt && c.vm) positions.add(c.vmAt);
+      }
+    }
+  }
+  if (q.iova !== undefined && q.access !== undefined) {
+    const dq: DmaQuery = { device: q.device, iova: q.iova, access: q.access, ...(q.length !== undefined ? { length: q.length } : {}), pasid: q.pasid ?? null };
+    verdict = canDmaAt(s, dq);
+    summary = verdictSentence(dq, verdict);
+    if (verdict.domain) {
+      const dom = s.domains.get(verdict.domain);
+      if (dom && dom.defaultOf === null) positions.add(dom.createdAt);
+      if (d?.group != null) {
+        const att = s.groups.get(d.group)?.attachments.get(q.pasid ?? 0);
+        if (att) positions.add(att.at);
+      }
+    }
+    for (const seg of verdict.segments) if (seg.pos) positions.add(seg.pos);
+  }
+  if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
+  const entries = await entriesAt(log, positions);
+  const idx = ownershipIndex();
+  for (const c of s.ctxs.values()) idx.feed({ pos: 0, type: 'ContextOpened', data: { ctx: c.id, uid: c.uid }, meta: { at: '' } });
+  for (const dom of s.domains.values()) idx.feed({ pos: 0, type: 'DomainAllocated', data: { domain: dom.id, ctx: dom.ctx }, meta: { at: '' } });
+  return {
+    device: q.device,
+    group: d?.group ?? null,
+    membership: membershipSentence(s, q.device),
+    ...(verdict ? { verdict, summary } : {}),
+    chain: entries.map((e: Entry) => ({ pos: e.pos, at: e.meta.at, actor: e.meta.actor ?? null, type: e.type, sentence: sentence(e, idx) })),
+  };
+};
+
+/** Convenience for the test kit: explain a DMA verdict. */
+export const explainDma = (log: LogSource, s: State, q: DmaQuery): Promise<Explanation> =>
+  explain(s, log, { device: q.device, iova: q.iova, access: q.access, ...(q.length !== undefined ? { length: q.length } : {}), pasid: q.pasid ?? null });

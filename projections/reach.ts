@@ -1,0 +1,142 @@
+/**
+ * `whoCanReach` (SPEC §8): every (device, pasid, iova range) that can make an access to any byte
+ * of a physical range. Translated reach comes from the state's PA → (domain, IOVA) interval
+ * index, so the cost is O(log n + answers) in the number of mappings; identity, bypass and
+ * untranslated (no-IOMMU) devices reach everything and are always listed.
+ */
+import { currentDomain, hex, unpackPos, PROT_R, PROT_W, type Range, type State } from '../domain/index.js';
+
+export interface ReachQuery {
+  readonly pa: bigint;
+  readonly length?: bigint;
+  readonly access: 'r' | 'w';
+}
+
+export interface Reacher {
+  readonly device: string;
+  readonly pasid: number | null;
+  readonly iova: Range;
+  readonly pa: Range;
+  readonly reason: 'mapped' | 'identity' | 'no-iommu' | 'msi';
+  readonly domain: string | null;
+  readonly group: number | null;
+  readonly owner: string | null;
+  readonly vm: string | null;
+  /** Position of the Mapped entry (translated reach). */
+  readonly pos?: number;
+  /** Rides the group's domain without being attached itself. */
+  readonly viaGroup?: boolean;
+}
+
+interface DomainUser {
+  readonly device: string;
+  readonly pasid: number | null;
+  readonly viaGroup: boolean;
+}
+
+/** Who uses each domain for DMA right now: group-level (linux) and endpoint-level (virtio). */
+const domainUsers = (s: State): Map<string, DomainUser[]> => {
+  const out = new Map<string, DomainUser[]>();
+  const add = (dom: string | null, u: DomainUser): void => {
+    if (dom === null) return;
+    const list = out.get(dom);
+    if (list) list.push(u);
+    else out.set(dom, [u]);
+  };
+  for (const g of s.groups.values()) {
+    if (s.iommus.get(g.iommu)?.personality === 'virtio') continue;
+    const rid = g.attachments.get(0);
+    const dom = rid?.domain ?? currentDomain(g);
+    for (const m of g.members) add(dom, { device: m, pasid: null, viaGroup: rid !== undefined && !rid.devices.includes(m) });
+    for (const [pasid, att] of g.attachments) if (pasid !== 0) for (const m of g.members) add(att.domain, { device: m, pasid, viaGroup: !att.devices.includes(m) });
+  }
+  for (const d of s.devices.values()) if (d.endpointDomain) add(d.endpointDomain, { device: d.id, pasid: null, viaGroup: false });
+  return out;
+};
+
+const clip = (a: Range, b: Range): Range => ({ start: a.start > b.start ? a.start : b.start, last: a.last < b.last ? a.last : b.last });
+
+export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
+  const len = q.length ?? 1n;
+  const want: Range = { start: q.pa, last: q.pa + (len === 0n ? 1n : len) - 1n };
+  const need = q.access === 'w' ? PROT_W : PROT_R;
+  const out: Reacher[] = [];
+  const ownerOf = (group: number | null): { owner: string | null; vm: string | null } => {
+    const owner = group === null ? null : (s.groups.get(group)?.owner ?? null);
+    return { owner, vm: owner ? (s.ctxs.get(owner)?.vm ?? null) : null };
+  };
+  const users = domainUsers(s);
+
+  // Translated reach through mappings (reverse index: PA → domain, IOVA).
+  for (const r of s.reach.overlapping(want.start, want.last)) {
+    const dom = s.domains.get(r.ref!);
+    if (!dom) continue;
+    const m = dom.mappings.overlapping(r.aux, r.aux, 1)[0];
+    if (!m || m.start !== r.aux) continue;
+    const { prot, pos } = unpackPos(m.pos);
+    if ((prot & need) === 0) continue;
+    const pa = clip({ start: r.start, last: r.last }, want);
+    const iova = { start: m.start + (pa.start - m.aux), last: m.start + (pa.last - m.aux) };
+    for (const u of users.get(dom.id) ?? []) {
+      const dev = s.devices.get(u.device);
+      out.push({ device: u.device, pasid: u.pasid, iova, pa, reason: 'mapped', domain: dom.id, group: dev?.group ?? null, ...ownerOf(dev?.group ?? null), pos, ...(u.viaGroup ? { viaGroup: true } : {}) });
+    }
+  }
+
+  // Identity, bypass and untranslated devices reach every address.
+  for (const dev of s.devices.values()) {
+    if (dev.pci?.kind === 'host-bridge') continue;
+    if (dev.group === null) {
+      out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'no-iommu', domain: null, group: null, owner: null, vm: null });
+      continue;
+    }
+    const iommu = dev.iommu ? s.iommus.get(dev.iommu) : undefined;
+    let domId: string | null;
+    if (iommu?.personality === 'virtio') {
+      domId = dev.endpointDomain;
+      if (domId === null) {
+        if (iommu.bypass) out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: null, group: dev.group, ...ownerOf(dev.group) });
+        continue;
+      }
+    } else {
+      const g = s.groups.get(dev.group)!;
+      domId = g.attachments.get(0)?.domain ?? currentDomain(g);
+    }
+    const dom = domId ? s.domains.get(domId) : undefined;
+    if (!dom) continue;
+    if (dom.kind === 'identity' || dom.kind === 'bypass') {
+      out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
+      continue;
+    }
+    const regions = [...(iommu?.reserved ?? []), ...dev.reserved];
+    for (const r of regions) {
+      const direct = dom.kind === 'dma' && (r.kind === 'direct' || r.kind === 'direct-relaxable');
+      const msi = (r.kind === 'msi' || r.kind === 'sw-msi') && q.access === 'w';
+      if (!(direct || msi) || r.start > want.last || r.last < want.start) continue;
+      const part = clip(r, want);
+      out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: direct ? 'identity' : 'msi', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
+    }
+  }
+  return out;
+};
+
+export const reacherJson = (r: Reacher): Record<string, unknown> => ({
+  device: r.device,
+  pasid: r.pasid,
+  iova: { start: hex(r.iova.start), last: hex(r.iova.last) },
+  pa: { start: hex(r.pa.start), last: hex(r.pa.last) },
+  reason: r.reason,
+  domain: r.domain,
+  group: r.group,
+  owner: r.owner,
+  ...(r.vm ? { vm: r.vm } : {}),
+  ...(r.pos !== undefined ? { pos: r.pos } : {}),
+  ...(r.viaGroup ? { viaGroup: true } : {}),
+});
+
+/** Other members of a device's group: no isolation between them (SPEC §8 peers). */
+export const peers = (s: State, device: string): string[] => {
+  const d = s.devices.get(device);
+  if (!d || d.group === null) return [];
+  return (s.groups.get(d.group)?.members ?? []).filter((m) => m !== device);
+};
