@@ -163,6 +163,15 @@ const oneOf = <T extends string>(o: Obj, field: string, allowed: readonly T[], d
   return v as T;
 };
 const device = (o: Obj, field = 'device'): string => parseDeviceId(o[field], field);
+/** Reads a field of a nested object, naming it with its full path (`pci.kind`, `actor.uid`). */
+const nested = <T>(prefix: string, read: () => T): T => {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof FieldError) throw new FieldError(`${prefix}.${err.field}`, err.message.slice(err.field.length + 2));
+    throw err;
+  }
+};
 
 export const parseAcsBits = (value: unknown, field: string): AcsBit[] => {
   const list = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
@@ -196,7 +205,7 @@ export const parseRegions = (value: unknown, field: string): Region[] => {
 export const parsePci = (value: unknown, field: string): PciInfo => {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new FieldError(field, `expected an object, got ${describe(value)}`);
   const o = value as Obj;
-  const kind = oneOf(o, 'kind', PCI_KINDS);
+  const kind = nested(field, () => oneOf(o, 'kind', PCI_KINDS));
   let acs: Acs | null = null;
   if (o.acs !== undefined && o.acs !== null) {
     if (typeof o.acs !== 'object' || Array.isArray(o.acs)) throw new FieldError(`${field}.acs`, `expected {"cap":"SV,RR,…","ctl":"…"} or null`);
@@ -215,7 +224,7 @@ export const parsePci = (value: unknown, field: string): PciInfo => {
     acs,
     acsQuirk: (quirk as boolean | undefined) ?? null,
     aliases: (aliases as string[]).map((a) => a.toLowerCase()),
-    pcieBridgeAlias: bool(o, 'pcieBridgeAlias', false),
+    pcieBridgeAlias: nested(field, () => bool(o, 'pcieBridgeAlias', false)),
   };
 };
 
@@ -243,7 +252,7 @@ const parseActor = (v: unknown): Actor => {
   if (v === undefined || v === null) return { uid: 0 };
   if (typeof v !== 'object' || Array.isArray(v)) throw new FieldError('actor', `expected {"uid":N}, got ${describe(v)}`);
   const o = v as Obj;
-  const uid = reqInt(o, 'uid', 0x7fffffff);
+  const uid = nested('actor', () => reqInt(o, 'uid', 0x7fffffff));
   const comm = o.comm === undefined ? undefined : typeof o.comm === 'string' ? o.comm.slice(0, 64) : undefined;
   return comm === undefined ? { uid } : { uid, comm };
 };
@@ -268,7 +277,7 @@ export const parseCommand = (json: unknown): Command => {
       if (o.domainRange !== undefined && o.domainRange !== null) {
         if (typeof o.domainRange !== 'object') throw new FieldError('domainRange', 'expected {"start":N,"last":N}');
         const d = o.domainRange as Obj;
-        domainRange = { start: reqInt(d, 'start'), last: reqInt(d, 'last') };
+        domainRange = nested('domainRange', () => ({ start: reqInt(d, 'start'), last: reqInt(d, 'last') }));
         if (domainRange.last < domainRange.start) throw new FieldError('domainRange', 'last is below start');
       }
       return {
