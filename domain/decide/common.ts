@@ -5,7 +5,7 @@
 import type { Command } from '../commands.js';
 import type { DomainEvent } from '../events.js';
 import { evolve } from '../evolve.js';
-import type { Ctx, Device, Domain, Group, Personality, State } from '../state.js';
+import type { Ctx, Device, Domain, Group, Personality, Region, State } from '../state.js';
 
 /** A refusal thrown inside a decider and returned as a value by `decide`. */
 export class Refusal extends Error {
@@ -89,6 +89,12 @@ export const checkCtx = (state: State, id: string, cmd: Command): Ctx => {
   if (cmd.actor.uid !== 0 && cmd.actor.uid !== ctx!.uid) refuse('EPERM', `ctx: ${id} belongs to uid ${ctx!.uid}, not uid ${cmd.actor.uid}`);
   return ctx!;
 };
+
+/**
+ * A device's reserved regions as the IOMMU driver reports them: its own plus its IOMMU's (SPEC §7:
+ * an IOMMU-level region is "on an IOMMU (all its devices)").
+ */
+export const deviceRegions = (state: State, d: Device): Region[] => [...(d.iommu ? (state.iommus.get(d.iommu)?.reserved ?? []) : []), ...d.reserved];
 
 export const groupOf = (state: State, d: Device): Group | undefined => (d.group === null ? undefined : state.groups.get(d.group));
 

@@ -4,7 +4,7 @@
  */
 import type { Command } from '../commands.js';
 import type { Device, Group, State } from '../state.js';
-import { checkCtx, currentDomain, detachAll, getDevice, groupOf, hasPasids, refuse, resolveGroup, type Working } from './common.js';
+import { checkCtx, currentDomain, detachAll, deviceRegions, getDevice, groupOf, hasPasids, refuse, resolveGroup, type Working } from './common.js';
 
 type Cmd<T extends Command['type']> = Command & { type: T };
 
@@ -16,7 +16,8 @@ const membersOf = (s: State, g: Group): Device[] => g.members.map((m) => s.devic
 const checkTakeOwnership = (s: State, g: Group): void => {
   if (currentDomain(g) !== g.defaultDomain) refuse('EBUSY', `group: group ${g.id} is not on its default domain`);
   if (hasPasids(g)) refuse('EBUSY', `group: group ${g.id} has PASID attachments`);
-  const direct = membersOf(s, g).find((d) => d.reserved.some((r) => r.kind === 'direct'));
+  // IOMMU-level regions count: they are reported for every device of the IOMMU.
+  const direct = membersOf(s, g).find((d) => deviceRegions(s, d).some((r) => r.kind === 'direct'));
   if (direct) refuse('EINVAL', `group: ${direct.id} has a firmware "direct" reserved region (1:1 mapping required), so group ${g.id} cannot be blocked or given to a user`);
 };
 

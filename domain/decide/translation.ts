@@ -8,7 +8,7 @@ import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js'
 import { DEFAULT_DOMAIN_PREFIX, blockingRegions } from '../evolve.js';
 import { canDmaAt } from '../dma.js';
 import { PROT_R, PROT_W, type Domain, type Region, type State } from '../state.js';
-import { checkCtx, getDevice, getDomain, groupOf, refuse, type Working } from './common.js';
+import { checkCtx, deviceRegions, getDevice, getDomain, groupOf, refuse, type Working } from './common.js';
 
 type Cmd<T extends Command['type']> = Command & { type: T };
 
@@ -81,7 +81,7 @@ export const decideAttach = (w: Working, c: Cmd<'device.attach'>): void => {
     if (pasid !== null) refuse('EBUSY', `pasid: ${pasid} of group ${g.id} is taken by domain ${att.domain}`);
     refuse('EINVAL', `device: group ${g.id} is attached to ${att.domain}; all devices of a group share one domain (${att.devices.join(', ')})`);
   }
-  checkMsiKinds(dev.reserved, dev.id);
+  checkMsiKinds(deviceRegions(s, dev), dev.id);
   if (pasid === null) {
     for (const r of dev.reserved) {
       if (r.kind === 'direct-relaxable') continue;

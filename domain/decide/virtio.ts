@@ -8,7 +8,7 @@ import { formatProt } from '../commands.js';
 import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
 import { blockingRegions } from '../evolve.js';
 import type { Device, Domain, Iommu, State } from '../state.js';
-import { checkCtx, getDevice, groupOf, refuse, type Working } from './common.js';
+import { checkCtx, deviceRegions, getDevice, groupOf, refuse, type Working } from './common.js';
 import { checkMsiKinds } from './translation.js';
 
 type Cmd<T extends Command['type']> = Command & { type: T };
@@ -76,7 +76,7 @@ export const decideVirtioAttach = (w: Working, c: Cmd<'device.attach'>): void =>
   const iommu = virtioIommu(s, dev.iommu) ?? refuse('S_NOENT', `device: ${dev.id} is not an endpoint of a virtio-iommu`);
   checkDomainRange(iommu, c.domain);
   checkEndpointOwner(s, dev, c);
-  checkMsiKinds(dev.reserved, dev.id, 'S_INVAL');
+  checkMsiKinds(deviceRegions(s, dev), dev.id, 'S_INVAL');
   const existing = s.domains.get(c.domain);
   if (existing) {
     if (existing.iommu !== iommu.id) refuse('S_INVAL', `domain: ${c.domain} belongs to IOMMU ${existing.iommu}, not ${iommu.id}`);
