@@ -1,7 +1,23 @@
 /** The isogroup library: the domain model, projections, stores, the engine and the manager. */
 export * from '../domain/index.js';
 export * from '../projections/index.js';
-export * from './store/index.js';
+export {
+  openStore,
+  resolveStoreUrl,
+  redactUrl,
+  DEFAULT_STORE_URL,
+  createMemoryStore,
+  openFileStore,
+  ExpectedVersionConflictError,
+  StoreError,
+  streamOfHost,
+  hostOfStream,
+  type EventStore,
+  type NewEvent,
+  type RecordedEvent,
+  type ExpectedVersion,
+  type Subscription,
+} from './store/index.js';
 export { createEngine, decideEnvelopes, type Engine, type EngineOptions, type ExecResult } from './engine.js';
 export { createManager, type At, type Manager, type ManagerOptions, type Progress } from './manager.js';
 export { DEMO_COMMANDS } from './demo.js';
