@@ -237,7 +237,8 @@ export const parseProt = (value: unknown, field = 'prot'): number => {
     bits |= 8;
     s = s.replace('mmio', '');
   }
-  for (const ch of s.replace(/[+,| ]/g, '')) {
+  // "-" is how formatProt writes "no access" (virtio allows flags 0), so it reads back as 0.
+  for (const ch of s.replace(/[-+,| ]/g, '')) {
     const b = ch === 'r' ? 1 : ch === 'w' ? 2 : ch === 'x' ? 4 : -1;
     if (b < 0) throw new FieldError(field, `unknown protection ${JSON.stringify(ch)} in ${JSON.stringify(value)} (use r, w, x, mmio)`);
     bits |= b;
