@@ -12,6 +12,7 @@ export interface GlobalOptions {
   readonly host?: string;
   readonly json?: boolean;
   readonly wait?: boolean;
+  readonly snapshotEvery?: string;
 }
 
 export interface CliContext {
@@ -34,6 +35,11 @@ export interface CliContext {
 export const createContext = (io: Io, g: GlobalOptions): CliContext => {
   const storeUrl = resolveStoreUrl(g.store ?? io.env.ISOGROUP_STORE);
   const host = g.host ?? io.env.ISOGROUP_HOST ?? 'local';
+  const every = g.snapshotEvery ?? io.env.ISOGROUP_SNAPSHOT_EVERY;
+  const snapshotDefault = every === undefined ? undefined : Number(every);
+  if (snapshotDefault !== undefined && !(Number.isSafeInteger(snapshotDefault) && snapshotDefault > 0)) {
+    throw new CliError(`--snapshot-every: expected a positive integer, got ${JSON.stringify(every)}`);
+  }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(host)) throw new CliError(`--host: ${JSON.stringify(host)} is not a host name (letters, digits, . _ -)`);
   const opened: EventStore[] = [];
   const open = async (write: boolean): Promise<EventStore> => {
@@ -53,7 +59,7 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
     err: (t) => void io.stderr.write(t),
     emit: (v) => void io.stdout.write(`${JSON.stringify(v)}\n`),
     store: ({ write = false } = {}) => open(write),
-    async manager({ write = false, snapshotEvery } = {}) {
+    async manager({ write = false, snapshotEvery = snapshotDefault } = {}) {
       const store = await open(write);
       const m = createManager({ store, host, ...(snapshotEvery ? { snapshotEvery } : {}) });
       const bar = progressBar(io.stderr, `replaying ${redactUrl(storeUrl)}`);

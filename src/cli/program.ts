@@ -29,6 +29,7 @@ export const buildProgram = (io: Io, exit: { code: number }): Command => {
     .option('--host <name>', 'host (stream host-<name>) to work on (env ISOGROUP_HOST)', undefined)
     .option('--json', 'print JSON (one object, or one per line for streams)')
     .option('--wait', 'wait for the file log lock instead of failing when another writer holds it')
+    .option('--snapshot-every <K>', 'keep a state snapshot every K log entries for time travel (default 10000, env ISOGROUP_SNAPSHOT_EVERY)')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .exitOverride()
