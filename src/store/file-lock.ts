@@ -26,6 +26,12 @@ export interface FileLock {
   release(): Promise<void>;
 }
 
+/**
+ * Locks held by this process. A lock naming our own pid that is not in here was left by an earlier
+ * process that had the same pid (containers restart with the same small pids): it is stale.
+ */
+const heldHere = new Set<string>();
+
 const errno = (error: unknown): string | undefined => (error as NodeJS.ErrnoException | undefined)?.code;
 
 /** Whether `pid` is a live process here. EPERM means it exists but belongs to someone else. */
@@ -116,10 +122,12 @@ export const acquireLock = async (fs: StoreFs, path: string, options: LockOption
 
   while (true) {
     if (await createExclusive(fs, path, content)) {
+      heldHere.add(path);
       return {
         path,
         holder,
         release: async () => {
+          heldHere.delete(path);
           // Only remove the lock if it is still ours (it is, unless someone removed it by hand).
           if ((await readText(fs, path)) === content) await unlinkQuietly(fs, path);
           else options.warn(`lock ${path} was no longer ours at close; left it alone`);
@@ -129,7 +137,8 @@ export const acquireLock = async (fs: StoreFs, path: string, options: LockOption
     const text = await readText(fs, path);
     if (text === undefined) continue; // released between our attempt and our read
     const other = parseHolder(text);
-    if (other && other.host === holder.host && !isAlive(other.pid)) {
+    const ours = other?.pid === process.pid && heldHere.has(path);
+    if (other && other.host === holder.host && !ours && (other.pid === process.pid || !isAlive(other.pid))) {
       await removeStale(fs, path, text, options.warn);
       continue;
     }

@@ -176,8 +176,8 @@ const createWriter = (state: WriterState): EventStore => {
         done.push({ pending, result: plan.result });
         continue;
       }
-      const bytes = encodeAppend(plan.records);
       try {
+        const bytes = encodeAppend(plan.records);
         await writeAll(handle, bytes);
         size += bytes.length;
         staged.push(...plan.records);

@@ -66,6 +66,18 @@ export const checkRetry = (
   return { kind: 'retry', events: present };
 };
 
+/** JSON text of an event part, with a clear error for what JSON cannot hold (bigint, cycles). */
+export const jsonText = (stream: string, value: unknown): string => {
+  try {
+    return JSON.stringify(value);
+  } catch (error) {
+    throw new StoreError(`append to ${stream}: event is not JSON (${asError(error).message})`, 'EINVAL');
+  }
+};
+
+/** A JSON copy: what every store gives back after a round trip (undefined members dropped). */
+export const jsonCopy = <T>(stream: string, value: T): T => JSON.parse(jsonText(stream, value)) as T;
+
 /** Deep-freezes a JSON value so events shared between readers cannot be changed behind the store's back. */
 export const deepFreeze = <T>(value: T): T => {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {

@@ -16,6 +16,7 @@ import {
   assertExpectedVersion,
   assertUniqueIds,
   checkRetry,
+  jsonText,
   redactUrl,
   sleep,
   validateExpectedVersion,
@@ -124,6 +125,7 @@ export const openKurrentStore = async (url: string): Promise<EventStore> => {
       assertExpectedVersion(stream, expected, actual);
       return { nextExpectedVersion: actual, events: [] };
     }
+    for (const e of events) jsonText(stream, [e.data, e.meta]); // fail before the wire does, and clearly
     const numeric = typeof expected === 'number' || expected === 'no-stream';
     if (!numeric) {
       const retry = await retryFromTail(stream, events, expected);

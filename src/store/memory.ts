@@ -22,6 +22,7 @@ import {
   checkRetry,
   createWakeup,
   deepFreeze,
+  jsonCopy,
   startPullSubscription,
   validateExpectedVersion,
 } from './internal.js';
@@ -111,8 +112,8 @@ export const createLogIndex = (): LogIndex => {
           pos: current + i + 1,
           id: event.id,
           type: event.type,
-          data: structuredClone(event.data),
-          meta: structuredClone(event.meta),
+          data: jsonCopy(stream, event.data),
+          meta: jsonCopy(stream, event.meta),
           stream,
           checkpoint: checkpointAt(base + i + 1),
         }),

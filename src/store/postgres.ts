@@ -19,6 +19,7 @@ import {
   assertUniqueIds,
   checkRetry,
   createWakeup,
+  jsonText,
   sleep,
   startPullSubscription,
   redactUrl,
@@ -204,7 +205,12 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
   };
 
   /** One attempt, in one transaction. Returns undefined when the attempt must be retried. */
-  const tryAppend = async (stream: string, batch: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> => {
+  const tryAppend = async (
+    stream: string,
+    batch: readonly NewEvent[],
+    payload: string,
+    options: AppendOptions,
+  ): Promise<AppendResult> => {
     const expected = options.expectedVersion;
     const k = batch.length;
     const client = await pool.connect();
@@ -269,7 +275,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
          FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(v, ord)
          ORDER BY e.ord
          RETURNING pos::text AS pos, global_position::text AS gp, transaction_id::text AS xid`,
-        [stream, start, JSON.stringify(batch.map((e) => ({ id: e.id, type: e.type, data: e.data, meta: e.meta })))],
+        [stream, start, payload],
       );
       await client.query('SELECT pg_notify($1, $2)', [channel, stream.slice(0, 4000)]);
       await client.query('COMMIT');
@@ -334,9 +340,10 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
       if (closed) throw new StoreError('store is closed', 'ECLOSED');
       validateExpectedVersion(options.expectedVersion);
       assertUniqueIds(stream, batch);
+      const payload = jsonText(stream, batch.map((e) => ({ id: e.id, type: e.type, data: e.data, meta: e.meta })));
       for (let attempt = 1; ; attempt += 1) {
         try {
-          return await tryAppend(stream, batch, options);
+          return await tryAppend(stream, batch, payload, options);
         } catch (error) {
           // A unique violation means a concurrent append of the same ids (or positions) won the
           // race; the next attempt's idempotency check or version check decides what it was.

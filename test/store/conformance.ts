@@ -127,6 +127,14 @@ export const describeStoreConformance = (name: string, factory: () => Promise<Ev
       ]);
     });
 
+    test('events that are not JSON, or repeat an id, are refused whole', async () => {
+      const s = `${prefix()}a`;
+      await expect(store.append(s, [newEvent(), newEvent('T', { big: 1n })])).rejects.toMatchObject({ code: 'EINVAL' });
+      const twice = newEvent();
+      await expect(store.append(s, [twice, twice])).rejects.toMatchObject({ code: 'EINVAL' });
+      expect(await store.version(s)).toBe(0);
+    });
+
     test('an empty append changes nothing but still checks the expected version', async () => {
       const s = `${prefix()}a`;
       expect((await store.append(s, [], { expectedVersion: 'no-stream' })).nextExpectedVersion).toBe(0);

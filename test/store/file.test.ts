@@ -170,6 +170,15 @@ describe('file store: one writer at a time', () => {
     await expect(stat(`${path}.lock`)).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
+  test('a lock naming our own pid that this process does not hold is a leftover (pid reused after a restart)', async () => {
+    const path = freshPath();
+    await (await open(path)).close();
+    await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), since: '2020-01-01T00:00:00.000Z' }));
+    const warnings: string[] = [];
+    await open(path, { warn: (m) => void warnings.push(m) });
+    expect(warnings.join('\n')).toMatch(/stale lock/);
+  });
+
   test('wait: polls until the holder closes; with a timeout it gives up', async () => {
     const path = freshPath();
     const holder = await open(path);
