@@ -149,7 +149,7 @@ const createWriter = (state: WriterState): EventStore => {
     } catch (error) {
       broken = new StoreError(
         `${file} could not be restored after a failed append (${(cause as Error).message}; then ${(error as Error).message}): ` +
-          'reopen the store, which will truncate the torn tail',
+          'reopen the store; the failed appends may or may not be in the log, and retrying them (same ids) is safe',
         'EBROKEN',
       );
       return false;
@@ -197,8 +197,8 @@ const createWriter = (state: WriterState): EventStore => {
       } catch (error) {
         // After a failed fsync the kernel may have dropped the dirty pages: nothing written since the
         // last good fsync can be trusted, so all of this group goes.
-        await restore(startSize, error);
-        for (const { pending } of done) pending.reject(failure('cannot fsync', error, pending.stream));
+        const restored = await restore(startSize, error);
+        for (const { pending } of done) pending.reject(restored ? failure('cannot fsync', error, pending.stream) : broken!);
         return;
       }
     }

@@ -215,6 +215,7 @@ interface Faults {
   sync?: string;
   /** Fail only the next write. */
   once?: string;
+  truncate?: string;
 }
 const faultyFs = (): { fs: StoreFs; faults: Faults; syncs: () => number } => {
   const faults: Faults = {};
@@ -227,7 +228,10 @@ const faultyFs = (): { fs: StoreFs; faults: Faults; syncs: () => number } => {
       if (!path.endsWith('.jsonl')) return handle;
       return {
         read: (b, o, l, p) => handle.read(b, o, l, p),
-        truncate: (l) => handle.truncate(l),
+        truncate: async (l) => {
+          if (faults.truncate) throw fail(faults.truncate);
+          return handle.truncate(l);
+        },
         stat: () => handle.stat(),
         close: () => handle.close(),
         write: async (buffer, offset, length) => {
@@ -277,6 +281,22 @@ describe('file store: I/O faults', () => {
     expect((await store.append('host-a', events(1), { expectedVersion: 2 })).events[0]?.pos).toBe(3);
     await store.close();
     expect(await collect((await open(path)).read('host-a'))).toHaveLength(3);
+  });
+
+  test('when the file cannot even be truncated back, the store refuses appends (EBROKEN); a retry after reopening is safe', async () => {
+    const path = freshPath();
+    const { fs, faults } = faultyFs();
+    const store = await open(path, { fs });
+    await store.append('host-a', events(1));
+    Object.assign(faults, { sync: 'EIO', truncate: 'EIO' });
+    const batch = events(2);
+    await expect(store.append('host-a', batch)).rejects.toMatchObject({ code: 'EBROKEN' });
+    await expect(store.append('host-a', events(1))).rejects.toMatchObject({ code: 'EBROKEN' });
+    await store.close();
+    const again = await open(path);
+    const retry = await again.append('host-a', batch);
+    expect(retry.events.map((e) => e.pos)).toEqual([2, 3]);
+    expect(await again.version('host-a')).toBe(3);
   });
 
   test('group commit: concurrent appends share fsyncs; one failed write does not sink the others', async () => {
