@@ -5,13 +5,13 @@
  * `evolve` is total: any well-formed event applies, including observed events that break a rule;
  * a broken rule becomes an alert with the event's position (SPEC §1, §9).
  */
-import { enableMapSet, produce, type Draft } from 'immer';
+import { enableMapSet, isDraft, original, produce, type Draft } from 'immer';
 import { parseU64, type Range } from './encoding.js';
 import type { EventDataMap, EventType, PciJson, RegionJson } from './events.js';
 import { formGroup, smallestFreeGroupId } from './grouping.js';
 import { IntervalMap } from './intervalMap.js';
 import { parseAcsBits, parseProt } from './commands.js';
-import type { Alert, AlertKind, Device, Domain, Group, PciInfo, PciKind, Region, State } from './state.js';
+import type { Alert, AlertKind, Device, Domain, Group, Iommu, PciInfo, PciKind, Region, State } from './state.js';
 
 enableMapSet();
 
@@ -137,6 +137,27 @@ export const blockingRegions = (state: State, dom: Domain): Region[] => {
 };
 
 const overlapsAny = (list: readonly Region[], r: Range): Region | undefined => list.find((x) => x.start <= r.last && r.start <= x.last);
+
+/** The record a draft stands for, without drafting what is below it (reserved regions never change). */
+const baseOf = <T>(x: T): T => (isDraft(x) ? ((original(x) as T | undefined) ?? x) : x);
+
+/**
+ * `blockingRegions` inside a produce. The Mapped reducer runs once per map, so it must not walk
+ * region lists through draft proxies: regions are set when an IOMMU or device is added and never
+ * change, so they are read off the underlying record (a record replaced in this batch is not a
+ * draft and is read as is).
+ */
+const draftBlockingRegions = (s: S, dom: Draft<Domain>): Region[] => {
+  const out: Region[] = [];
+  const iommu = baseOf(s.iommus.get(dom.iommu)) as Iommu | undefined;
+  for (const r of iommu?.reserved ?? []) if (r.kind !== 'direct-relaxable') out.push(r);
+  for (const devId of dom.users.keys()) {
+    if (!dom.users.get(devId)?.includes(0)) continue;
+    const dev = baseOf(s.devices.get(devId)) as Device | undefined;
+    for (const r of dev?.reserved ?? []) if (r.kind !== 'direct-relaxable') out.push(r);
+  }
+  return out;
+};
 
 type Handler<K extends EventType> = (s: S, data: EventDataMap[K], e: EvolveEvent) => void;
 type Handlers = { [K in EventType]: Handler<K> };
@@ -411,7 +432,7 @@ const handlers: Handlers = {
     if (maps.intersects(start, last)) {
       alert(s, e, 'mapping-overlap', `mapping ${d.iova}-${d.last} overlaps an existing mapping of domain ${dom.id}`, { domain: dom.id });
     }
-    const bad = overlapsAny(blockingRegions(s as unknown as State, dom as unknown as Domain), { start, last });
+    const bad = overlapsAny(draftBlockingRegions(s, dom), { start, last });
     if (bad) alert(s, e, 'mapping-over-reserved', `mapping ${d.iova}-${d.last} in domain ${dom.id} overlaps a ${bad.kind} region`, { domain: dom.id });
     dom.mappings = maps.insert(start, last, pa, packPos(e.pos, parseProt(d.prot))) as never;
     s.reach = (s.reach as IntervalMap<string>).insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id) as never;

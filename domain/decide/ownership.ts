@@ -53,7 +53,8 @@ export const decideCtxClose = (w: Working, c: Cmd<'ctx.close'>): void => {
       const dev = w.state.devices.get(devId);
       if (dev) detachAll(w, dev);
     }
-    w.emit({ type: 'DomainFreed', data: { domain: dom.id } });
+    // A virtio domain dies with its last endpoint: the detach above may have freed it already.
+    if (w.state.domains.has(dom.id)) w.emit({ type: 'DomainFreed', data: { domain: dom.id } });
   }
   if (ctx.vm !== null) w.emit({ type: 'KvmDissociated', data: { ctx: ctx.id, vm: ctx.vm } });
   w.emit({ type: 'ContextClosed', data: { ctx: ctx.id } });

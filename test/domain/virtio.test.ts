@@ -266,3 +266,29 @@ describe('who may issue virtio requests', () => {
     invariants(h);
   });
 });
+
+describe('ctx.close and virtio domains', () => {
+  test('an implicit domain emptied by the close is freed once', () => {
+    // Two functions without ACS share a group; .0 is bound to the ctx, .1 (unbound) is attached.
+    const F0 = '0000:00:06.0';
+    const F1 = '0000:00:06.1';
+    const h = guest(
+      {},
+      pci(F0, 'pci0000:00', 'endpoint', { acs: null }),
+      pci(F1, 'pci0000:00', 'endpoint', { acs: null }),
+      { type: 'driver.bind', device: F0, driver: 'vfio-pci' },
+      { type: 'ctx.open', ctx: 'qemu', kind: 'iommufd' },
+      { type: 'device.bind', device: F0, ctx: 'qemu' },
+      attach(F1, '1'),
+    );
+    expect(h.state.domains.get('1')!.ctx).toBe('qemu');
+    const r = ok(h, { type: 'ctx.close', ctx: 'qemu' });
+    expect(story(h, r)).toEqual([
+      ['DeviceUnbound', { device: F0, ctx: 'qemu' }],
+      ['DeviceDetached', { device: F1, domain: '1', pasid: null }],
+      ['DomainFreed', { domain: '1' }],
+      ['ContextClosed', { ctx: 'qemu' }],
+    ]);
+    invariants(h);
+  });
+});
