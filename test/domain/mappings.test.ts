@@ -229,3 +229,23 @@ describe('unmap (linux): never splits, not atomic (SPEC §7, kernel.md §6.5)', 
     invariants(h);
   });
 });
+
+describe('the dma command (SPEC §4, §8)', () => {
+  test('records the verdict; a denied access also records a fault', () => {
+    const h = attached({}, map('0x0', '0x1000', '0x5000', 'r'));
+    const allowed = ok(h, { type: 'dma', device: EP, iova: '0x10', length: '0x10', access: 'r' });
+    expect(story(h, allowed)).toEqual([
+      ['DmaChecked', { device: EP, iova: '0x10', length: '0x10', access: 'r', pasid: null, allowed: true, reason: 'mapped', domain: 'ioas' }],
+    ]);
+    const denied = ok(h, { type: 'dma', device: EP, iova: '0x10', access: 'w' });
+    expect(story(h, denied)).toEqual([
+      ['DmaChecked', { device: EP, iova: '0x10', length: '0x1', access: 'w', pasid: null, allowed: false, reason: 'permission', domain: 'ioas' }],
+      ['FaultRecorded', { device: EP, iova: '0x10', access: 'w', pasid: null, reason: 'MAPPING', flags: ['ADDRESS', 'WRITE'], domain: 'ioas', source: 'dma' }],
+    ]);
+    // A fault the simulator derived itself is not an alert; only observed ones are.
+    expect(h.state.alerts).toEqual([]);
+    refused(h, { type: 'dma', device: EP, iova: '0x10', length: '0', access: 'r' }, 'EINVAL');
+    refused(h, { type: 'dma', device: EP, iova: '0xffffffffffffffff', length: '0x2', access: 'r' }, 'EOVERFLOW');
+  });
+});
+

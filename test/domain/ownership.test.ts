@@ -386,3 +386,28 @@ describe('viability and hotplug into an owned group', () => {
     invariants(h);
   });
 });
+
+describe('MSI isolation (SPEC §6 rules 3–4)', () => {
+  const unsafeHost = (reserved: Cmd[] = []): ReturnType<typeof host> =>
+    host(
+      linuxIommu({ msiIsolation: false }),
+      hostBridge(),
+      pci(RP, 'pci0000:00', 'root-port', ACS_ON),
+      pci(NIC0, RP, 'endpoint', {}, { reserved }),
+      { type: 'driver.bind', device: NIC0, driver: 'vfio-pci' },
+      { type: 'ctx.open', ctx: 'ifd', kind: 'iommufd' },
+      { type: 'ctx.open', ctx: 'c1', kind: 'vfio-container' },
+    );
+
+  test('an IOMMU without MSI isolation makes its groups unsafe to give to a user [EPERM]', () => {
+    const h = unsafeHost();
+    refused(h, { type: 'device.bind', device: NIC0, ctx: 'ifd' }, 'EPERM', /cannot isolate MSIs/);
+    refused(h, { type: 'group.claim', group: NIC0, ctx: 'c1' }, 'EPERM', /cannot isolate MSIs/);
+  });
+
+  test('a direct region is checked before MSI isolation on group.claim [EINVAL]', () => {
+    const h = unsafeHost([{ start: '0xbf000000', last: '0xbf0fffff', kind: 'direct' }]);
+    refused(h, { type: 'group.claim', group: NIC0, ctx: 'c1' }, 'EINVAL', /direct/);
+  });
+});
+
