@@ -139,7 +139,7 @@ export const blockingRegions = (state: State, dom: Domain): Region[] => {
 const overlapsAny = (list: readonly Region[], r: Range): Region | undefined => list.find((x) => x.start <= r.last && r.start <= x.last);
 
 /** The record a draft stands for, without drafting what is below it (reserved regions never change). */
-const baseOf = <T>(x: T): T => (isDraft(x) ? ((original(x) as T | undefined) ?? x) : x);
+const baseOf = <T>(x: T): T => (isDraft(x) ? ((original(x as Draft<T>) as T | undefined) ?? x) : x);
 
 /**
  * `blockingRegions` inside a produce. The Mapped reducer runs once per map, so it must not walk
