@@ -99,9 +99,10 @@ export const decideDeviceBind = (w: Working, c: Cmd<'device.bind'>): void => {
   if (g.claimPath === 'group') refuse('EBUSY', `device: group ${g.id} is claimed through its group node by ctx ${g.owner}`);
   if (g.kernelUsers > 0) refuse('EPERM', `device: group ${g.id} is not viable: kernel drivers still use it: ${kernelBlockers(s, g)}`);
   if (g.owner !== null && g.owner !== ctx.id) refuse('EPERM', `device: group ${g.id} is owned by ctx ${g.owner}`);
-  // Not in SPEC's list: a device file binds once (a second bind would count a reference twice).
-  // Checked after the ownership rules so binding another ctx's device still answers EPERM.
-  if (dev.boundCtx !== null) refuse('EBUSY', `device: ${dev.id} is already bound to ctx ${dev.boundCtx}`);
+  // Not in SPEC's list: a device binds once (a second bind would count a reference twice). The
+  // kernel refuses a second cdev bind with EINVAL (kernel.md §4.2, vfio_df_open). Checked after the
+  // ownership rules so binding another ctx's device still answers EPERM.
+  if (dev.boundCtx !== null) refuse('EINVAL', `device: ${dev.id} is already bound to ctx ${dev.boundCtx}`);
   if (g.owner === null) checkTakeOwnership(s, g);
   w.emit({ type: 'DeviceBound', data: { device: dev.id, ctx: ctx.id, group: g.id } });
 };
