@@ -5,15 +5,21 @@
  * `evolve` is total: any well-formed event applies, including observed events that break a rule;
  * a broken rule becomes an alert with the event's position (SPEC §1, §9).
  */
-import { enableMapSet, isDraft, original, produce, type Draft } from 'immer';
+import { Immer, enableMapSet, isDraft, original, type Draft } from 'immer';
 import { parseU64, type Range } from './encoding.js';
 import type { EventDataMap, EventType, PciJson, RegionJson } from './events.js';
 import { formGroup, smallestFreeGroupId } from './grouping.js';
-import { IntervalMap } from './intervalMap.js';
+import { IntervalMap, type Edit } from './intervalMap.js';
 import { parseAcsBits, parseProt } from './commands.js';
 import type { Alert, AlertKind, Device, Domain, Group, Iommu, PciInfo, PciKind, Region, State } from './state.js';
 
 enableMapSet();
+
+/**
+ * The reducer's immer instance. Freezing every produced state costs ~20% of replay; tests (and
+ * ISOGROUP_FREEZE=1) keep it on so an accidental mutation of a published state fails loudly.
+ */
+const immer = new Immer({ autoFreeze: typeof process !== 'undefined' && (process.env.NODE_ENV === 'test' || process.env.ISOGROUP_FREEZE === '1') });
 
 /** What the reducer needs of an envelope. */
 export interface EvolveEvent {
@@ -44,6 +50,11 @@ export const packPos = (pos: number, prot: number): bigint => BigInt(pos) | (Big
 export const unpackPos = (w: bigint): { pos: number; prot: number } => ({ pos: Number(w & 0xffffffffffffn), prot: Number(w >> 48n) });
 
 type S = Draft<State>;
+
+/** The transient-edit token of the batch being applied (interval-map nodes it owns mutate in place). */
+let edit: Edit | undefined;
+/** Per-batch cache of the regions that forbid mapping in a domain (invalidated by attach/detach/topology). */
+let regionCache = new Map<string, Region[]>();
 
 const u64 = (v: string, f: string): bigint => parseU64(v, f);
 const regions = (list: readonly RegionJson[] | undefined): Region[] =>
@@ -115,7 +126,7 @@ const dropDomain = (s: S, id: string): void => {
   const dom = s.domains.get(id);
   if (!dom) return;
   let reach = s.reach as IntervalMap<string>;
-  for (const m of dom.mappings as IntervalMap) reach = reach.remove(m.aux, (r) => r.ref === id && r.aux === m.start);
+  for (const m of dom.mappings as IntervalMap) reach = reach.remove(m.aux, (r) => r.ref === id && r.aux === m.start, edit);
   s.reach = reach as never;
   for (const devId of dom.users.keys()) {
     const dev = s.devices.get(devId);
@@ -432,10 +443,12 @@ const handlers: Handlers = {
     if (maps.intersects(start, last)) {
       alert(s, e, 'mapping-overlap', `mapping ${d.iova}-${d.last} overlaps an existing mapping of domain ${dom.id}`, { domain: dom.id });
     }
-    const bad = overlapsAny(draftBlockingRegions(s, dom), { start, last });
+    let blocking = regionCache.get(dom.id);
+    if (!blocking) regionCache.set(dom.id, (blocking = draftBlockingRegions(s, dom)));
+    const bad = blocking.length > 0 ? overlapsAny(blocking, { start, last }) : undefined;
     if (bad) alert(s, e, 'mapping-over-reserved', `mapping ${d.iova}-${d.last} in domain ${dom.id} overlaps a ${bad.kind} region`, { domain: dom.id });
-    dom.mappings = maps.insert(start, last, pa, packPos(e.pos, parseProt(d.prot))) as never;
-    s.reach = (s.reach as IntervalMap<string>).insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id) as never;
+    dom.mappings = maps.insert(start, last, pa, packPos(e.pos, parseProt(d.prot)), undefined, edit) as never;
+    s.reach = (s.reach as IntervalMap<string>).insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id, edit) as never;
   },
   Unmapped: (s, d, e) => {
     const dom = s.domains.get(d.domain);
@@ -446,8 +459,8 @@ const handlers: Handlers = {
       const start = u64(a.iova, 'iova');
       const last = u64(a.last, 'last');
       const pa = u64(a.pa, 'pa');
-      maps = maps.remove(start, (m) => m.last === last);
-      reach = reach.remove(pa, (r) => r.ref === dom.id && r.aux === start);
+      maps = maps.remove(start, (m) => m.last === last, edit);
+      reach = reach.remove(pa, (r) => r.ref === dom.id && r.aux === start, edit);
     }
     dom.mappings = maps as never;
     s.reach = reach as never;
@@ -472,19 +485,38 @@ const handlers: Handlers = {
   CommandRejected: () => {},
 };
 
-const applyOne = (s: S, e: EvolveEvent): void => {
+/** Events after which the reserved regions that block mapping in a domain may differ. */
+const REGION_EVENTS = new Set(['IommuAdded', 'DeviceRemoved', 'DeviceAttached', 'DeviceDetached', 'DomainFreed']);
+
+const applyOne = (s: S, e: EvolveEvent, counts: Map<string, number>): void => {
   const h = (handlers as Record<string, Handler<EventType> | undefined>)[e.type];
   if (h) h(s, e.data as never, e);
-  s.counts.set(e.type, (s.counts.get(e.type) ?? 0) + 1);
-  s.pos = e.pos;
-  s.at = e.meta.at;
+  if (REGION_EVENTS.has(e.type) && regionCache.size > 0) {
+    // Attach/detach change one domain's users; removal and new IOMMUs are rare: forget everything.
+    const dom = (e.data as { domain?: unknown }).domain;
+    if ((e.type === 'DeviceAttached' || e.type === 'DeviceDetached' || e.type === 'DomainFreed') && typeof dom === 'string') regionCache.delete(dom);
+    else regionCache.clear();
+  }
+  counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
 };
 
 /** Applies a batch of events in one produce. */
 export const evolveAll = (state: State, events: readonly EvolveEvent[]): State => {
   if (events.length === 0) return state;
-  return produce(state, (draft) => {
-    for (const e of events) applyOne(draft, e);
+  return immer.produce(state, (draft) => {
+    edit = IntervalMap.edit();
+    regionCache = new Map();
+    const counts = new Map<string, number>();
+    try {
+      for (const e of events) applyOne(draft, e, counts);
+    } finally {
+      edit = undefined;
+      regionCache = new Map();
+    }
+    for (const [type, n] of counts) draft.counts.set(type, (draft.counts.get(type) ?? 0) + n);
+    const last = events[events.length - 1]!;
+    draft.pos = last.pos;
+    draft.at = last.meta.at;
   });
 };
 

@@ -6,11 +6,15 @@
  * shares everything else with the previous version, so keeping a version per snapshot is free
  * and the cost per map/unmap stays flat as the map grows.
  *
+ * Transient edits: a batch of changes (one reducer batch) may pass an `Edit` token; nodes created
+ * under that token are mutated in place by later changes of the same batch instead of being
+ * copied again. Nodes from earlier batches (which older versions share) are never mutated.
+ *
  * Entries are ordered by `start` (duplicates allowed, kept in insertion order) and carry two more
  * 64-bit words (`aux`, `pos`) and an optional reference. Every node knows the largest `last`
  * below it, so overlap queries are correct even when intervals overlap (the PA reverse index has
  * overlapping entries by nature; observed logs may too). Leaves pack their words into one
- * BigUint64Array: about 40 bytes per entry at 1M entries.
+ * BigUint64Array of fixed capacity.
  */
 
 const MAX_FANOUT = 32;
@@ -22,35 +26,53 @@ export interface IntervalEntry<R = unknown> {
   readonly last: bigint;
   /** Payload word: the PA of a mapping, or the IOVA in the reverse index. */
   readonly aux: bigint;
-  /** Payload word: the log position that created the entry (provenance), plus flags above bit 40. */
+  /** Payload word: the log position that created the entry (provenance), plus flags above bit 48. */
   readonly pos: bigint;
   readonly ref: R | undefined;
 }
 
+/** A transient-edit token: nodes it owns may be changed in place. Never reuse one after publishing. */
+export type Edit = { readonly __edit: true };
+
+type Owner = Edit | null;
+
 class Leaf {
-  readonly min: bigint;
-  readonly max: bigint;
   constructor(
-    readonly w: BigUint64Array,
-    readonly refs: unknown[] | null,
-    readonly n: number,
-  ) {
-    this.min = n > 0 ? w[0]! : 0n;
-    let max = 0n;
-    for (let i = 1; i < n * W; i += W) if (w[i]! > max) max = w[i]!;
-    this.max = max;
-  }
+    public w: BigUint64Array,
+    public refs: unknown[] | null,
+    public n: number,
+    public min: bigint,
+    public max: bigint,
+    public owner: Owner,
+  ) {}
   get count(): number {
     return this.n;
+  }
+  recompute(): void {
+    const w = this.w;
+    this.min = this.n > 0 ? w[0]! : 0n;
+    let max = 0n;
+    for (let i = 1; i < this.n * W; i += W) if (w[i]! > max) max = w[i]!;
+    this.max = max;
   }
 }
 
 class Inner {
-  readonly min: bigint;
-  readonly max: bigint;
-  readonly count: number;
-  constructor(readonly kids: readonly Node[]) {
-    this.min = kids[0]!.min;
+  min: bigint;
+  max: bigint;
+  count: number;
+  constructor(
+    public kids: Node[],
+    public owner: Owner,
+  ) {
+    this.min = 0n;
+    this.max = 0n;
+    this.count = 0;
+    this.recompute();
+  }
+  recompute(): void {
+    const kids = this.kids;
+    this.min = kids.length > 0 ? kids[0]!.min : 0n;
     let max = 0n;
     let count = 0;
     for (const k of kids) {
@@ -69,63 +91,104 @@ const entryAt = <R>(leaf: Leaf, i: number): IntervalEntry<R> => {
   return { start: leaf.w[o]!, last: leaf.w[o + 1]!, aux: leaf.w[o + 2]!, pos: leaf.w[o + 3]!, ref: leaf.refs?.[i] as R | undefined };
 };
 
-const leafInsert = (leaf: Leaf, e: IntervalEntry): Node[] => {
-  const { w, n } = leaf;
-  let idx = n;
-  for (let i = 0; i < n; i++) {
-    if (w[i * W]! > e.start) {
-      idx = i;
-      break;
-    }
-  }
-  const nw = new BigUint64Array((n + 1) * W);
-  nw.set(w.subarray(0, idx * W), 0);
-  nw[idx * W] = e.start;
-  nw[idx * W + 1] = e.last;
-  nw[idx * W + 2] = e.aux;
-  nw[idx * W + 3] = e.pos;
-  nw.set(w.subarray(idx * W, n * W), (idx + 1) * W);
-  let refs: unknown[] | null = null;
-  if (leaf.refs !== null || e.ref !== undefined) {
-    refs = leaf.refs ? leaf.refs.slice() : new Array<unknown>(n).fill(undefined);
-    refs.splice(idx, 0, e.ref);
-  }
-  const m = n + 1;
-  if (m <= MAX_FANOUT) return [new Leaf(nw, refs, m)];
-  const h = m >> 1;
-  return [
-    new Leaf(nw.slice(0, h * W), refs ? refs.slice(0, h) : null, h),
-    new Leaf(nw.slice(h * W), refs ? refs.slice(h) : null, m - h),
-  ];
+const newLeaf = (owner: Owner): Leaf => new Leaf(new BigUint64Array(MAX_FANOUT * W), null, 0, 0n, 0n, owner);
+
+/** A copy of `leaf` owned by `owner` (so the caller may change it). */
+const copyLeaf = (leaf: Leaf, owner: Owner): Leaf => {
+  const c = newLeaf(owner);
+  c.w.set(leaf.w.subarray(0, leaf.n * W));
+  c.refs = leaf.refs ? leaf.refs.slice() : null;
+  c.n = leaf.n;
+  c.min = leaf.min;
+  c.max = leaf.max;
+  return c;
 };
 
-const insertNode = (node: Node, e: IntervalEntry): Node[] => {
-  if (node instanceof Leaf) return leafInsert(node, e);
+const mine = (node: Node, owner: Owner): boolean => owner !== null && node.owner === owner;
+
+const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
+  const n = leaf.n;
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (leaf.w[mid * W]! > e.start) hi = mid;
+    else lo = mid + 1;
+  }
+  const idx = lo;
+  const t = mine(leaf, owner) && n < MAX_FANOUT ? leaf : copyLeaf(leaf, owner);
+  if (n === MAX_FANOUT) {
+    // Full: write into a double-size scratch, then split into two owned leaves.
+    const all = new BigUint64Array((n + 1) * W);
+    all.set(t.w.subarray(0, idx * W), 0);
+    all.set([e.start, e.last, e.aux, e.pos], idx * W);
+    all.set(t.w.subarray(idx * W, n * W), (idx + 1) * W);
+    let refs: unknown[] | null = null;
+    if (t.refs !== null || e.ref !== undefined) {
+      refs = t.refs ? t.refs.slice() : new Array<unknown>(n).fill(undefined);
+      refs.splice(idx, 0, e.ref);
+    }
+    const h = (n + 1) >> 1;
+    const a = newLeaf(owner);
+    const b = newLeaf(owner);
+    a.w.set(all.subarray(0, h * W));
+    b.w.set(all.subarray(h * W));
+    a.n = h;
+    b.n = n + 1 - h;
+    a.refs = refs ? refs.slice(0, h) : null;
+    b.refs = refs ? refs.slice(h) : null;
+    a.recompute();
+    b.recompute();
+    return [a, b];
+  }
+  const w = t.w;
+  w.copyWithin((idx + 1) * W, idx * W, n * W);
+  w[idx * W] = e.start;
+  w[idx * W + 1] = e.last;
+  w[idx * W + 2] = e.aux;
+  w[idx * W + 3] = e.pos;
+  if (t.refs !== null || e.ref !== undefined) {
+    if (t.refs === null) t.refs = new Array<unknown>(n).fill(undefined);
+    t.refs.splice(idx, 0, e.ref);
+  }
+  t.n = n + 1;
+  if (idx === 0) t.min = e.start;
+  if (e.last > t.max || n === 0) t.max = n === 0 ? e.last : e.last > t.max ? e.last : t.max;
+  return [t];
+};
+
+const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
+  if (node instanceof Leaf) return leafInsert(node, e, owner);
   const kids = node.kids;
   let i = kids.length - 1;
   while (i > 0 && kids[i]!.min > e.start) i--;
-  const replaced = insertNode(kids[i]!, e);
-  const next = kids.slice(0, i).concat(replaced, kids.slice(i + 1));
-  if (next.length <= MAX_FANOUT) return [new Inner(next)];
-  const h = next.length >> 1;
-  return [new Inner(next.slice(0, h)), new Inner(next.slice(h))];
+  const replaced = insertNode(kids[i]!, e, owner);
+  const t = mine(node, owner) ? node : new Inner(kids.slice(), owner);
+  t.kids.splice(i, 1, ...replaced);
+  if (t.kids.length <= MAX_FANOUT) {
+    t.min = t.kids[0]!.min;
+    if (e.last > t.max) t.max = e.last;
+    t.count++;
+    return [t];
+  }
+  const h = t.kids.length >> 1;
+  return [new Inner(t.kids.slice(0, h), owner), new Inner(t.kids.slice(h), owner)];
 };
 
-const concatLeaves = (a: Leaf, b: Leaf): Leaf => {
-  const w = new BigUint64Array((a.n + b.n) * W);
-  w.set(a.w.subarray(0, a.n * W), 0);
-  w.set(b.w.subarray(0, b.n * W), a.n * W);
-  let refs: unknown[] | null = null;
-  if (a.refs || b.refs) {
-    refs = (a.refs ?? new Array<unknown>(a.n).fill(undefined)).concat(b.refs ?? new Array<unknown>(b.n).fill(undefined));
-  }
-  return new Leaf(w, refs, a.n + b.n);
+const concatLeaves = (a: Leaf, b: Leaf, owner: Owner): Leaf => {
+  const c = newLeaf(owner);
+  c.w.set(a.w.subarray(0, a.n * W), 0);
+  c.w.set(b.w.subarray(0, b.n * W), a.n * W);
+  if (a.refs || b.refs) c.refs = (a.refs ?? new Array<unknown>(a.n).fill(undefined)).concat(b.refs ?? new Array<unknown>(b.n).fill(undefined));
+  c.n = a.n + b.n;
+  c.recompute();
+  return c;
 };
 
 type Match = (e: IntervalEntry) => boolean;
 
 /** Returns the new node (null when it became empty), or undefined when nothing matched. */
-const removeNode = (node: Node, start: bigint, match: Match): Node | null | undefined => {
+const removeNode = (node: Node, start: bigint, match: Match, owner: Owner): Node | null | undefined => {
   if (node instanceof Leaf) {
     const { w, n } = node;
     for (let i = 0; i < n; i++) {
@@ -134,15 +197,12 @@ const removeNode = (node: Node, start: bigint, match: Match): Node | null | unde
       if (s > start) return undefined;
       if (!match(entryAt(node, i))) continue;
       if (n === 1) return null;
-      const nw = new BigUint64Array((n - 1) * W);
-      nw.set(w.subarray(0, i * W), 0);
-      nw.set(w.subarray((i + 1) * W, n * W), i * W);
-      let refs: unknown[] | null = null;
-      if (node.refs) {
-        refs = node.refs.slice();
-        refs.splice(i, 1);
-      }
-      return new Leaf(nw, refs, n - 1);
+      const t = mine(node, owner) ? node : copyLeaf(node, owner);
+      t.w.copyWithin(i * W, (i + 1) * W, n * W);
+      if (t.refs) t.refs.splice(i, 1);
+      t.n = n - 1;
+      t.recompute();
+      return t;
     }
     return undefined;
   }
@@ -151,9 +211,10 @@ const removeNode = (node: Node, start: bigint, match: Match): Node | null | unde
   while (lo + 1 < kids.length && kids[lo + 1]!.min < start) lo++;
   for (let i = lo; i < kids.length && kids[i]!.min <= start; i++) {
     if (kids[i]!.max < start) continue;
-    const r = removeNode(kids[i]!, start, match);
+    const r = removeNode(kids[i]!, start, match, owner);
     if (r === undefined) continue;
-    const next = kids.slice();
+    const t = mine(node, owner) ? node : new Inner(kids.slice(), owner);
+    const next = t.kids;
     if (r === null) next.splice(i, 1);
     else {
       next[i] = r;
@@ -161,11 +222,13 @@ const removeNode = (node: Node, start: bigint, match: Match): Node | null | unde
       if (r instanceof Leaf && r.n < MIN_LEAF) {
         const right = next[i + 1];
         const left = next[i - 1];
-        if (right instanceof Leaf && r.n + right.n <= MAX_FANOUT) next.splice(i, 2, concatLeaves(r, right));
-        else if (left instanceof Leaf && left.n + r.n <= MAX_FANOUT) next.splice(i - 1, 2, concatLeaves(left, r));
+        if (right instanceof Leaf && r.n + right.n <= MAX_FANOUT) next.splice(i, 2, concatLeaves(r, right, owner));
+        else if (left instanceof Leaf && left.n + r.n <= MAX_FANOUT) next.splice(i - 1, 2, concatLeaves(left, r, owner));
       }
     }
-    return next.length === 0 ? null : new Inner(next);
+    if (next.length === 0) return null;
+    t.recompute();
+    return t;
   }
   return undefined;
 };
@@ -201,27 +264,37 @@ export class IntervalMap<R = unknown> {
     return IntervalMap.EMPTY as unknown as IntervalMap<R>;
   }
 
+  /** A fresh transient-edit token for one batch of changes. */
+  static edit(): Edit {
+    return { __edit: true };
+  }
+
   private constructor(private readonly root: Node | null) {}
 
   get size(): number {
     return this.root ? this.root.count : 0;
   }
 
-  insert(start: bigint, last: bigint, aux = 0n, pos = 0n, ref?: R): IntervalMap<R> {
+  insert(start: bigint, last: bigint, aux = 0n, pos = 0n, ref?: R, edit?: Edit): IntervalMap<R> {
+    const owner = edit ?? null;
     const e: IntervalEntry = { start, last, aux, pos, ref };
-    if (!this.root) return new IntervalMap<R>(new Leaf(new BigUint64Array([start, last, aux, pos]), ref === undefined ? null : [ref], 1));
-    const parts = insertNode(this.root, e);
-    return new IntervalMap<R>(parts.length === 1 ? parts[0]! : new Inner(parts));
+    if (!this.root) {
+      const leaf = newLeaf(owner);
+      return new IntervalMap<R>(leafInsert(leaf, e, leaf.owner)[0]!);
+    }
+    const parts = insertNode(this.root, e, owner);
+    return new IntervalMap<R>(parts.length === 1 ? parts[0]! : new Inner(parts, owner));
   }
 
   /** Removes the first entry with this start that `match` accepts (default: any). */
-  remove(start: bigint, match: (e: IntervalEntry<R>) => boolean = () => true): IntervalMap<R> {
+  remove(start: bigint, match: (e: IntervalEntry<R>) => boolean = () => true, edit?: Edit): IntervalMap<R> {
     if (!this.root) return this;
-    const r = removeNode(this.root, start, match as Match);
+    const r = removeNode(this.root, start, match as Match, edit ?? null);
     if (r === undefined) return this;
-    let root = r;
+    if (r === null) return IntervalMap.empty<R>();
+    let root: Node = r;
     while (root instanceof Inner && root.kids.length === 1) root = root.kids[0]!;
-    return r === null ? IntervalMap.empty<R>() : new IntervalMap<R>(root);
+    return new IntervalMap<R>(root);
   }
 
   /** Entries overlapping [a, b], ascending by start. */

@@ -1,0 +1,67 @@
+/**
+ * `npm run bench`: the issue-7 benchmark suite. Inputs are generated deterministically (seeded);
+ * every case runs against a baseline in the same run and reports the ratio. Results go to
+ * `bench/results.json` and a table on stdout. Never part of `npm test`.
+ *
+ *   npm run bench                 all cases (1M-event log; about 5 minutes on 2 cores)
+ *   BENCH_EVENTS=100000 npm run bench   a smaller log for a quick look
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, throughputCase, timeTravelCase } from './cases.js';
+import { gc, machine, renderTable, type CaseResult } from './measure.js';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const root = here.replace(/\/dist\/bench\/?$/, '');
+const out = `${root}/bench/out`;
+const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const only = process.env.BENCH_ONLY?.split(',');
+const want = (n: number): boolean => !only || only.includes(String(n));
+
+const log = (s: string): void => void process.stderr.write(`bench: ${s}\n`);
+
+const main = async (): Promise<void> => {
+  await mkdir(out, { recursive: true });
+  const results: CaseResult[] = [];
+  const extra: Record<string, unknown> = {};
+  if (want(1) || want(6)) {
+    log(`building a ${events.toLocaleString('en')}-event host log through exec (file store)…`);
+    const built = await buildLog(`${out}/host.jsonl`, events);
+    extra.build = { ms: Math.round(built.ms), commands: built.commands, events: built.pos, commandsPerSecond: Math.round(built.commands / (built.ms / 1000)) };
+    log(`built ${built.pos} events from ${built.commands} commands in ${(built.ms / 1000).toFixed(1)} s`);
+    const r = await replayCase(`${out}/host.jsonl`);
+    results.push(r.result);
+    log(r.result.name + ' done');
+    if (want(6)) results.push(await timeTravelCase(r.manager, r.replayMs));
+    gc();
+  }
+  if (want(2) || want(3) || want(7)) {
+    log('flat scaling (1k vs 1M live mappings)…');
+    const f = flatScalingCase();
+    if (want(2)) results.push(f.result);
+    if (want(3)) {
+      log('lookup…');
+      results.push(lookupCase(f.big));
+    }
+    if (want(7)) results.push(memoryCase(f.bytesPerMapping));
+    gc();
+  }
+  if (want(4)) {
+    log('reverse reach…');
+    results.push(reachCase());
+    gc();
+  }
+  if (want(5)) {
+    log('command throughput…');
+    results.push(await throughputCase(out));
+  }
+  results.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  const table = renderTable(results);
+  process.stdout.write(`${table}\n`);
+  for (const r of results) if (r.notes) process.stdout.write(`  ${r.name.split(':')[0]}: ${r.notes}\n`);
+  const file = { date: new Date().toISOString(), machine: machine(), events, results, ...extra };
+  await writeFile(`${root}/bench/results.json`, `${JSON.stringify(file, null, 2)}\n`);
+  log(`wrote bench/results.json`);
+};
+
+await main();
