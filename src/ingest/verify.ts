@@ -113,18 +113,22 @@ export const verify = (state: State, options: VerifyOptions = {}): VerifyReport 
     const ok = reported.length === 1 && reported[0]!.group !== null && derived.length === 1 && derived[0]!.group !== null;
     if (ok) continue;
     const ids = members.map((d) => d.id);
+    const kernelNone = reported.find((g) => g.group === null)?.members ?? [];
+    const oursNone = derived.find((g) => g.group === null)?.members ?? [];
     let message: string;
     if (reported.length === 1 && reported[0]!.group === null) {
       message = `isogroup put ${ids.join(', ')} in ${fmtGroups(derived, 'isogroup')}, but the kernel printed no group for ${ids.length === 1 ? 'it' : 'them'}`;
     } else if (derived.length === 1 && derived[0]!.group === null) {
       message = `the kernel reported ${fmtGroups(reported, 'kernel')}, but isogroup derived no group for ${ids.length === 1 ? 'it' : 'them'}`;
     } else if (derived.length === 1) {
-      message = `isogroup puts ${ids.join(', ')} together (group ${derived[0]!.group}), the kernel separated them: ${fmtGroups(reported, 'kernel')}`;
+      message = `isogroup puts ${ids.join(', ')} together (group ${derived[0]!.group}), the kernel did not: ${fmtGroups(reported, 'kernel')}`;
     } else if (reported.length === 1) {
       message = `the kernel grouped ${ids.join(', ')} together (group ${reported[0]!.group}), isogroup separated them: ${fmtGroups(derived, 'isogroup')}`;
     } else {
       message = `the partitions differ: kernel ${fmtGroups(reported, 'kernel')}; isogroup ${fmtGroups(derived, 'isogroup')}`;
     }
+    if (kernelNone.length > 0 && reported.length > 1) message += ` (the kernel printed no group for ${kernelNone.join(', ')})`;
+    if (oursNone.length > 0 && derived.length > 1) message += ` (isogroup derived no group for ${oursNone.join(', ')})`;
     disagreements.push({
       reported,
       derived,
