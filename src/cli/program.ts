@@ -11,6 +11,7 @@ import { CliError, type Io } from './io.js';
 import { registerCore } from './commands/core.js';
 import { registerQueries } from './commands/queries.js';
 import { registerExtras } from './commands/extras.js';
+import { registerIngest } from './commands/ingest.js';
 
 export interface App {
   /** Wraps a command action: context from the global flags, exit code, errors, cleanup. */
@@ -66,6 +67,7 @@ Examples:
   registerCore(program, app);
   registerQueries(program, app);
   registerExtras(program, app);
+  registerIngest(program, app);
   return program;
 };
 
