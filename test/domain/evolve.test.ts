@@ -5,7 +5,7 @@
 import { describe, expect, test } from '@jest/globals';
 import { evolve, evolveAll, type EvolveEvent } from '../../domain/evolve.js';
 import type { State } from '../../domain/state.js';
-import { ACS_ON, host, hostBridge, linuxIommu, pci } from './kit.js';
+import { ACS_ON, host, hostBridge, linuxIommu, pci, stateView } from './kit.js';
 
 const EP = '0000:01:00.0';
 
@@ -23,19 +23,7 @@ const base = (): State =>
     { type: 'map', domain: 'ioas', iova: '0x10000', length: '0x2000', pa: '0x40000000', prot: 'rw' },
   ).state;
 
-/** Everything a reader can see of a state, with interval maps as entry lists. */
-const view = (s: State): unknown => ({
-  pos: s.pos,
-  at: s.at,
-  alerts: s.alerts,
-  counts: [...s.counts],
-  iommus: s.iommus,
-  devices: s.devices,
-  groups: s.groups,
-  ctxs: s.ctxs,
-  domains: [...s.domains.values()].map((d) => ({ ...d, mappings: [...d.mappings] })),
-  reach: [...s.reach],
-});
+const view = stateView;
 
 const mapped = (s: State, iova: string, last: string, prot = 'rw', domain = 'ioas'): EvolveEvent => ({
   pos: s.pos + 1,
