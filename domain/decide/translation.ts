@@ -50,6 +50,10 @@ export const checkMsiKinds = (regions: readonly Region[], device: string, status
   if (regions.some((r) => r.kind === 'msi') && regions.some((r) => r.kind === 'sw-msi')) {
     refuse(status, `device: ${device} reports both msi and sw-msi reserved regions and cannot be attached`);
   }
+  // SPEC names only the mixed case; the kernel also refuses a second sw-msi window (kernel.md rule 54).
+  if (regions.filter((r) => r.kind === 'sw-msi').length > 1) {
+    refuse(status, `device: ${device} reports more than one sw-msi reserved region and cannot be attached`);
+  }
 };
 
 export const decideAttach = (w: Working, c: Cmd<'device.attach'>): void => {

@@ -284,6 +284,21 @@ describe('reserved regions (SPEC §7, §4.1)', () => {
     // The IOMMU reports the x86 msi window for all its devices, the device a sw-msi one.
     refused(h, { type: 'device.attach', device: '0000:07:00.0', domain: 'ioas' }, 'EINVAL', /both msi and sw-msi/);
   });
+
+  test('a device with two sw-msi regions cannot be attached either [EINVAL] (kernel.md rule 54)', () => {
+    const swMsi = (start: string, last: string): Cmd => ({ start, last, kind: 'sw-msi' });
+    const h = host(
+      linuxIommu(),
+      hostBridge(),
+      pci(RP, 'pci0000:00', 'root-port', ACS_ON),
+      pci(NIC0, RP, 'endpoint', {}, { reserved: [swMsi('0x8000000', '0x80fffff'), swMsi('0x9000000', '0x90fffff')] }),
+      { type: 'driver.bind', device: NIC0, driver: 'vfio-pci' },
+      { type: 'ctx.open', ctx: 'ifd' },
+      { type: 'device.bind', device: NIC0, ctx: 'ifd' },
+      { type: 'domain.alloc', domain: 'ioas', ctx: 'ifd', iommu: 'iommu0' },
+    );
+    refused(h, { type: 'device.attach', device: NIC0, domain: 'ioas' }, 'EINVAL', /more than one sw-msi/);
+  });
 });
 
 describe('ctx.close releases everything (SPEC §6 rule 11)', () => {
