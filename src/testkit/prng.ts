@@ -17,6 +17,25 @@ export interface Rng {
   weighted<K extends string>(weights: Readonly<Record<K, number>>): K | null;
 }
 
+/**
+ * `weighted` with the table prepared once, for hot loops: `picker(w)(rng)` draws exactly what
+ * `rng.weighted(w)` draws (same keys, same order, one float).
+ */
+export const picker = <K extends string>(weights: Readonly<Record<K, number>>): ((rng: Rng) => K | null) => {
+  const keys = (Object.keys(weights) as K[]).filter((k) => weights[k] > 0);
+  const w = keys.map((k) => weights[k]);
+  const total = w.reduce((a, b) => a + b, 0);
+  return (rng) => {
+    if (total <= 0) return null;
+    let x = rng.float() * total;
+    for (let i = 0; i < keys.length; i++) {
+      x -= w[i]!;
+      if (x < 0) return keys[i]!;
+    }
+    return keys[keys.length - 1]!;
+  };
+};
+
 /** A seed as typed by people: a 32-bit integer, or any string (hashed, so `--seed nightly-7` works). */
 export type Seed = number | string;
 
@@ -49,7 +68,7 @@ export const createRng = (seed: Seed | undefined): Rng => {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
   const int = (n: number): number => Math.floor(float() * n);
-  return {
+  const rng: Rng = {
     float,
     int,
     between: (lo, hi) => lo + int(hi - lo + 1),
@@ -58,16 +77,7 @@ export const createRng = (seed: Seed | undefined): Rng => {
       if (items.length === 0) throw new Error('pick from an empty list');
       return items[int(items.length)]!;
     },
-    weighted: <K extends string>(weights: Readonly<Record<K, number>>): K | null => {
-      const keys = (Object.keys(weights) as K[]).filter((k) => weights[k] > 0);
-      const total = keys.reduce((s, k) => s + weights[k], 0);
-      if (total <= 0) return null;
-      let x = float() * total;
-      for (const k of keys) {
-        x -= weights[k];
-        if (x < 0) return k;
-      }
-      return keys[keys.length - 1]!;
-    },
+    weighted: <K extends string>(weights: Readonly<Record<K, number>>): K | null => picker(weights)(rng),
   };
+  return rng;
 };

@@ -10,7 +10,7 @@
  * does with them. Multi-step stories (a VM launch, a race) are generators that interleave with
  * each other and with single commands, the way udev, libvirt and several VMMs interleave.
  */
-import { createRng, type Rng, type Seed } from './prng.js';
+import { createRng, picker, type Rng, type Seed } from './prng.js';
 import { MSI_LAST, MSI_START, TWO_POW_64, createShadow, isBridge, type SDev, type SDomain, type SGroup, type Shadow } from './shadow.js';
 
 export interface StormMix {
@@ -268,10 +268,8 @@ const actorFor = (g: Gen, dom: SDomain): { uid: number; comm: string } => {
 
 // --- addresses ---------------------------------------------------------------------------------
 
-const pickSize = (g: Gen): bigint => {
-  const w = g.rng.weighted(Object.fromEntries(SIZES.map((s, i) => [String(i), s.weight])) as Record<string, number>);
-  return SIZES[Number(w)]!.size;
-};
+const sizePicker = picker(Object.fromEntries(SIZES.map((s, i) => [String(i), s.weight])) as Record<string, number>);
+const pickSize = (g: Gen): bigint => SIZES[Number(sizePicker(g.rng))]!.size;
 /** A random multiple of `align` below 2^38 (256 GiB). */
 const aligned = (g: Gen, align: bigint): bigint => {
   const slots = (1n << 38n) / align;
@@ -336,6 +334,8 @@ const dmaCmd = (g: Gen, d: SDev): StormCommand => {
 const hotplugSpots = (g: Gen): SDev[] =>
   live(g, (d) => ((d.kind === 'root-port' || d.kind === 'switch-downstream') && d.children.length === 0) || (d.kind === 'pcie-to-pci-bridge' && d.children.length < 3));
 
+const unitPicker = picker({ single: 4, multi: 3, sriov: 2, dock: 2, legacy: 1 });
+
 function* hotplug(g: Gen): Scenario {
   if (g.sh.devices.size >= g.maxDevices) return;
   const spot = maybe(g, hotplugSpots(g));
@@ -374,7 +374,7 @@ function* hotplug(g: Gen): Scenario {
     return;
   }
 
-  const unit = g.rng.weighted({ single: 4, multi: 3, sriov: 2, dock: 2, legacy: 1 });
+  const unit = unitPicker(g.rng);
   if (unit === 'single' || unit === 'multi' || unit === 'sriov') {
     const n = unit === 'single' ? 1 : g.rng.between(2, unit === 'multi' ? 3 : 4);
     const roles = unit === 'single' ? [g.rng.pick(['nic', 'nvme', 'gpu'])] : unit === 'multi' ? ['gpu', 'audio', 'usb'] : ['nicPf', 'nicPf', 'nicPf', 'nicPf'];
@@ -444,17 +444,23 @@ function* hotplug(g: Gen): Scenario {
 /** Units that can be pulled: the children of a PCIe port (all functions of the slot). */
 const pluggedPorts = (g: Gen): SDev[] => live(g, (d) => (d.kind === 'root-port' || d.kind === 'switch-downstream') && d.children.length > 0);
 
-const subtree = (g: Gen, d: SDev): SDev[] => [d, ...d.children.flatMap((c) => (g.sh.devices.get(c) ? subtree(g, g.sh.devices.get(c)!) : []))];
-const heldBelow = (g: Gen, port: SDev): boolean =>
-  port.children.some((c) => {
-    const d = g.sh.devices.get(c);
-    return d !== undefined && subtree(g, d).some((x) => x.boundCtx !== null || (g.sh.groupOf(x)?.owner ?? null) !== null);
-  });
+/** Does anything in the unit behind `port` belong to a user (bound, or in an owned group)? */
+const heldBelow = (g: Gen, port: SDev): boolean => {
+  const stack = [...port.children];
+  while (stack.length > 0) {
+    const d = g.sh.devices.get(stack.pop()!);
+    if (!d) continue;
+    if (d.boundCtx !== null || (g.sh.groupOf(d)?.owner ?? null) !== null) return true;
+    for (const c of d.children) stack.push(c);
+  }
+  return false;
+};
 
 function* unplug(g: Gen, surprise: boolean): Scenario {
   const ports = pluggedPorts(g);
-  const held = ports.filter((p) => heldBelow(g, p));
-  const free = ports.filter((p) => !heldBelow(g, p));
+  const held: SDev[] = [];
+  const free: SDev[] = [];
+  for (const p of ports) (heldBelow(g, p) ? held : free).push(p);
   // An orderly unplug of a unit a VM still uses is refused EBUSY: worth a few, not a flood.
   const port = surprise ? (maybe(g, held) ?? maybe(g, ports)) : g.rng.chance(0.85) ? maybe(g, free) : maybe(g, ports);
   if (!port) return;
@@ -570,8 +576,10 @@ function* race(g: Gen): Scenario {
 
 // --- single commands ---------------------------------------------------------------------------
 
+const driverPicker = picker({ probe: 4, unbind: 3, vfio: 3 });
+
 const driverCmd = (g: Gen): StormCommand | null => {
-  const order = g.rng.weighted({ probe: 4, unbind: 3, vfio: 3 });
+  const order = driverPicker(g.rng);
   const tryProbe = (): StormCommand | null => {
     const all = live(g, (x) => isEndpoint(x) && x.driver === null && x.kdriver !== null);
     const unowned = all.filter((x) => !g.sh.groupOf(x)?.owner);
@@ -803,6 +811,7 @@ export function* stormSteps(options: StormOptions): Generator<StormStep, void, v
     bridgeBus: new Map(),
     counters: { ctx: 0, domain: 0, vm: 0 },
   };
+  const pickCategory = picker(mix);
   let n = 0;
   const emit = (e: Emit, category: StormCategory | 'setup'): StormStep => {
     n++;
@@ -824,7 +833,7 @@ export function* stormSteps(options: StormOptions): Generator<StormStep, void, v
         else if (r.value) out = { e: r.value, category: s.category };
         continue;
       }
-      const category = g.rng.weighted(mix)!;
+      const category = pickCategory(g.rng)!;
       const started = start(g, category);
       if (started === null) continue;
       if (!isScenario(started)) {
