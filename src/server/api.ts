@@ -30,6 +30,44 @@ export interface ApiRequest {
 
 type Handler = (r: ApiRequest) => Promise<unknown>;
 
+/**
+ * An answer whose content (everything but `pos`) depends only on a few parts of the state. Its
+ * text and ETag are kept per identity of those parts (immer keeps an untouched Map the same
+ * object), so a slider dragged over mapping-only history neither rebuilds nor resends the tree:
+ * the client's If-None-Match matches and the answer is a 304.
+ */
+class Tagged {
+  constructor(
+    readonly key: string,
+    readonly pos: number,
+    readonly build: () => object,
+  ) {}
+}
+
+const ids = new WeakMap<object, number>();
+let nextId = 0;
+const idOf = (o: object): number => {
+  let n = ids.get(o);
+  if (n === undefined) ids.set(o, (n = ++nextId));
+  return n;
+};
+const partsKey = (kind: string, host: string, s: State): string => `${kind}:${host}:${idOf(s.devices)}.${idOf(s.groups)}.${idOf(s.ctxs)}`;
+
+/** Built answers by parts key (a few: the positions a slider visits share them). */
+const built = new Map<string, { inner: string; tag: string }>();
+const resolveTagged = (t: Tagged): { inner: string; tag: string } => {
+  let hit = built.get(t.key);
+  if (hit) {
+    built.delete(t.key);
+  } else {
+    const inner = toJson(t.build());
+    hit = { inner, tag: `W/"${createHash('sha1').update(inner).digest('base64url').slice(0, 22)}"` };
+  }
+  built.set(t.key, hit);
+  while (built.size > 16) built.delete(built.keys().next().value!);
+  return hit;
+};
+
 interface Route {
   readonly method: 'GET' | 'POST';
   readonly pattern: RegExp;
@@ -188,7 +226,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       pattern: /^\/api\/groups$/,
       handler: async (r) => {
         const { h, s } = await stateOf(r);
-        return { host: h.host, pos: s.pos, ...(groupsJson(groupsView(s)) as object) };
+        return new Tagged(partsKey('g', h.host, s), s.pos, () => ({ host: h.host, ...(groupsJson(groupsView(s)) as object) }));
       },
     },
     {
@@ -196,7 +234,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       pattern: /^\/api\/devices$/,
       handler: async (r) => {
         const { h, s } = await stateOf(r);
-        return { host: h.host, ...devicesJson(s) };
+        return new Tagged(partsKey('d', h.host, s), s.pos, () => ({ host: h.host, ...devicesJson(s) }));
       },
     },
     {
@@ -286,8 +324,17 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       } catch {
         throw new HttpError(400, 'malformed percent-encoding in the path');
       }
-      const text = toJson(await route.handler({ ...r, args }));
-      const tag = etagOf(text);
+      const answer = await route.handler({ ...r, args });
+      let text: string;
+      let tag: string | undefined;
+      if (answer instanceof Tagged) {
+        const t = resolveTagged(answer);
+        text = `{"pos":${answer.pos},${t.inner.slice(1)}`;
+        tag = t.tag;
+      } else {
+        text = toJson(answer);
+        tag = etagOf(text);
+      }
       if (tag !== undefined && r.req.headers['if-none-match'] === tag) {
         r.res.writeHead(304, { ...baseHeaders(), etag: tag, 'cache-control': 'no-cache' });
         r.res.end();

@@ -76,7 +76,7 @@ export const deviceJson = (s: State, d: Device): Record<string, unknown> => {
 export const devicesJson = (s: State): Record<string, unknown> => {
   const devices = [...s.devices.values()].sort((a, b) => byId(a.id, b.id)).map((d) => deviceJson(s, d));
   const roots = [...s.devices.values()].filter((d) => d.parent === null || !s.devices.has(d.parent)).map((d) => d.id).sort(byId);
-  return { pos: s.pos, roots, devices };
+  return { roots, devices };
 };
 
 /** Reserved regions that apply to a domain: its IOMMU's plus those of the devices using it. */

@@ -131,12 +131,22 @@ describe('groups, devices, domains, mappings', () => {
     expect(early.devices.find((d: { id: string }) => d.id === NIC)).toMatchObject({ driver: null, kernelDma: false });
   });
 
-  test('large answers carry an ETag; a matching If-None-Match is a 304', async () => {
-    const a = await get(base, '/api/devices?at=30');
+  test('the tree and the groups are tagged by content: a 304 when only mappings changed in between', async () => {
+    const a = await get(base, `/api/devices?at=${MAPPED_RW}`);
     expect(a.headers.etag).toMatch(/^W\/"/);
-    const b = await get(base, '/api/devices?at=30', { 'if-none-match': a.headers.etag as string });
+    // Between the two maps only the domain changed: same tree, so the client's copy is still good.
+    const b = await get(base, `/api/devices?at=${MAPPED_R}`, { 'if-none-match': a.headers.etag as string });
     expect(b.status).toBe(304);
     expect(b.text).toBe('');
+    // The VM association changes an owner's VM: a new tag and a full answer.
+    const c = await get(base, `/api/devices?at=${MAPPED_R + 1}`, { 'if-none-match': a.headers.etag as string });
+    expect(c.status).toBe(200);
+    expect(c.headers.etag).not.toBe(a.headers.etag);
+    const g = await get(base, `/api/groups?at=${MAPPED_RW}`);
+    expect((await get(base, `/api/groups?at=${MAPPED_R}`, { 'if-none-match': g.headers.etag as string })).status).toBe(304);
+    // Other large answers carry a hash of their body.
+    const log = await get(base, '/api/log?limit=50');
+    expect((await get(base, '/api/log?limit=50', { 'if-none-match': log.headers.etag as string })).status).toBe(304);
   });
 
   test('GET /api/device/:id: details, membership and peers; 404 for unknown or not-yet-added devices', async () => {
