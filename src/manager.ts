@@ -158,18 +158,32 @@ export const createManager = (options: ManagerOptions): Manager => {
     message: `another writer kept appending to ${stream}; gave up after ${retries} attempts (nothing was written)`,
   });
 
+  /**
+   * One write at a time per manager: each exec/execMany/import decides against the state the
+   * previous one left. Without this, concurrent calls (an HTTP server's requests) decided against
+   * the same state and lost the append race to each other, ending in ECONFLICT with no other writer.
+   */
+  let tail: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = tail.then(fn, fn);
+    tail = run.catch(() => undefined);
+    return run;
+  };
+
   const exec = (command: unknown): Promise<ExecResult> =>
-    appendWithRetry(() => {
-      const d = decideEnvelopes(state, command, { host, now: clock(), newId });
-      return {
-        envelopes: d.envelopes,
-        done: (recorded) => {
-          adopt(recorded, d.next);
-          return { ...d.result, pos: recorded.map((e) => e.pos) };
-        },
-        conflict: conflictResult,
-      };
-    });
+    serial(() =>
+      appendWithRetry(() => {
+        const d = decideEnvelopes(state, command, { host, now: clock(), newId });
+        return {
+          envelopes: d.envelopes,
+          done: (recorded) => {
+            adopt(recorded, d.next);
+            return { ...d.result, pos: recorded.map((e) => e.pos) };
+          },
+          conflict: conflictResult,
+        };
+      }),
+    );
 
   const execMany = async (commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]> => {
     const out: ExecResult[] = [];
@@ -272,8 +286,8 @@ export const createManager = (options: ManagerOptions): Manager => {
     alerts$: alerts$.asObservable(),
     load,
     exec,
-    execMany,
-    import: importEvents,
+    execMany: (commands, onResult) => serial(() => execMany(commands, onResult)),
+    import: (events) => serial(() => importEvents(events)),
     stateAt,
     positionAt,
     timeOf: (pos) => (pos >= 1 && pos <= state.pos && times[pos] ? new Date(times[pos]!).toISOString() : null),

@@ -19,6 +19,8 @@ export interface StoreFs {
   readFile(path: string): Promise<Buffer>;
   mkdir(path: string, options: { recursive: true }): Promise<unknown>;
   unlink(path: string): Promise<void>;
+  /** Hard link (the lock is written aside and linked into place, so it never exists half-written). */
+  link(existing: string, path: string): Promise<void>;
 }
 
 /** The real file system. */
@@ -27,4 +29,5 @@ export const realFs: StoreFs = {
   readFile: (path) => nodeFs.readFile(path),
   mkdir: (path, options) => nodeFs.mkdir(path, options),
   unlink: (path) => nodeFs.unlink(path),
+  link: (existing, path) => nodeFs.link(existing, path),
 };

@@ -3,6 +3,7 @@
  * `{"pid":N,"host":"…","since":"…"}`. A lock whose pid is gone (on this host) is stale and taken
  * over; a lock from another host is never assumed stale, since its pid means nothing here.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { StoreFs } from './file-fs.js';
 import { StoreError } from './types.js';
@@ -44,22 +45,56 @@ export const isAlive = (pid: number): boolean => {
   }
 };
 
-/** Creates `path` exclusively with `content`; false if it already exists. */
-const createExclusive = async (fs: StoreFs, path: string, content: string): Promise<boolean> => {
+/** Link errors of file systems without hard links: there the lock is created in place. */
+const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
+
+const lockError = (path: string, error: unknown): StoreError =>
+  new StoreError(`cannot create lock file ${path}: ${(error as Error).message}`, errno(error) ?? 'ELOCK');
+
+/** Writes all of `content` to a new file `path` (O_EXCL); false if it exists. On failure the file is removed. */
+const writeNew = async (fs: StoreFs, path: string, content: string): Promise<boolean> => {
   let handle;
   try {
     handle = await fs.open(path, 'wx');
   } catch (error) {
     if (errno(error) === 'EEXIST') return false;
-    throw new StoreError(`cannot create lock file ${path}: ${(error as Error).message}`, 'ELOCK');
+    throw lockError(path, error);
   }
   try {
     const bytes = Buffer.from(content);
-    await handle.write(bytes, 0, bytes.length);
-  } finally {
+    for (let done = 0; done < bytes.length; ) {
+      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+      if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+      done += bytesWritten;
+    }
     await handle.close();
+    return true;
+  } catch (error) {
+    await handle.close().catch(() => undefined);
+    await fs.unlink(path).catch(() => undefined);
+    throw lockError(path, error);
   }
-  return true;
+};
+
+/**
+ * Creates `path` exclusively with `content`; false if it already exists. The content is written to
+ * a private file first and hard-linked into place, so `path` never exists empty or half-written: a
+ * process killed half-way leaves at most its private `.tmp` file, and a failed write (ENOSPC)
+ * leaves nothing, instead of an unreadable lock that no later process may take over.
+ */
+const createExclusive = async (fs: StoreFs, path: string, content: string): Promise<boolean> => {
+  const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  await writeNew(fs, aside, content);
+  try {
+    await fs.link(aside, path);
+    return true;
+  } catch (error) {
+    if (errno(error) === 'EEXIST') return false;
+    if (NO_LINKS.has(errno(error) ?? '')) return writeNew(fs, path, content);
+    throw lockError(path, error);
+  } finally {
+    await fs.unlink(aside).catch(() => undefined);
+  }
 };
 
 const readText = async (fs: StoreFs, path: string): Promise<string | undefined> => {
@@ -99,8 +134,14 @@ const removeStale = async (fs: StoreFs, path: string, staleText: string, warn: (
   const guard = `${path}.takeover`;
   const me = JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() });
   if (!(await createExclusive(fs, guard, me))) {
-    const other = parseHolder((await readText(fs, guard)) ?? '');
+    const text = await readText(fs, guard);
+    const other = parseHolder(text ?? '');
     if (other && !isAlive(other.pid)) await unlinkQuietly(fs, guard); // a takeover that died half-way
+    else if (text !== undefined && !other) {
+      // Not written by this version (its guard is never empty): without a pid there is no telling, and
+      // retrying would spin forever.
+      throw new StoreError(`${guard} is unreadable; remove it and ${path} if no isogroup process is running`, 'ELOCKED');
+    } else await sleep(10); // another process is taking over right now
     return;
   }
   try {
