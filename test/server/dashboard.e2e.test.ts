@@ -48,9 +48,8 @@ suite('dashboard in chromium', () => {
   /** Text of an element once it satisfies `ok` (panels load on their own; poll, do not race). */
   const soon = async (locator: Locator, ok: (text: string) => boolean, ms = 10_000): Promise<string> => {
     const until = Date.now() + ms;
-    let text = '';
     for (;;) {
-      text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
+      const text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
       if (ok(text) || Date.now() > until) return text;
       await new Promise((r) => setTimeout(r, 50));
     }
