@@ -183,8 +183,10 @@ const createWriter = (state: WriterState): EventStore => {
         staged.push(...plan.records);
         done.push({ pending, result: plan.result });
       } catch (error) {
+        // Restore first: when the caller hears of the failure, the file is already as it was.
+        const restored = await restore(size, error);
         pending.reject(failure('cannot write', error, pending.stream));
-        if (!(await restore(size, error))) {
+        if (!restored) {
           for (const rest of group.slice(i + 1)) rest.reject(broken ?? (error as Error));
           for (const { pending: p } of done) p.reject(broken ?? (error as Error));
           return;
