@@ -5,11 +5,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { canDmaAt, hex, verdictJson, type DmaQuery, type State } from '../../domain/index.js';
-import { audit, auditJson, explain, groupsJson, groupsView, plan, reacherJson, sentence, whoCanReach, type Entry } from '../../projections/index.js';
+import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whoCanReach, type Entry } from '../../projections/index.js';
 import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
 import { dmaLength, type Params } from './params.js';
-import { deviceDetailJson, devicesJson, domainsJson, mappingsJson, summaryJson } from './views.js';
+import { deviceDetailJson, devicesJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
   readonly registry: HostRegistry;
@@ -95,9 +95,6 @@ export const entryJson = (e: Entry, ctx: Parameters<typeof sentence>[1], alerts:
   data: e.data,
 });
 
-const isProblem = (e: Entry, alerts: readonly unknown[]): boolean =>
-  e.type === 'CommandRejected' || e.type === 'FaultRecorded' || alerts.length > 0 || (e.type === 'DmaChecked' && (e.data as { allowed?: boolean }).allowed === false);
-
 /** Entries of the log with sentences: a window ending at `to`, optionally filtered (newest kept). */
 const logRoute: Handler = async (r) => {
   const h = await r.host();
@@ -115,14 +112,26 @@ const logRoute: Handler = async (r) => {
   const ctx = await h.sentenceContext(to);
   const out: Record<string, unknown>[] = [];
   let matched = 0;
-  for await (const e of h.manager.log.read(from, to)) {
-    const alerts = h.alertsAt(e.pos);
+  const keep = (e: Entry, alerts: readonly unknown[]): void => {
     const row = entryJson(e, ctx, alerts);
-    if (only === 'problems' && !isProblem(e, alerts)) continue;
-    if (q !== undefined && !`${row.sentence as string} ${e.type} #${e.pos}`.toLowerCase().includes(q)) continue;
+    if (q !== undefined && !`${row.sentence as string} ${e.type} #${e.pos}`.toLowerCase().includes(q)) return;
     matched++;
     out.push(row);
     if (out.length > limit) out.shift();
+  };
+  if (only === 'problems') {
+    // From the host's index of problem positions: no scan of the whole log.
+    const positions = await h.problemPositions(from, to);
+    const wanted = q === undefined ? positions.slice(-limit) : positions;
+    if (q === undefined) matched = positions.length - wanted.length;
+    for (const e of await entriesAt(h.manager.log, wanted)) keep(e, h.alertsAt(e.pos));
+  } else {
+    let seen = 0;
+    for await (const e of h.manager.log.read(from, to)) {
+      // A long scan lets other requests in now and then (the server is one thread).
+      if (++seen % 4096 === 0) await new Promise((r) => setImmediate(r));
+      keep(e, h.alertsAt(e.pos));
+    }
   }
   return { host: h.host, from, to, live: live(h), matched, truncated: matched > out.length, entries: out };
 };
@@ -226,7 +235,22 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       pattern: /^\/api\/groups$/,
       handler: async (r) => {
         const { h, s } = await stateOf(r);
+        const brief = r.p.str('brief');
+        if (brief !== undefined && brief !== '0' && brief !== '1') throw new HttpError(400, 'brief: expected 0 or 1');
+        if (brief === '1') return new Tagged(partsKey('gb', h.host, s), s.pos, () => ({ host: h.host, ...groupsBriefJson(s) }));
         return new Tagged(partsKey('g', h.host, s), s.pos, () => ({ host: h.host, ...(groupsJson(groupsView(s)) as object) }));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/groups\/([^/]+)$/,
+      handler: async (r) => {
+        const { h, s } = await stateOf(r);
+        const raw = r.args[0]!.replace(/^group:/, '');
+        const g = /^\d{1,15}$/.test(raw) ? groupView(s, Number(raw)) : null;
+        if (!g) throw new HttpError(404, `no group ${JSON.stringify(r.args[0]!.slice(0, 40))} at position ${s.pos}`);
+        const single = groupsJson({ groups: [g], groupless: [] }) as { groups: unknown[] };
+        return { host: h.host, pos: s.pos, ...(single.groups[0] as object) };
       },
     },
     {

@@ -26,6 +26,8 @@ export interface HostHandle {
   sentenceContext(pos: number): Promise<SentenceContext>;
   /** Alerts raised by the entry at `pos` (from the current state; alerts are only ever added). */
   alertsAt(pos: number): readonly Alert[];
+  /** Positions in [from, to] of refusals, faults, denied DMA checks and entries that raised alerts. */
+  problemPositions(from: number, to: number): Promise<number[]>;
   /** Runs commands through the manager (serialised with catch-ups). */
   exec(commands: readonly unknown[]): Promise<ExecResult[]>;
   /** Resolves once the manager has caught up with everything the store holds now. */
@@ -111,13 +113,16 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     return hit;
   };
 
-  // Domain → ctx and ctx → uid over time, fed from the log as far as anyone has asked.
+  // Domain → ctx and ctx → uid over time, and the positions of problems, fed from the log as far
+  // as anyone has asked (all of it at load, so no request pays for a full scan).
   const domains = new Map<string, Owned[]>();
   const ctxs = new Map<string, Owned[]>();
+  const problems: number[] = [];
   let fed = 0;
   let feeding: Promise<void> = Promise.resolve();
   const feed = (e: RecordedEvent): void => {
-    const d = e.data as { domain?: string; ctx?: string | null; uid?: number };
+    const d = e.data as { domain?: string; ctx?: string | null; uid?: number; allowed?: boolean };
+    if (e.type === 'CommandRejected' || e.type === 'FaultRecorded' || (e.type === 'DmaChecked' && d.allowed === false)) problems.push(e.pos);
     const note = (m: Map<string, Owned[]>, k: string, value: string | number | null): void => {
       const list = m.get(k);
       if (list) list.push({ pos: e.pos, value });
@@ -136,6 +141,8 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     });
     return feeding;
   };
+
+  await feedTo(manager.state.pos);
 
   const alertIndex = new Map<number, Alert[]>();
   let indexed = 0;
@@ -162,6 +169,14 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
       };
     },
     alertsAt,
+    async problemPositions(from, to) {
+      await feedTo(to);
+      alertsAt(0); // brings the alert index up to date
+      const out = new Set<number>();
+      for (const p of problems) if (p >= from && p <= to) out.add(p);
+      for (const p of alertIndex.keys()) if (p >= from && p <= to) out.add(p);
+      return [...out].sort((a, b) => a - b);
+    },
     exec: (commands) => serial(() => manager.execMany(commands)),
     sync,
     async close() {

@@ -79,6 +79,31 @@ export const devicesJson = (s: State): Record<string, unknown> => {
   return { roots, devices };
 };
 
+/**
+ * Groups without their members' sentences: what a list of thousands of groups needs (size,
+ * owner, viability, domain). One group in full is GET /api/groups/:id.
+ */
+export const groupsBriefJson = (s: State): Record<string, unknown> => {
+  const groups = [...s.groups.values()]
+    .sort((a, b) => a.id - b.id)
+    .map((g) => {
+      const virtio = s.iommus.get(g.iommu)?.personality === 'virtio';
+      return {
+        id: g.id,
+        iommu: g.iommu,
+        size: g.members.length,
+        first: g.members[0] ?? null,
+        owner: g.owner,
+        vm: g.owner ? (s.ctxs.get(g.owner)?.vm ?? null) : null,
+        viable: g.kernelUsers === 0 || g.owner !== null,
+        domain: virtio ? 'per-endpoint' : (currentDomain(g) ?? 'blocked'),
+      };
+    });
+  let groupless = 0;
+  for (const d of s.devices.values()) if (d.group === null && d.pci?.kind !== 'host-bridge') groupless++;
+  return { groups, groupless };
+};
+
 /** Reserved regions that apply to a domain: its IOMMU's plus those of the devices using it. */
 const domainRegions = (s: State, dom: Domain): Region[] => {
   const out: Region[] = [...(s.iommus.get(dom.iommu)?.reserved ?? [])];

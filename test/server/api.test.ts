@@ -115,6 +115,21 @@ describe('groups, devices, domains, mappings', () => {
     expect(find(live)?.members[1]).toMatchObject({ device: AUDIO, reason: { kind: 'multifunction', via: GPU }, why: expect.stringMatching(/multifunction/) });
   });
 
+  test('GET /api/groups?brief=1 lists groups without member sentences; GET /api/groups/:id has one in full', async () => {
+    const brief = (await get(base, '/api/groups?brief=1')).json;
+    expect(brief.groups).toHaveLength(6);
+    expect(brief.groups[1]).toEqual({ id: 1, iommu: 'amd-vi0', size: 2, first: GPU, owner: 'qemu-vm1', vm: 'vm1', viable: true, domain: 'vm1-ioas' });
+    expect(brief.groupless).toBe(0);
+    expect((await get(base, `/api/groups?brief=1&at=${REFUSED_BIND}`)).json.groups[1]).toMatchObject({ owner: null, viable: false, domain: 'default:1' });
+    expect((await get(base, '/api/groups?host=lab&brief=1')).json.groupless).toBe(1);
+    const one = (await get(base, `/api/groups/1?at=${REFUSED_BIND}`)).json;
+    expect(one).toMatchObject({ id: 1, pos: REFUSED_BIND, viable: false, blockers: [{ device: AUDIO, driver: 'snd_hda_intel' }], members: [{ device: GPU }, { device: AUDIO, why: expect.stringMatching(/multifunction/) }] });
+    expect((await get(base, '/api/groups/group:1')).json.owner).toBe('qemu-vm1');
+    expect((await get(base, '/api/groups/99')).status).toBe(404);
+    expect((await get(base, '/api/groups/x')).status).toBe(404);
+    expect((await get(base, '/api/groups?brief=yes')).status).toBe(400);
+  });
+
   test('GET /api/devices: the PCI tree with parent, children, kind, driver, group, owner and the flags', async () => {
     const body = (await get(base, '/api/devices')).json;
     expect(body.roots).toEqual(['pci0000:00']);

@@ -288,17 +288,20 @@ const PciTree = ({ devices, selected, onSelect }) => {
 // Group panel (members, why, viability, plan) and the selected device
 
 const GroupPanel = ({ host, pos, groups, selectedGroup, selectedDevice, onSelectDevice, onSelectGroup, onAudit }) => {
-  const g = groups?.groups.find((x) => x.id === selectedGroup) ?? null;
+  // The list is brief (thousands of groups); the selected one is fetched in full.
+  const known = groups?.groups.some((x) => x.id === selectedGroup);
+  const detail = useLoad((signal) => (known ? api(`/api/groups/${selectedGroup}`, { host, at: pos }, signal) : null), [host, pos, selectedGroup, known], 0);
+  const g = detail.data && detail.data.id === selectedGroup ? detail.data : null;
   const target = selectedDevice && g?.members.some((m) => m.device === selectedDevice) ? selectedDevice : (g?.members.find((m) => m.driver !== 'pcieport')?.device ?? g?.members[0]?.device);
   // For an owned group, plan as its owner (what is left to do), else for a new context.
-  const planState = useLoad((signal) => (target ? api('/api/plan', { host, at: pos, device: target, ctx: g?.owner ?? undefined }, signal) : null), [host, pos, target, g?.owner], 30);
+  const planState = useLoad((signal) => (target ? api('/api/plan', { host, at: pos, device: target, ctx: g?.owner ?? undefined }, signal) : null), [host, pos, target, g?.owner], 0);
   const p = planState.data;
   return html`<section class="panel group" aria-label="group">
-    <div class="panel-head"><h2>Groups</h2><span class="muted">${groups ? `${groups.groups.length} groups${groups.groupless.length ? `, ${groups.groupless.length} without` : ''}` : ''}</span></div>
+    <div class="panel-head"><h2>Groups</h2><span class="muted">${groups ? `${groups.groups.length} groups${groups.groupless ? `, ${groups.groupless} device(s) without` : ''}` : ''}</span></div>
     <div class="chips" data-testid="group-chips">
       ${(groups?.groups ?? []).map((x) => html`<button key=${x.id} class=${`gchip big ${x.id === selectedGroup ? 'sel' : ''} ${x.owner ? 'owned' : ''} ${x.viable ? '' : 'notviable'}`}
           style=${groupStyle(x.id)} onClick=${() => onSelectGroup(x.id)} data-testid=${`group-chip-${x.id}`}
-          title=${`group ${x.id}: ${x.members.length} member(s)${x.owner ? `, owned by ${x.owner}` : x.viable ? ', viable' : ', not viable'}`}>${x.id}</button>`)}
+          title=${`group ${x.id}: ${x.size} member(s)${x.owner ? `, owned by ${x.owner}` : x.viable ? ', viable' : ', not viable'}`}>${x.id}</button>`)}
     </div>
     ${g
       ? html`<div class="card gcard" style=${groupStyle(g.id)} data-testid="group-card" data-group=${g.id}>
@@ -608,7 +611,11 @@ const App = () => {
   const view = useLoad(
     async (signal) => {
       if (!ready || host === null) return null;
-      const [state, devices, groups] = await Promise.all([api('/api/state', { host, at: pos }, signal), api('/api/devices', { host, at: pos }, signal), api('/api/groups', { host, at: pos }, signal)]);
+      const [state, devices, groups] = await Promise.all([
+        api('/api/state', { host, at: pos }, signal),
+        api('/api/devices', { host, at: pos }, signal),
+        api('/api/groups', { host, at: pos, brief: 1 }, signal),
+      ]);
       return { state, devices, groups, pos };
     },
     [host, pos, ready],
@@ -623,7 +630,7 @@ const App = () => {
     const d = selected ? deviceById.get(selected) : undefined;
     if (d && d.group !== null) setSelectedGroup(d.group);
     else if (selectedGroup === null || !v.groups.groups.some((g) => g.id === selectedGroup)) {
-      const owned = v.groups.groups.find((g) => g.owner) ?? v.groups.groups.find((g) => g.members.length > 1) ?? v.groups.groups[0];
+      const owned = v.groups.groups.find((g) => g.owner) ?? v.groups.groups.find((g) => g.size > 1) ?? v.groups.groups[0];
       setSelectedGroup(owned ? owned.id : null);
     }
   }, [v, selected]);
