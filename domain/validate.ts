@@ -37,17 +37,26 @@ const oneOf = (...allowed: string[]): Check => (v, f) => {
 };
 const areas: Check = (v, f) => {
   if (!Array.isArray(v)) throw new FieldError(f, 'expected a list of {iova,last,pa}');
-  v.forEach((a: Obj, i) => {
+  // An index loop: forEach would skip the holes of a sparse array, which the reducer then meets.
+  for (let i = 0; i < v.length; i++) {
+    const a = v[i] as Obj | undefined;
     u64(a?.iova, `${f}[${i}].iova`);
     u64(a?.last, `${f}[${i}].last`);
     u64(a?.pa, `${f}[${i}].pa`);
-  });
+  }
+};
+/** virtio domain ids: `{start, last}` integers, as `iommu.add` takes them (the reducer stores the value as is). */
+const domainRange: Check = (v, f) => {
+  if (v === undefined || v === null) return;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new FieldError(f, `expected {"start":N,"last":N} or null, got ${describe(v)}`);
+  int((v as Obj).start, `${f}.start`);
+  int((v as Obj).last, `${f}.last`);
 };
 const any: Check = () => {};
 
 const SCHEMA: Record<EventType, Record<string, Check>> = {
-  IommuAdded: { iommu: str, personality: oneOf('linux', 'virtio'), pageSizes: u64, aperture: range, bypass: bool, msiIsolation: bool, maxPasids: int, maxMappings: optInt, defaultDomain: oneOf('dma', 'identity'), reserved: regions },
-  DeviceAdded: { device: str, parent: optStr, bus: str, iommu: optStr, pci, reserved: regions, reportedGroup: optInt },
+  IommuAdded: { iommu: str, personality: oneOf('linux', 'virtio'), pageSizes: u64, aperture: range, domainRange, bypass: bool, msiIsolation: bool, maxPasids: int, maxMappings: optInt, defaultDomain: oneOf('dma', 'identity'), reserved: regions },
+  DeviceAdded: { device: str, parent: optStr, bus: str, iommu: optStr, pci, reserved: regions, reportedGroup: optInt, vendor: optStr, product: optStr, class: optStr, name: optStr },
   DeviceRemoved: { device: str, surprise: optBool },
   AcsChanged: { device: str, ctl: acs },
   DriverBound: { device: str, driver: str, managedDma: bool },
@@ -88,13 +97,27 @@ export interface ObservedEvent {
   readonly data: Obj;
 }
 
+/**
+ * What the reducer reads of a `pci` object besides what `parsePci` checks: an `acs` object with
+ * `cap` and `ctl` (a command may leave them out and gets ""; the reducer needs them there).
+ */
+const normalize = (t: EventType, data: Obj): Obj => {
+  if (t !== 'DeviceAdded' || typeof data.pci !== 'object' || data.pci === null) return data;
+  const pci = data.pci as Obj;
+  if (typeof pci.acs !== 'object' || pci.acs === null) return data;
+  const acs = pci.acs as Obj;
+  return { ...data, pci: { ...pci, acs: { ...acs, cap: acs.cap ?? '', ctl: acs.ctl ?? '' } } };
+};
+
 /** Checks an observed event's data and fills defaults; throws FieldError naming `data.<field>`. */
 export const validateEvent = (type: unknown, data: unknown): ObservedEvent => {
   if (typeof type !== 'string' || type.length === 0 || type.length > 128) throw new FieldError('type', `expected an event type string, got ${describe(type)}`);
+  // "toString", "__proto__"…: kept as unknown types they would reach the reducer's handler table.
+  if (type in Object.prototype) throw new FieldError('type', `${JSON.stringify(type)} is not an event type`);
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new FieldError('data', `expected an object, got ${describe(data)}`);
   if (!(EVENT_TYPES as readonly string[]).includes(type)) return { type, data: data as Obj };
   const t = type as EventType;
   const filled: Obj = { ...(DEFAULTS[t] ?? {}), ...(data as Obj) };
   for (const [field, check] of Object.entries(SCHEMA[t])) check(filled[field], `data.${field}`);
-  return { type, data: filled };
+  return { type, data: normalize(t, filled) };
 };

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
-import { evolveAll, initialState, type Alert, type Command, type State } from '../domain/index.js';
+import { FieldError, evolveAll, initialState, type Alert, type Command, type State } from '../domain/index.js';
 import type { LogSource } from '../projections/log.js';
 import { decideEnvelopes, type ExecResult } from './engine.js';
 import { ExpectedVersionConflictError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
@@ -239,14 +239,38 @@ export const createManager = (options: ManagerOptions): Manager => {
       meta: { ...e.meta, at: e.meta?.at ?? clock().toISOString(), actor: e.meta?.actor ?? { uid: 0 }, host, observed: true },
     }));
     for (let tries = 0; ; tries++) {
+      // Nothing goes into the log that the reducer cannot apply: such an event would make every
+      // later load of the log fail. The trial run's state is adopted when the append lands.
+      const next = dryRun(envelopes);
       try {
         const r = await store.append(stream, envelopes, { expectedVersion: state.pos });
-        applyRecorded(r.events, true);
+        // An idempotent retry (ids already in the stream) gives back entries that are applied already.
+        const fresh = r.events.filter((e) => e.pos > state.pos);
+        if (fresh.length === envelopes.length) adopt(fresh, next);
+        else applyRecorded(fresh, true);
         return r.events.map((e) => e.pos);
       } catch (err) {
         if (!(err instanceof ExpectedVersionConflictError) || tries + 1 >= retries) throw err;
         await load();
       }
+    }
+  };
+
+  /** The state after `envelopes`, or a FieldError naming the first one the reducer cannot apply. */
+  const dryRun = (envelopes: readonly NewEvent[]): State => {
+    const at = (i: number): RecordedEvent => ({ ...envelopes[i]!, pos: state.pos + i + 1 });
+    try {
+      return evolveAll(state, envelopes.map((_, i) => at(i)));
+    } catch {
+      let s = state;
+      for (let i = 0; i < envelopes.length; i++) {
+        try {
+          s = evolveAll(s, [at(i)]);
+        } catch (err) {
+          throw new FieldError(`events[${i}]`, `${envelopes[i]!.type} cannot be applied (${(err as Error).message}); nothing was imported`);
+        }
+      }
+      throw new FieldError('events', 'cannot be applied; nothing was imported');
     }
   };
 
