@@ -191,7 +191,8 @@ export const parseRegions = (value: unknown, field: string): Region[] => {
   if (value === undefined || value === null) return [];
   if (!Array.isArray(value)) throw new FieldError(field, `expected a list of regions, got ${describe(value)}`);
   if (value.length > 4096) throw new FieldError(field, 'more than 4096 regions');
-  return value.map((r, i) => {
+  // Array.from, not map: map would keep the holes of a sparse array (a library caller's) unchecked.
+  return Array.from(value as unknown[], (r, i) => {
     const f = `${field}[${i}]`;
     const range = parseRange(r, f);
     const kind = (r as Obj).kind;
@@ -213,7 +214,9 @@ export const parsePci = (value: unknown, field: string): PciInfo => {
     acs = { cap: parseAcsBits(a.cap ?? '', `${field}.acs.cap`), ctl: parseAcsBits(a.ctl ?? '', `${field}.acs.ctl`) };
   }
   const aliases = o.aliases === undefined || o.aliases === null ? [] : o.aliases;
-  if (!Array.isArray(aliases) || aliases.some((a) => typeof a !== 'string')) throw new FieldError(`${field}.aliases`, 'expected a list of device ids or devfn strings ("00.1")');
+  if (!Array.isArray(aliases) || aliases.length > 256 || Array.from(aliases as unknown[]).some((a) => typeof a !== 'string' || a.length > 256)) {
+    throw new FieldError(`${field}.aliases`, 'expected a list of device ids or devfn strings ("00.1")');
+  }
   const mf = o.multifunction;
   if (mf !== undefined && mf !== null && typeof mf !== 'boolean') throw new FieldError(`${field}.multifunction`, 'expected true, false or null');
   const quirk = o.acsQuirk;
@@ -223,7 +226,7 @@ export const parsePci = (value: unknown, field: string): PciInfo => {
     multifunction: (mf as boolean | undefined) ?? null,
     acs,
     acsQuirk: (quirk as boolean | undefined) ?? null,
-    aliases: (aliases as string[]).map((a) => a.toLowerCase()),
+    aliases: Array.from(aliases as string[], (a) => a.toLowerCase()),
     pcieBridgeAlias: nested(field, () => bool(o, 'pcieBridgeAlias', false)),
   };
 };
@@ -260,6 +263,12 @@ const parseActor = (v: unknown): Actor => {
 
 const pasid = (o: Obj): number | null => int(o, 'pasid', null, 0xfffff);
 
+/** The command id recorded as `meta.command`: kept exactly as given, or refused (never truncated or dropped). */
+const commandId = (v: unknown): string => {
+  if (typeof v !== 'string' || v.length === 0 || v.length > 128) throw new FieldError('id', `expected a string of 1 to 128 characters, got ${typeof v === 'string' ? `${v.length} characters` : describe(v)}`);
+  return v;
+};
+
 /** Parses one command object. Throws FieldError (EINVAL) naming the field on bad input. */
 export const parseCommand = (json: unknown): Command => {
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new FieldError('command', `expected a JSON object, got ${describe(json)}`);
@@ -267,7 +276,7 @@ export const parseCommand = (json: unknown): Command => {
   const type = o.type;
   if (typeof type !== 'string') throw new FieldError('type', `required; one of ${COMMAND_TYPES.join(', ')}`);
   if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new FieldError('type', `unknown command type ${JSON.stringify(type.slice(0, 60))}`);
-  const base: Base = { actor: parseActor(o.actor), ...(typeof o.id === 'string' ? { id: o.id.slice(0, 128) } : {}) };
+  const base: Base = { actor: parseActor(o.actor), ...(o.id === undefined || o.id === null ? {} : { id: commandId(o.id) }) };
   const t = type as CommandType;
   switch (t) {
     case 'iommu.add': {

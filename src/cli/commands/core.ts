@@ -7,7 +7,7 @@ import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
 import type { NewEvent } from '../../store/types.js';
 import { parseAt, type CliContext } from '../context.js';
-import { MAX_LINE_BYTES, lines } from '../input.js';
+import { MAX_JSON_DEPTH, inputLines, jsonDepth } from '../input.js';
 import { CliError, table } from '../io.js';
 import type { App } from '../program.js';
 
@@ -55,17 +55,19 @@ const execLines = async (ctx: CliContext, file: string): Promise<number> => {
       },
     );
   };
-  for await (const [n, text] of lines(ctx.io, file)) {
+  for await (const l of inputLines(ctx.io, file)) {
+    // A line that is not a command still goes through decide, so that its refusal is logged too.
     let cmd: unknown;
-    if (Buffer.byteLength(text) > MAX_LINE_BYTES) cmd = `line longer than ${MAX_LINE_BYTES} bytes`;
+    if ('problem' in l) cmd = `the line is ${l.problem}`;
+    else if (jsonDepth(l.text) > MAX_JSON_DEPTH) cmd = `JSON nested deeper than ${MAX_JSON_DEPTH} levels`;
     else {
       try {
-        cmd = JSON.parse(text);
+        cmd = JSON.parse(l.text);
       } catch (err) {
         cmd = `malformed JSON: ${(err as Error).message}`;
       }
     }
-    batch.push({ line: n, cmd });
+    batch.push({ line: l.line, cmd });
     if (batch.length >= BATCH) await flush();
   }
   await flush();
@@ -75,8 +77,11 @@ const execLines = async (ctx: CliContext, file: string): Promise<number> => {
 
 const importLines = async (ctx: CliContext, file: string): Promise<number> => {
   const events: Pick<NewEvent, 'type' | 'data' | 'meta'>[] = [];
-  for await (const [n, text] of lines(ctx.io, file)) {
-    if (Buffer.byteLength(text) > MAX_LINE_BYTES) throw new CliError(`line ${n}: longer than ${MAX_LINE_BYTES} bytes; nothing was imported`);
+  for await (const l of inputLines(ctx.io, file)) {
+    const n = l.line;
+    if ('problem' in l) throw new CliError(`line ${n} is ${l.problem}; nothing was imported`);
+    const text = l.text;
+    if (jsonDepth(text) > MAX_JSON_DEPTH) throw new CliError(`line ${n}: JSON nested deeper than ${MAX_JSON_DEPTH} levels; nothing was imported`);
     let e: Record<string, unknown>;
     try {
       e = JSON.parse(text) as Record<string, unknown>;
