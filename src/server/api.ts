@@ -9,7 +9,7 @@ import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView
 import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
 import { dmaLength, type Params } from './params.js';
-import { deviceDetailJson, devicesJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
+import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
   readonly registry: HostRegistry;
@@ -258,6 +258,9 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       pattern: /^\/api\/devices$/,
       handler: async (r) => {
         const { h, s } = await stateOf(r);
+        const fields = r.p.str('fields');
+        if (fields !== undefined && fields !== 'tree' && fields !== 'all') throw new HttpError(400, 'fields: expected tree or all');
+        if (fields === 'tree') return new Tagged(`dt:${h.host}:${idOf(s.devices)}`, s.pos, () => ({ host: h.host, ...devicesTreeJson(s) }));
         return new Tagged(partsKey('d', h.host, s), s.pos, () => ({ host: h.host, ...devicesJson(s) }));
       },
     },

@@ -40,10 +40,8 @@ export const summaryJson = (s: State): Record<string, unknown> => ({
 
 const byId = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** One device as the tree draws it: place in the tree, group, driver, owner and the three flags. */
-export const deviceJson = (s: State, d: Device): Record<string, unknown> => {
-  const g = d.group === null ? undefined : s.groups.get(d.group);
-  const owner = g?.owner ?? null;
+/** What a device is on its own: place in the tree, kind, driver, group id (no owner: see deviceJson). */
+const deviceOwnJson = (d: Device): Record<string, unknown> => {
   const kind = d.pci?.kind ?? d.bus;
   return {
     id: d.id,
@@ -59,24 +57,48 @@ export const deviceJson = (s: State, d: Device): Record<string, unknown> => {
     driver: d.driver,
     managedDma: d.managedDma,
     group: d.group,
-    groupSize: g?.members.length ?? 0,
-    owner,
-    vm: owner ? (s.ctxs.get(owner)?.vm ?? null) : null,
-    boundCtx: d.boundCtx,
-    // Alone in its group: nothing else can reach its DMA through shared translation.
-    isolated: g !== undefined && g.members.length === 1,
     // No IOMMU group: untranslated DMA, never assignable (host bridges are not DMA sources).
     groupless: d.group === null && kind !== 'host-bridge',
-    userOwned: owner !== null,
     // A kernel driver that uses the DMA API: it keeps its group from being given to a user.
     kernelDma: d.driver !== null && !d.managedDma,
   };
 };
 
+/** One device as the tree draws it: place in the tree, group, driver, owner and the flags. */
+export const deviceJson = (s: State, d: Device): Record<string, unknown> => {
+  const g = d.group === null ? undefined : s.groups.get(d.group);
+  const owner = g?.owner ?? null;
+  return {
+    ...deviceOwnJson(d),
+    boundCtx: d.boundCtx,
+    groupSize: g?.members.length ?? 0,
+    owner,
+    vm: owner ? (s.ctxs.get(owner)?.vm ?? null) : null,
+    // Alone in its group: nothing else can reach its DMA through shared translation.
+    isolated: g !== undefined && g.members.length === 1,
+    userOwned: owner !== null,
+  };
+};
+
+const treeOrder = (s: State): { devices: Device[]; roots: string[] } => ({
+  devices: [...s.devices.values()].sort((a, b) => byId(a.id, b.id)),
+  roots: [...s.devices.values()].filter((d) => d.parent === null || !s.devices.has(d.parent)).map((d) => d.id).sort(byId),
+});
+
 export const devicesJson = (s: State): Record<string, unknown> => {
-  const devices = [...s.devices.values()].sort((a, b) => byId(a.id, b.id)).map((d) => deviceJson(s, d));
-  const roots = [...s.devices.values()].filter((d) => d.parent === null || !s.devices.has(d.parent)).map((d) => d.id).sort(byId);
-  return { roots, devices };
+  const { devices, roots } = treeOrder(s);
+  return { roots, devices: devices.map((d) => deviceJson(s, d)) };
+};
+
+/**
+ * The tree without what comes from groups and contexts (size, owner, VM, isolated, user-owned,
+ * the bound ctx): it changes only with hotplug and driver binds, so it stays the same answer over
+ * long stretches of history (binds, maps, attaches, VM launches) and the page takes the rest
+ * from the brief group listing.
+ */
+export const devicesTreeJson = (s: State): Record<string, unknown> => {
+  const { devices, roots } = treeOrder(s);
+  return { roots, devices: devices.map(deviceOwnJson), fields: 'tree' };
 };
 
 /**

@@ -159,6 +159,11 @@ describe('groups, devices, domains, mappings', () => {
     expect(c.headers.etag).not.toBe(a.headers.etag);
     const g = await get(base, `/api/groups?at=${MAPPED_RW}`);
     expect((await get(base, `/api/groups?at=${MAPPED_R}`, { 'if-none-match': g.headers.etag as string })).status).toBe(304);
+    // The page's lean tree (no owners, VMs, group sizes) stays the same across the VM association too.
+    const t = await get(base, `/api/devices?fields=tree&at=${MAPPED_RW}`);
+    expect(t.json.devices.find((d: { id: string }) => d.id === GPU)).toEqual(expect.not.objectContaining({ owner: expect.anything() }));
+    expect((await get(base, `/api/devices?fields=tree&at=${MAPPED_R + 1}`, { 'if-none-match': t.headers.etag as string })).status).toBe(304);
+    expect((await get(base, '/api/devices?fields=nope')).status).toBe(400);
     // Other large answers carry a hash of their body.
     const log = await get(base, '/api/log?limit=50');
     expect((await get(base, '/api/log?limit=50', { 'if-none-match': log.headers.etag as string })).status).toBe(304);

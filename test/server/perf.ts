@@ -55,6 +55,7 @@ const main = async (): Promise<void> => {
   const live = h.manager.state.pos;
   let mapCount = 0;
   for (const d of h.manager.state.domains.values()) mapCount += d.mappings.size;
+  const rssMb = Math.round(process.memoryUsage().rss / 1e6);
   log(`host loaded: ${live} entries, ${h.manager.state.devices.size} devices, ${h.manager.state.groups.size} groups, ${mapCount} mappings in ${ms(loadMs)} ms`);
 
   const b = await launch({ width: 1600, height: 1000 });
@@ -181,7 +182,7 @@ const main = async (): Promise<void> => {
   log(`API at #${at} (uncached): ${JSON.stringify(apiTimes)}`);
 
   const summary = {
-    host: { entries: live, devices: h.manager.state.devices.size, groups: h.manager.state.groups.size, mappings: mapCount, loadMs: ms(loadMs) },
+    host: { entries: live, devices: h.manager.state.devices.size, groups: h.manager.state.groups.size, mappings: mapCount, loadMs: ms(loadMs), serverRssMb: rssMb },
     firstRender: { viewMs: ms(firstView), settledMs: ms(firstSettled), treeRowsInDom: rows },
     sliderMoves: moves,
     dragSettledMs: ms(drag),

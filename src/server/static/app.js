@@ -203,14 +203,15 @@ const TimeBar = ({ pos, livePos, live, setPos, goLive, at, ticks, loading }) => 
 // ---------------------------------------------------------------------------------------------
 // PCI tree
 
-const Flags = ({ d }) => html`<span class="flags">
+/** Flags of a device in the tree; what depends on its group (size, owner, VM) comes from `g`. */
+const Flags = ({ d, g }) => html`<span class="flags">
   ${d.groupless ? html`<span class="flag groupless" title="no IOMMU group: its DMA is not translated">no group</span>` : null}
-  ${d.group !== null && d.isolated ? html`<span class="flag isolated" title="alone in its group">isolated</span>` : null}
-  ${d.group !== null && !d.isolated ? html`<span class="flag shared" title="shares its group: no isolation between the members">shared ×${d.groupSize}</span>` : null}
-  ${d.userOwned ? html`<span class="flag owned" title="the group's DMA belongs to a user context">${d.owner}${d.vm ? ` → VM ${d.vm}` : ''}</span>` : null}
+  ${g && g.size === 1 ? html`<span class="flag isolated" title="alone in its group">isolated</span>` : null}
+  ${g && g.size > 1 ? html`<span class="flag shared" title="shares its group: no isolation between the members">shared ×${g.size}</span>` : null}
+  ${g?.owner ? html`<span class="flag owned" title="the group's DMA belongs to a user context">${g.owner}${g.vm ? ` → VM ${g.vm}` : ''}</span>` : null}
 </span>`;
 
-const TreeRow = ({ row, selected, onSelect, onToggle }) => {
+const TreeRow = ({ row, selected, onSelect, onToggle, groupsById }) => {
   const d = row.d;
   const [abbr, kindName] = kindOf(d);
   return html`<div class=${`trow ${selected ? 'sel' : ''} ${isBridge(d) ? 'bridge' : ''} ${row.match === false ? 'dim' : ''}`}
@@ -224,11 +225,11 @@ const TreeRow = ({ row, selected, onSelect, onToggle }) => {
     <span class="id">${d.id}</span>
     <span class="name">${d.name ?? ''}</span>
     ${d.driver ? html`<span class=${`driver ${d.kernelDma ? 'kernel' : 'managed'}`} title=${d.kernelDma ? 'kernel driver using the DMA API' : 'driver that manages DMA itself'}>${d.driver}</span>` : null}
-    <${Flags} d=${d} />
+    <${Flags} d=${d} g=${d.group === null ? undefined : groupsById.get(d.group)} />
   </div>`;
 };
 
-const PciTree = ({ devices, selected, onSelect }) => {
+const PciTree = ({ devices, groupsById, selected, onSelect }) => {
   const [collapsed, setCollapsed] = useState(() => new Set());
   const [filter, setFilter] = useState('');
   const byId = useMemo(() => new Map((devices?.devices ?? []).map((d) => [d.id, d])), [devices]);
@@ -241,7 +242,7 @@ const PciTree = ({ devices, selected, onSelect }) => {
       (d.name ?? '').toLowerCase().includes(f) ||
       (d.driver ?? '').toLowerCase().includes(f) ||
       (f.startsWith('g') && d.group !== null && `g${d.group}` === f) ||
-      (d.owner ?? '').toLowerCase().includes(f);
+      (d.group !== null && (groupsById.get(d.group)?.owner ?? '').toLowerCase().includes(f));
     // With a filter: keep matches and their ancestors, so every match still shows where it sits.
     const keep = new Set();
     if (f) {
@@ -260,7 +261,7 @@ const PciTree = ({ devices, selected, onSelect }) => {
     };
     for (const r of devices.roots) walk(r, 0);
     return out;
-  }, [devices, byId, collapsed, filter]);
+  }, [devices, byId, collapsed, filter, filter && groupsById]);
   const index = useMemo(() => rows.findIndex((r) => r.key === selected), [rows, selected]);
   const toggle = useCallback((id) => setCollapsed((s) => {
     const n = new Set(s);
@@ -280,7 +281,7 @@ const PciTree = ({ devices, selected, onSelect }) => {
     </div>
     ${devices && devices.devices.length === 0 ? html`<p class="empty">No devices yet at this position.</p>` : null}
     <${VirtualList} rows=${rows} rowHeight=${28} scrollTo=${index} testid="tree"
-      renderRow=${(r) => html`<${TreeRow} row=${r} selected=${r.key === selected} onSelect=${onSelect} onToggle=${toggle} />`} />
+      renderRow=${(r) => html`<${TreeRow} row=${r} selected=${r.key === selected} onSelect=${onSelect} onToggle=${toggle} groupsById=${groupsById} />`} />
   </section>`;
 };
 
@@ -458,9 +459,9 @@ const Mappings = ({ host, pos, domain }) => {
     </div>
     ${st.error ? html`<p class="error">${st.error}</p>` : null}
     ${m && m.mappings.length
-      ? html`<table class="maps"><thead><tr><th>iova</th><th>pa</th><th>size</th><th>prot</th><th>since</th></tr></thead><tbody>
+      ? html`<div class="maps-scroll"><table class="maps"><thead><tr><th>iova</th><th>pa</th><th>size</th><th>prot</th><th>since</th></tr></thead><tbody>
           ${m.mappings.map((x) => html`<tr key=${x.iova.start}><td><code>${x.iova.start}–${x.iova.last}</code></td><td><code>${x.pa.start}</code></td><td><code>${x.size}</code></td><td>${x.prot}</td><td>#${x.pos}</td></tr>`)}
-        </tbody></table>`
+        </tbody></table></div>`
       : null}
   </div>`;
 };
@@ -613,7 +614,7 @@ const App = () => {
       if (!ready || host === null) return null;
       const [state, devices, groups] = await Promise.all([
         api('/api/state', { host, at: pos }, signal),
-        api('/api/devices', { host, at: pos }, signal),
+        api('/api/devices', { host, at: pos, fields: 'tree' }, signal),
         api('/api/groups', { host, at: pos, brief: 1 }, signal),
       ]);
       return { state, devices, groups, pos };
@@ -625,6 +626,7 @@ const App = () => {
 
   // Keep the selection meaningful: a selected device selects its group.
   const deviceById = useMemo(() => new Map((v?.devices.devices ?? []).map((d) => [d.id, d])), [v?.devices]);
+  const groupsById = useMemo(() => new Map((v?.groups.groups ?? []).map((g) => [g.id, g])), [v?.groups]);
   useEffect(() => {
     if (!v) return;
     const d = selected ? deviceById.get(selected) : undefined;
@@ -660,7 +662,8 @@ const App = () => {
   }, []);
 
   if (fatal) return html`<div class="fatal"><h1>isogroup</h1><p class="error">${fatal}</p></div>`;
-  const example = v?.devices.devices.find((d) => d.userOwned && !d.isolated)?.id ?? v?.devices.devices.find((d) => d.kind === 'endpoint')?.id ?? '0000:03:00.1';
+  const owned = v?.groups.groups.find((g) => g.owner && g.size > 1);
+  const example = (owned && v.devices.devices.find((d) => d.group === owned.id && d.kind === 'endpoint' && d.id !== owned.first)?.id) ?? v?.devices.devices.find((d) => d.kind === 'endpoint')?.id ?? '0000:03:00.1';
   return html`<div class="page">
     <${Header} hosts=${hosts} host=${host ?? ''} setHost=${setHost} summary=${v?.state} conn=${conn} writable=${writable} />
     <${TimeBar} pos=${pos} livePos=${livePos} live=${live} setPos=${(p) => setPinned(p >= livePos ? null : p)} goLive=${() => setPinned(null)}
@@ -668,7 +671,7 @@ const App = () => {
     ${view.error ? html`<p class="error banner">${view.error}</p>` : null}
     ${!ready || !v ? html`<p class="boot">Loading host ${host ?? ''}…</p>` : html`<main class="grid">
       <div class="col left">
-        <${PciTree} devices=${v.devices} selected=${selected} onSelect=${selectDevice} />
+        <${PciTree} devices=${v.devices} groupsById=${groupsById} selected=${selected} onSelect=${selectDevice} />
         <${DeviceCard} host=${host} pos=${v.pos} device=${selected && deviceById.has(selected) ? selected : null} onSelectDevice=${selectDevice} onAudit=${setAuditTarget} />
       </div>
       <div class="col">
