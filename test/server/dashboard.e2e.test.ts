@@ -14,7 +14,7 @@ import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
 import type { Locator } from 'playwright-core';
 import { launch, skipBrowser, type Browser } from './browser.js';
-import { writeDemo } from './helpers.js';
+import { writeDemo, writer } from './helpers.js';
 
 const TOKEN = 'e2e-token-0123';
 const GPU = '0000:0a:00.0';
@@ -32,6 +32,17 @@ suite('dashboard in chromium', () => {
   beforeAll(async () => {
     store = createMemoryStore();
     await writeDemo(store);
+    // A second host, for the host picker: a device without an IOMMU group.
+    const lab = writer(store, 'lab');
+    await lab.load();
+    for (const c of [
+      { type: 'iommu.add', iommu: 'vtd0', personality: 'linux', pageSizes: '0x1000', msiIsolation: true },
+      { type: 'device.add', device: 'pci0000:00', parent: null, bus: 'pci', iommu: 'vtd0', pci: { kind: 'host-bridge' } },
+      { type: 'device.add', device: '0000:00:02.0', parent: 'pci0000:00', bus: 'pci', pci: { kind: 'rc-endpoint' }, name: 'iGPU' },
+      { type: 'device.add', device: 'platform-dma0', parent: null, bus: 'platform', name: 'DMA engine without an IOMMU' },
+    ]) {
+      expect((await lab.exec(c)).ok).toBe(true);
+    }
     srv = await createServer({ store, port: 0, token: TOKEN });
     b = await launch();
   });
@@ -73,6 +84,7 @@ suite('dashboard in chromium', () => {
     await expect(b.page.locator('[data-testid="group-chips"] button').count()).resolves.toBe(6);
     await expect(b.page.locator('[data-testid="counts"]').innerText()).resolves.toMatch(/12\s+devices/);
     await expect(b.page.locator('[data-testid="pos-label"]').innerText()).resolves.toMatch(/#36 of 36/);
+    await expect(b.page.locator('[data-testid="host-picker"] option').allInnerTexts()).resolves.toEqual(['lab (4)', 'local (36)']);
     // The GPU: in group 1 with its audio function, vfio-pci, owned by the VM's context.
     const gpu = await soon(treeRow(GPU), matches(/qemu-vm1/));
     expect(gpu).toMatch(/vfio-pci/);
@@ -169,6 +181,17 @@ suite('dashboard in chromium', () => {
     await post({ type: 'ctx.open', ctx: 'late', kind: 'iommufd' });
     await b.page.waitForFunction(() => (document.querySelector('[data-testid="slider"]') as HTMLInputElement).max === '39');
     expect(await b.page.evaluate(() => document.body.dataset.pos)).toBe('30');
+    expect(b.errors).toEqual([]);
+  });
+
+  test('the host picker switches the whole page to another host of the store', async () => {
+    await b.page.locator('[data-testid="host-picker"]').selectOption('lab');
+    await posShown(4);
+    expect(await soon(treeRow('platform-dma0'), matches(/no group/))).toMatch(/no group/);
+    await expect(b.page.locator('[data-testid="group-chips"] button').count()).resolves.toBe(1);
+    expect(await soon(b.page.locator('[data-testid="pos-label"]'), matches(/#4 of 4/))).toMatch(/#4 of 4/);
+    await b.page.locator('[data-testid="host-picker"]').selectOption('local');
+    await posShown(39);
     expect(b.errors).toEqual([]);
   });
 });

@@ -567,6 +567,9 @@ const App = () => {
         setHostState(initial.host && b.hosts.some((x) => x.host === initial.host) ? initial.host : b.default);
       })
       .catch((e) => setFatal(String(e.message ?? e)));
+    // New hosts appear in the picker without a reload.
+    const t = setInterval(() => api('/api/hosts').then((b) => setHosts(b.hosts)).catch(() => undefined), 15_000);
+    return () => clearInterval(t);
   }, []);
 
   const setHost = (h2) => {
@@ -617,7 +620,7 @@ const App = () => {
         api('/api/devices', { host, at: pos, fields: 'tree' }, signal),
         api('/api/groups', { host, at: pos, brief: 1 }, signal),
       ]);
-      return { state, devices, groups, pos };
+      return { state, devices, groups, pos, host };
     },
     [host, pos, ready],
     live ? 60 : 30,
@@ -669,19 +672,19 @@ const App = () => {
     <${TimeBar} pos=${pos} livePos=${livePos} live=${live} setPos=${(p) => setPinned(p >= livePos ? null : p)} goLive=${() => setPinned(null)}
       at=${v?.state.at} ticks=${ticks} loading=${view.loading} />
     ${view.error ? html`<p class="error banner">${view.error}</p>` : null}
-    ${!ready || !v ? html`<p class="boot">Loading host ${host ?? ''}…</p>` : html`<main class="grid">
+    ${!ready || !v ? html`<p class="boot">Loading host ${host ?? ''}…</p>` : html`<main class="grid" key=${v.host}>
       <div class="col left">
         <${PciTree} devices=${v.devices} groupsById=${groupsById} selected=${selected} onSelect=${selectDevice} />
-        <${DeviceCard} host=${host} pos=${v.pos} device=${selected && deviceById.has(selected) ? selected : null} onSelectDevice=${selectDevice} onAudit=${setAuditTarget} />
+        <${DeviceCard} host=${v.host} pos=${v.pos} device=${selected && deviceById.has(selected) ? selected : null} onSelectDevice=${selectDevice} onAudit=${setAuditTarget} />
       </div>
       <div class="col">
-        <${DmaBox} host=${host} pos=${pos} onJump=${jump} example=${`can ${example} write 0x1000?`} />
-        <${GroupPanel} host=${host} pos=${v.pos} groups=${v.groups} selectedGroup=${selectedGroup} selectedDevice=${selected && deviceById.has(selected) ? selected : null}
+        <${DmaBox} host=${v.host} pos=${pos} onJump=${jump} example=${`can ${example} write 0x1000?`} />
+        <${GroupPanel} host=${v.host} pos=${v.pos} groups=${v.groups} selectedGroup=${selectedGroup} selectedDevice=${selected && deviceById.has(selected) ? selected : null}
           onSelectDevice=${selectDevice} onSelectGroup=${selectGroup} onAudit=${setAuditTarget} />
       </div>
       <div class="col">
-        <${DomainsPanel} host=${host} pos=${pos} onSelectDevice=${selectDevice} />
-        <${AuditPanel} host=${host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
+        <${DomainsPanel} host=${v.host} pos=${pos} onSelectDevice=${selectDevice} />
+        <${AuditPanel} host=${v.host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
       </div>
     </main>`}
   </div>`;
