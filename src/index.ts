@@ -20,4 +20,5 @@ export {
 } from './store/index.js';
 export { createEngine, decideEnvelopes, type Engine, type EngineOptions, type ExecResult } from './engine.js';
 export { createManager, type At, type Manager, type ManagerOptions, type Progress } from './manager.js';
+export { createFleet, type Fleet, type FleetEvent } from './fleet.js';
 export { DEMO_COMMANDS } from './demo.js';

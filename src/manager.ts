@@ -34,6 +34,8 @@ export interface Manager {
   readonly state: State;
   /** Snapshot spacing K. */
   readonly every: number;
+  /** Version conflicts met so far (another writer appended first; each was re-read and re-decided). */
+  readonly conflicts: number;
   /** The log as projections read it (a range of this host's entries). */
   readonly log: LogSource;
   readonly events$: Observable<RecordedEvent>;
@@ -54,6 +56,8 @@ export interface Manager {
   timeOf(pos: number): string | null;
   /** Follows other writers live (catch-up subscription on the store). */
   follow(): Subscription;
+  /** Takes one entry of this host's stream seen elsewhere (a fleet-wide subscription). */
+  receive(event: RecordedEvent): void;
   close(): Promise<void>;
 }
 
@@ -69,6 +73,7 @@ export const createManager = (options: ManagerOptions): Manager => {
   const retries = options.retries ?? 5;
 
   let state = initialState();
+  let conflicts = 0;
   const snapshots: State[] = [state]; // snapshots[i] is the state at pos i * every
   let times = new Float64Array(1024);
   const events$ = new Subject<RecordedEvent>();
@@ -85,7 +90,9 @@ export const createManager = (options: ManagerOptions): Manager => {
   };
 
   /** Applies recorded events in order, cutting batches at snapshot boundaries. */
-  const applyRecorded = (events: readonly RecordedEvent[], publish: boolean): void => {
+  const applyRecorded = (all: readonly RecordedEvent[], publish: boolean): void => {
+    // A live subscription and our own appends may both deliver an entry: apply each position once.
+    const events = all.length > 0 && all[0]!.pos <= state.pos ? all.filter((e) => e.pos > state.pos) : all;
     let i = 0;
     while (i < events.length) {
       const first = events[i]!.pos;
@@ -118,6 +125,12 @@ export const createManager = (options: ManagerOptions): Manager => {
     state$.next(state);
   };
 
+  /** An entry seen on a subscription: apply it if it is the next one, catch up if we missed some. */
+  const receive = (e: RecordedEvent): void => {
+    if (e.pos === state.pos + 1) applyRecorded([e], true);
+    else if (e.pos > state.pos + 1) void load();
+  };
+
   const load = async (onProgress?: Progress): Promise<State> => {
     const total = await store.version(stream);
     let buf: RecordedEvent[] = [];
@@ -144,6 +157,7 @@ export const createManager = (options: ManagerOptions): Manager => {
         return a.done([...r.events]);
       } catch (err) {
         if (!(err instanceof ExpectedVersionConflictError)) throw err;
+        conflicts++;
         if (tries + 1 >= retries) return a.conflict();
         await load(); // another writer got there first: re-read, re-decide
       }
@@ -305,6 +319,9 @@ export const createManager = (options: ManagerOptions): Manager => {
     get state() {
       return state;
     },
+    get conflicts() {
+      return conflicts;
+    },
     events$: events$.asObservable(),
     state$,
     alerts$: alerts$.asObservable(),
@@ -315,14 +332,8 @@ export const createManager = (options: ManagerOptions): Manager => {
     stateAt,
     positionAt,
     timeOf: (pos) => (pos >= 1 && pos <= state.pos && times[pos] ? new Date(times[pos]!).toISOString() : null),
-    follow: () =>
-      store.subscribe({
-        stream,
-        onEvent: (e) => {
-          if (e.pos === state.pos + 1) applyRecorded([e], true);
-          else if (e.pos > state.pos + 1) void load();
-        },
-      }),
+    follow: () => store.subscribe({ stream, onEvent: receive }),
+    receive,
     close: async () => {
       events$.complete();
       alerts$.complete();

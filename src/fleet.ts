@@ -1,0 +1,77 @@
+/**
+ * A fleet: every host (stream) of one store, followed live through a single store-wide
+ * subscription — what a fleet dashboard or an audit service needs. Managers are created (and
+ * caught up) the first time a host is seen or asked for.
+ */
+import { Subject, type Observable } from 'rxjs';
+import { createManager, type Manager } from './manager.js';
+import { hostOfStream, type EventStore, type RecordedEvent, type Subscription } from './store/types.js';
+
+export interface FleetEvent {
+  readonly host: string;
+  readonly event: RecordedEvent;
+}
+
+export interface Fleet {
+  /** Hosts known so far (from the store and from live events). */
+  hosts(): string[];
+  /** The host's manager, loaded and kept current by the fleet subscription. */
+  manager(host: string): Promise<Manager>;
+  /** Every entry of every host, live, in store order. */
+  readonly events$: Observable<FleetEvent>;
+  /** A host appeared for the first time. */
+  readonly hosts$: Observable<string>;
+  /** Resolves when everything present at start has been delivered. */
+  readonly caughtUp: Promise<void>;
+  close(): Promise<void>;
+}
+
+export const createFleet = async (options: { store: EventStore; snapshotEvery?: number }): Promise<Fleet> => {
+  const { store } = options;
+  const managers = new Map<string, Promise<Manager>>();
+  const known = new Set<string>();
+  const events$ = new Subject<FleetEvent>();
+  const hosts$ = new Subject<string>();
+  const note = (host: string): void => {
+    if (!known.has(host)) {
+      known.add(host);
+      hosts$.next(host);
+    }
+  };
+  for (const s of await store.streams()) {
+    const h = hostOfStream(s);
+    if (h !== null) note(h);
+  }
+  const manager = (host: string): Promise<Manager> => {
+    let m = managers.get(host);
+    if (!m) {
+      const created = createManager({ store, host, ...(options.snapshotEvery ? { snapshotEvery: options.snapshotEvery } : {}) });
+      m = created.load().then(() => created);
+      managers.set(host, m);
+      note(host);
+    }
+    return m;
+  };
+  const sub: Subscription = store.subscribe({
+    onEvent: async (e) => {
+      const host = e.stream ? hostOfStream(e.stream) : null;
+      if (host === null) return;
+      note(host);
+      const m = managers.get(host);
+      if (m) (await m).receive(e);
+      events$.next({ host, event: e });
+    },
+  });
+  return {
+    hosts: () => [...known].sort(),
+    manager,
+    events$: events$.asObservable(),
+    hosts$: hosts$.asObservable(),
+    caughtUp: sub.caughtUp,
+    close: async () => {
+      await sub.close();
+      events$.complete();
+      hosts$.complete();
+    },
+  };
+};
