@@ -17,7 +17,7 @@ export interface Fleet {
   hosts(): string[];
   /** The host's manager, loaded and kept current by the fleet subscription. */
   manager(host: string): Promise<Manager>;
-  /** Every entry of every host, live, in store order. */
+  /** Every entry of every host, live (hot: entries before you subscribe are not replayed), in store order. */
   readonly events$: Observable<FleetEvent>;
   /** A host appeared for the first time. */
   readonly hosts$: Observable<string>;
