@@ -157,6 +157,7 @@ const STATUS = /^(E[A-Z]+|S_[A-Z]+)$/;
 
 /** What every decision must satisfy, whatever the input. */
 const checkDecision = (raw: unknown, state: State): void => {
+  count('decide.inputs');
   const d = decide(raw, state, '2026-11-21T10:00:00.000Z');
   if (d.ok) {
     count('decide.accepted');
@@ -178,14 +179,12 @@ describe('the command parser (decide / parseCommand) under fuzzing', () => {
   test(`${RUNS} mutated commands and ${RUNS} random JSON values: never a throw, always a refusal naming the field, nothing half-applied`, () => {
     fc.assert(
       fc.property(mutated(TEMPLATES, hostileValue), (raw) => {
-        count('decide.inputs');
         checkDecision(raw, BASE);
       }),
       { numRuns: RUNS },
     );
     fc.assert(
       fc.property(fc.anything({ withBigInt: true, withNullPrototype: true, withSparseArray: true, withBoxedValues: true, maxDepth: 4 }), (raw) => {
-        count('decide.inputs');
         checkDecision(raw, BASE);
         checkDecision({ type: 'map', domain: 'd1', iova: raw, length: raw, pa: raw, prot: 'rw' }, BASE);
       }),
