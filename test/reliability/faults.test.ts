@@ -173,5 +173,5 @@ describe('injected write errors through the manager (fast-check fault schedules)
     expect(figures.faults).toBeGreaterThan(RUNS);
     report('faults', { ...figures, cliFaults: injected.cli });
     rmSync(dir, { recursive: true, force: true });
-  });
+  }, 600_000);
 });

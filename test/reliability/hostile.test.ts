@@ -190,7 +190,7 @@ describe('the command parser (decide / parseCommand) under fuzzing', () => {
       }),
       { numRuns: RUNS },
     );
-  });
+  }, 600_000);
 
   test(`${RUNS} mutated commands through the engine: a refusal appends exactly one storable CommandRejected and changes nothing else`, () => {
     fc.assert(
@@ -215,7 +215,7 @@ describe('the command parser (decide / parseCommand) under fuzzing', () => {
       }),
       { numRuns: RUNS },
     );
-  });
+  }, 600_000);
 
   test('100k-deep nesting in any field, and as the command itself, is refused without recursing', () => {
     for (const t of TEMPLATES) {
@@ -250,7 +250,7 @@ describe('the command parser (decide / parseCommand) under fuzzing', () => {
     );
     expect(parseU64('0x10000000000000000', 'length', TWO_POW_64)).toBe(TWO_POW_64);
     for (const n of [2 ** 53, 2 ** 64, 1e308]) expect(() => parseU64(n, 'iova')).toThrow(/^iova: JSON number .* above 2\^53-1/);
-  });
+  }, 600_000);
 });
 
 /** One event of every type the reducer knows, from a random workload (plus a few written out). */
@@ -302,7 +302,7 @@ describe('the event parser (validateEvent, then evolve) under fuzzing', () => {
       }),
       { numRuns: RUNS },
     );
-  });
+  }, 600_000);
 });
 
 /** Runs the CLI in-process with raw bytes on stdin. */
@@ -408,7 +408,7 @@ describe('the CLI (exec / import) under hostile input', () => {
       }),
       { numRuns: CLI_RUNS, timeout: 10_000 },
     );
-  });
+  }, 600_000);
 
   test(`${CLI_RUNS} mutated event lines: import exits 0 (all imported) or 2 naming the line (nothing imported), never an internal error`, async () => {
     const templates = SAMPLES.map((e) => ({ type: e.type, data: e.data, meta: { at: '2026-11-21T10:00:00.000Z' } }) as Cmd);
@@ -432,7 +432,7 @@ describe('the CLI (exec / import) under hostile input', () => {
       }),
       { numRuns: CLI_RUNS, timeout: 10_000 },
     );
-  });
+  }, 600_000);
 
   test('limits are what the docs say', () => {
     expect(MAX_LINE_BYTES).toBe(1024 * 1024);

@@ -154,5 +154,5 @@ describe('invariants under storms (model-based, SPEC §9 after every step)', () 
     expect(figures.accepted).toBeGreaterThan(figures.runs * 5);
     expect(figures.refused).toBeGreaterThan(figures.runs);
     report('storm', { ...figures, numRuns: RUNS, maxCommands: MAX_COMMANDS });
-  });
+  }, 600_000);
 });
