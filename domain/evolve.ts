@@ -40,6 +40,7 @@ export const initialState = (): State => ({
   domains: new Map(),
   reach: IntervalMap.empty<string>(),
   alerts: [],
+  quirkAliases: 0,
   counts: new Map(),
 });
 
@@ -228,7 +229,8 @@ const handlers: Handlers = {
     };
     s.devices.set(dev.id, dev as Draft<Device>);
     if (parent) parent.children.push(dev.id);
-    const choice = formGroup(s.devices as unknown as Map<string, Device>, dev);
+    if (dev.pci && dev.pci.aliases.length > 0) s.quirkAliases = (s.quirkAliases ?? 0) + 1;
+    const choice = formGroup(s.devices as unknown as Map<string, Device>, dev, (s.quirkAliases ?? 0) > 0);
     if (!choice) return;
     const target = s.devices.get(dev.id)!;
     let gid = choice.join;
@@ -272,12 +274,18 @@ const handlers: Handlers = {
   DeviceRemoved: (s, d, e) => {
     const dev = deviceOf(s, e, d.device);
     if (!dev) return;
+    if (dev.pci && dev.pci.aliases.length > 0) s.quirkAliases = Math.max(0, (s.quirkAliases ?? 1) - 1);
     const owner = d.ctx ?? dev.boundCtx ?? (dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null);
     if (d.surprise && owner !== null) {
       alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${owner}`, { device: dev.id, ctx: owner });
     }
-    if (dev.endpointDomain) s.domains.get(dev.endpointDomain)?.users.delete(dev.id);
-    for (const dom of s.domains.values()) if (dom.users.has(dev.id)) dom.users.delete(dev.id);
+    // The domains this device uses: its group's attachments (linux) and its endpoint domain (virtio).
+    // Found without walking every domain: drafting them all made each removal cost O(domains).
+    const used = new Set<string>();
+    if (dev.endpointDomain) used.add(dev.endpointDomain);
+    const grp = dev.group !== null ? s.groups.get(dev.group) : undefined;
+    for (const att of grp?.attachments.values() ?? []) if (att.devices.includes(dev.id)) used.add(att.domain);
+    for (const id of used) s.domains.get(id)?.users.delete(dev.id);
     dropGroupMember(s, e, dev);
     if (dev.parent) {
       const p = s.devices.get(dev.parent);
@@ -502,17 +510,14 @@ const applyOne = (s: S, e: EvolveEvent, counts: Map<string, number>): void => {
   counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
 };
 
-/** Applies a batch of events in one produce. */
-export const evolveAll = (state: State, events: readonly EvolveEvent[]): State => {
-  if (events.length === 0) return state;
-  return immer.produce(state, (draft) => {
-    edit = IntervalMap.edit();
+/** Applies a stretch of events that need the general reducer, in one produce. */
+const produceRun = (state: State, events: readonly EvolveEvent[]): State =>
+  immer.produce(state, (draft) => {
     regionCache = new Map();
     const counts = new Map<string, number>();
     try {
       for (const e of events) applyOne(draft, e, counts);
     } finally {
-      edit = undefined;
       regionCache = new Map();
     }
     for (const [type, n] of counts) draft.counts.set(type, (draft.counts.get(type) ?? 0) + n);
@@ -520,42 +525,100 @@ export const evolveAll = (state: State, events: readonly EvolveEvent[]): State =
     draft.pos = last.pos;
     draft.at = last.meta.at;
   });
-};
+
+/** Events that only touch mappings (or nothing): the bulk of a host's log, applied without immer. */
+const FAST = new Set(['Mapped', 'Unmapped', 'DmaChecked', 'CommandRejected', 'FaultRecorded']);
 
 const fz = <T>(x: T): T => (FREEZE ? freeze(x) : x);
 
 /**
- * One Mapped event on its own, without a produce: the hot path of every `map` command (decide
- * evolves each event it emits, one at a time), where a produce costs several times the mapping
- * itself. Same effects as the Mapped handler: a new mappings version for the domain, a new entry
- * in the PA index, alerts for overlaps, counts/pos/at advanced; the untouched parts of the state
- * are shared. Null when the general path must run (unknown domain).
+ * A run of mapping events applied with plain copy-on-write: each touched domain record and the
+ * top-level maps are copied once per run, the interval maps change in place under the batch's
+ * edit token. Same effects (and alerts) as the Mapped/Unmapped handlers; null when the run needs
+ * the general path (a domain it names does not exist), which then reports it.
  */
-const mappedAlone = (state: State, e: EvolveEvent): State | null => {
-  const d = e.data as EventDataMap['Mapped'];
-  const dom = state.domains.get(d.domain);
-  if (!dom) return null;
-  const start = u64(d.iova, 'iova');
-  const last = u64(d.last, 'last');
-  const pa = u64(d.pa, 'pa');
+const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => {
+  const maps = new Map<string, IntervalMap>();
+  let reach = state.reach;
   const raised: Alert[] = [];
-  const raise = (kind: AlertKind, message: string): void => {
-    raised.push(fz({ pos: e.pos, at: e.meta.at, kind, message, domain: dom.id }));
-  };
-  if (dom.mappings.intersects(start, last)) raise('mapping-overlap', overlapMessage(d, dom.id));
-  const bad = overlapsAny(blockingRegions(state, dom), { start, last });
-  if (bad) raise('mapping-over-reserved', reservedMessage(d, dom.id, bad));
-  const domains = new Map(state.domains).set(dom.id, fz({ ...dom, mappings: dom.mappings.insert(start, last, pa, packPos(e.pos, parseProt(d.prot))) }));
-  const counts = new Map(state.counts).set(e.type, (state.counts.get(e.type) ?? 0) + 1);
+  const counts = new Map<string, number>();
+  const blocking = new Map<string, Region[]>();
+  for (const e of events) {
+    counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
+    if (e.type === 'Mapped') {
+      const d = e.data as EventDataMap['Mapped'];
+      const dom = state.domains.get(d.domain);
+      if (!dom) return null;
+      const start = u64(d.iova, 'iova');
+      const last = u64(d.last, 'last');
+      const pa = u64(d.pa, 'pa');
+      const cur = maps.get(dom.id) ?? dom.mappings;
+      if (cur.intersects(start, last)) raised.push(fz({ pos: e.pos, at: e.meta.at, kind: 'mapping-overlap', message: overlapMessage(d, dom.id), domain: dom.id }));
+      let regions = blocking.get(dom.id);
+      if (!regions) blocking.set(dom.id, (regions = blockingRegions(state, dom)));
+      const bad = regions.length > 0 ? overlapsAny(regions, { start, last }) : undefined;
+      if (bad) raised.push(fz({ pos: e.pos, at: e.meta.at, kind: 'mapping-over-reserved', message: reservedMessage(d, dom.id, bad), domain: dom.id }));
+      maps.set(dom.id, cur.insert(start, last, pa, packPos(e.pos, parseProt(d.prot)), undefined, edit));
+      reach = reach.insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id, edit);
+    } else if (e.type === 'Unmapped') {
+      const d = e.data as EventDataMap['Unmapped'];
+      const dom = state.domains.get(d.domain);
+      if (!dom) return null;
+      let cur = maps.get(dom.id) ?? dom.mappings;
+      for (const a of d.areas) {
+        const start = u64(a.iova, 'iova');
+        const last = u64(a.last, 'last');
+        cur = cur.remove(start, (m) => m.last === last, edit);
+        reach = reach.remove(u64(a.pa, 'pa'), (r) => r.ref === dom.id && r.aux === start, edit);
+      }
+      maps.set(dom.id, cur);
+    } else if (e.type === 'FaultRecorded' && e.meta.observed) {
+      const d = e.data as EventDataMap['FaultRecorded'];
+      raised.push(fz({ pos: e.pos, at: e.meta.at, kind: 'dma-fault', message: `${d.device} faulted (${d.reason}) on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova}`, device: d.device }));
+    }
+  }
+  let domains = state.domains;
+  if (maps.size > 0) {
+    const copy = new Map(state.domains);
+    for (const [id, m] of maps) copy.set(id, fz({ ...state.domains.get(id)!, mappings: m }));
+    domains = fz(copy);
+  }
+  const allCounts = new Map(state.counts);
+  for (const [type, n] of counts) allCounts.set(type, (allCounts.get(type) ?? 0) + n);
+  const last = events[events.length - 1]!;
   return fz({
     ...state,
-    pos: e.pos,
-    at: e.meta.at,
-    domains: fz(domains),
-    reach: state.reach.insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id),
+    pos: last.pos,
+    at: last.meta.at,
+    domains,
+    reach,
     alerts: raised.length > 0 ? fz([...state.alerts, ...raised]) : state.alerts,
-    counts: fz(counts),
+    counts: fz(allCounts),
   });
 };
 
-export const evolve = (state: State, event: EvolveEvent): State => (event.type === 'Mapped' ? mappedAlone(state, event) : null) ?? evolveAll(state, [event]);
+/**
+ * Applies a batch of events. Runs of mapping events take the plain path above; everything else
+ * goes through one immer produce per run. One transient-edit token covers the whole batch.
+ */
+export const evolveAll = (state: State, events: readonly EvolveEvent[]): State => {
+  if (events.length === 0) return state;
+  edit = IntervalMap.edit();
+  try {
+    let s = state;
+    let i = 0;
+    while (i < events.length) {
+      const fast = FAST.has(events[i]!.type);
+      let j = i + 1;
+      while (j < events.length && FAST.has(events[j]!.type) === fast) j++;
+      const run = events.slice(i, j);
+      s = (fast ? fastRun(s, run) : null) ?? produceRun(s, run);
+      i = j;
+    }
+    return s;
+  } finally {
+    edit = undefined;
+  }
+};
+
+export const evolve = (state: State, event: EvolveEvent): State => evolveAll(state, [event]);

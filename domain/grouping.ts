@@ -144,7 +144,7 @@ export interface GroupChoice {
  * Decides the group of a newly added device (SPEC §5.3). Returns null when the device gets no
  * group at all (no IOMMU anywhere above it, or a host bridge).
  */
-export const formGroup = (devices: DeviceTable, d: Device): GroupChoice | null => {
+export const formGroup = (devices: DeviceTable, d: Device, quirkAliases = true): GroupChoice | null => {
   if (isHostBridge(d)) return null;
   if (!d.pci) {
     if (d.iommu !== null) return { join: null, reason: { kind: 'new' } };
@@ -176,7 +176,8 @@ export const formGroup = (devices: DeviceTable, d: Device): GroupChoice | null =
   }
 
   // 3. Quirk aliases of P: devices it names, and devices on its bus that name it.
-  for (const t of aliasCandidates(devices, P)) {
+  // (Only devices that declare quirk aliases can alias P; skip the bus scan when there are none.)
+  for (const t of quirkAliases || (P.pci?.aliases.length ?? 0) > 0 ? aliasCandidates(devices, P) : []) {
     if (t.id === P.id || t.group === null || !t.pci) continue;
     if (aliasesTo(P, t) || aliasesTo(t, P)) return { join: t.group, reason: { kind: 'alias', via: t.id } };
   }

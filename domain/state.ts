@@ -208,6 +208,8 @@ export interface State {
   /** PA → (domain, IOVA) for every mapping of every domain: the `whoCanReach` index. */
   readonly reach: IntervalMap<ReachRef>;
   readonly alerts: readonly Alert[];
+  /** Live devices that declare quirk DMA aliases (grouping scans a bus for them only when > 0). */
+  readonly quirkAliases: number;
   /** Count of events applied of each type (cheap summary for `replay`). */
   readonly counts: ReadonlyMap<string, number>;
 }

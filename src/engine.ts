@@ -40,9 +40,20 @@ const actorOf = (raw: unknown): Actor => {
 
 /** JSON-safe copy of a raw command for CommandRejected (bigints as hex). */
 const commandJson = (raw: unknown): Record<string, unknown> => {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { value: raw as never };
-  const text = JSON.stringify(raw, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
-  return text.length > 8192 ? { type: (raw as { type?: unknown }).type ?? null, truncated: true } : (JSON.parse(text) as Record<string, unknown>);
+  const big = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    const value = typeof raw === 'string' ? raw.slice(0, 512) : typeof raw === 'bigint' ? big('', raw) : Array.isArray(raw) ? '[array]' : (raw ?? null);
+    return { value: value as never };
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(raw, big);
+  } catch {
+    // Absurd nesting or a cycle: keep what identifies the command, not the whole value.
+    text = '';
+  }
+  const type = (raw as { type?: unknown }).type;
+  return text === '' || text.length > 8192 ? { type: typeof type === 'string' ? type.slice(0, 64) : null, truncated: true } : (JSON.parse(text) as Record<string, unknown>);
 };
 
 /** Decides one command against `state` and builds the envelopes to append. */

@@ -16,7 +16,6 @@ import type { EventMeta, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import { checkpointAt } from './memory.js';
 
-const CRC_SUFFIX = /,"crc":"([0-9a-f]{8})"\}$/;
 const CRC_SUFFIX_BYTES = ',"crc":"00000000"}'.length;
 const CLOSE_BRACE = Buffer.from('}');
 
@@ -53,13 +52,22 @@ interface LineError {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const decodeLine = (bytes: Buffer): Decoded | LineError => {
+/** `,"crc":"` as bytes: the fixed prefix of the checksum member at the end of every line. */
+const CRC_PREFIX = Buffer.from(',"crc":"');
+const HEX_DIGIT = /^[0-9a-f]{8}$/;
+
+const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
+  // The checksum member is fixed-width and last: check it on the raw bytes (no regex, no re-encoding).
+  const n = bytes.length;
+  const at = n - CRC_SUFFIX_BYTES;
+  if (at < 1 || bytes[n - 1] !== 0x7d || bytes[n - 2] !== 0x22 || bytes.compare(CRC_PREFIX, 0, CRC_PREFIX.length, at, at + CRC_PREFIX.length) !== 0) {
+    return { torn: true, reason: 'no checksum at the end of the line' };
+  }
+  const said = bytes.toString('latin1', at + CRC_PREFIX.length, n - 2);
+  if (!HEX_DIGIT.test(said)) return { torn: true, reason: 'no checksum at the end of the line' };
+  const sum = crc32(CLOSE_BRACE, crc32(bytes.subarray(0, at)));
+  if (sum !== parseInt(said, 16)) return { torn: true, reason: `checksum mismatch (line says ${said}, content is ${hex(sum)})` };
   const text = bytes.toString('utf8');
-  const match = CRC_SUFFIX.exec(text);
-  if (!match) return { torn: true, reason: 'no checksum at the end of the line' };
-  const body = bytes.subarray(0, bytes.length - CRC_SUFFIX_BYTES);
-  const actual = hex(crc32(CLOSE_BRACE, crc32(body)));
-  if (actual !== match[1]) return { torn: true, reason: `checksum mismatch (line says ${match[1]}, content is ${actual})` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -79,7 +87,7 @@ const decodeLine = (bytes: Buffer): Decoded | LineError => {
     return { torn: false, reason: 'bad "batch"' };
   }
   return {
-    record: { pos, id, type, data, meta: meta as unknown as EventMeta, stream },
+    record: { pos, id, type, data, meta: meta as unknown as EventMeta, stream, checkpoint },
     batch: batch as number | undefined,
   };
 };
@@ -133,7 +141,7 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
     if (newline === -1) {
       return { records, validBytes, torn: { line: open?.startLine ?? line, lastLine: line, reason: 'no newline at the end' } };
     }
-    const decoded = decodeLine(bytes.subarray(offset, newline));
+    const decoded = decodeLine(bytes.subarray(offset, newline), checkpointAt(line));
     if ('reason' in decoded) {
       if (decoded.torn && newline === bytes.length - 1) {
         return { records, validBytes, torn: { line: open?.startLine ?? line, lastLine: line, reason: decoded.reason } };
@@ -141,7 +149,7 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
       throw corrupt(ctx.file, line, decoded.reason);
     }
     const { batch } = decoded;
-    const record: RecordedEvent = { ...decoded.record, checkpoint: checkpointAt(line) };
+    const record: RecordedEvent = decoded.record;
     const stream = record.stream ?? '';
     if (open && (batch !== undefined || stream !== open.stream)) {
       throw corrupt(ctx.file, line, `the append of ${open.size} events starting at line ${open.startLine} is interrupted`);
