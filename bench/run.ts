@@ -8,7 +8,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, throughputCase, timeTravelCase } from './cases.js';
+import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, stormCase, throughputCase, timeTravelCase } from './cases.js';
 import { gc, machine, renderTable, type CaseResult } from './measure.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -54,6 +54,10 @@ const main = async (): Promise<void> => {
   if (want(5)) {
     log('command throughput…');
     results.push(await throughputCase(out));
+  }
+  if (want(8)) {
+    log('storm…');
+    results.push(await stormCase());
   }
   results.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const table = renderTable(results);
