@@ -4,17 +4,12 @@
  * hotplug churn — as commands, so it goes through the real decider.
  */
 import { hex } from '../domain/index.js';
+import { createRng } from '../src/testkit/prng.js';
 
-/** mulberry32: a tiny seeded PRNG (deterministic across runs and machines). */
+/** A seeded uniform [0, 1) generator: the test kit's mulberry32. */
 export const prng = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.float();
 };
 
 const user = { uid: 1000, comm: 'qemu' };

@@ -85,8 +85,15 @@ export interface ExplainQuery {
   readonly pasid?: number | null;
 }
 
-/** Explains a verdict (when iova and access are given) or the device's group membership. */
-export const explain = async (s: State, log: LogSource, q: ExplainQuery): Promise<Explanation> => {
+/** What an explanation needs from the log, decided from the state alone: the positions to show. */
+export interface ExplainPlan {
+  readonly positions: readonly number[];
+  readonly verdict?: DmaVerdict;
+  readonly summary?: string;
+}
+
+/** The log positions behind a membership or a verdict (synchronous; no log reads). */
+export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
   const d = s.devices.get(q.device);
   const positions = new Set<number>();
   membershipPositions(s, q.device, positions);
@@ -123,17 +130,34 @@ export const explain = async (s: State, log: LogSource, q: ExplainQuery): Promis
     for (const seg of verdict.segments) if (seg.pos) positions.add(seg.pos);
   }
   if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
-  const entries = await entriesAt(log, positions);
+  return { positions: [...positions].filter((p) => p > 0).sort((a, b) => a - b), ...(verdict ? { verdict, summary } : {}) };
+};
+
+/** Renders the entries of a plan as an explanation (synchronous: for logs held in memory). */
+export const explainFromEntries = (s: State, q: ExplainQuery, plan: ExplainPlan, entries: readonly Entry[]): Explanation => {
   const idx = ownershipIndex();
   for (const c of s.ctxs.values()) idx.feed({ pos: 0, type: 'ContextOpened', data: { ctx: c.id, uid: c.uid }, meta: { at: '' } });
   for (const dom of s.domains.values()) idx.feed({ pos: 0, type: 'DomainAllocated', data: { domain: dom.id, ctx: dom.ctx }, meta: { at: '' } });
   return {
     device: q.device,
-    group: d?.group ?? null,
+    group: s.devices.get(q.device)?.group ?? null,
     membership: membershipSentence(s, q.device),
-    ...(verdict ? { verdict, summary } : {}),
-    chain: entries.map((e: Entry) => ({ pos: e.pos, at: e.meta.at, actor: e.meta.actor ?? null, type: e.type, sentence: sentence(e, idx) })),
+    ...(plan.verdict ? { verdict: plan.verdict, summary: plan.summary } : {}),
+    chain: entries.map((e) => ({ pos: e.pos, at: e.meta.at, actor: e.meta.actor ?? null, type: e.type, sentence: sentence(e, idx) })),
   };
+};
+
+/** Explains over a complete in-memory log (entry p is log[p - 1]), synchronously. */
+export const explainSync = (s: State, log: readonly Entry[], q: ExplainQuery): Explanation => {
+  const plan = explainPositions(s, q);
+  const entries = plan.positions.filter((p) => p <= log.length).map((p) => log[p - 1]!);
+  return explainFromEntries(s, q, plan, entries);
+};
+
+/** Explains a verdict (when iova and access are given) or the device's group membership. */
+export const explain = async (s: State, log: LogSource, q: ExplainQuery): Promise<Explanation> => {
+  const plan = explainPositions(s, q);
+  return explainFromEntries(s, q, plan, await entriesAt(log, plan.positions));
 };
 
 /** Convenience for the test kit: explain a DMA verdict. */

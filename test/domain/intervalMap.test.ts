@@ -4,17 +4,12 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { IntervalMap, type IntervalEntry } from '../../domain/intervalMap.js';
+import { createRng } from '../../src/testkit/prng.js';
 
 /** mulberry32: a small seeded generator, so a failure names a reproducible seed. */
 const rng = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.float();
 };
 
 type E = { start: bigint; last: bigint; aux: bigint; pos: bigint; ref: string | undefined };

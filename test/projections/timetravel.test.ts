@@ -1,26 +1,10 @@
 import { describe, expect, test } from '@jest/globals';
 import fc from 'fast-check';
-import { evolve, hex, initialState, type State } from '../../domain/index.js';
+import { evolve, hex, initialState } from '../../domain/index.js';
+import { fingerprint } from '../helpers.js';
 import { createManager } from '../../src/manager.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore, ReadOptions, RecordedEvent } from '../../src/store/types.js';
-
-/** A canonical text of everything a query can see (bigints as hex, maps sorted). */
-export const fingerprint = (s: State): string =>
-  JSON.stringify(
-    {
-      pos: s.pos,
-      devices: [...s.devices.values()].sort((a, b) => a.id.localeCompare(b.id)),
-      groups: [...s.groups.values()].map((g) => ({ ...g, attachments: [...g.attachments] })).sort((a, b) => a.id - b.id),
-      ctxs: [...s.ctxs.values()].sort((a, b) => a.id.localeCompare(b.id)),
-      domains: [...s.domains.values()]
-        .map((d) => ({ ...d, users: [...d.users], mappings: [...d.mappings].map((m) => [m.start, m.last, m.aux, m.pos]) }))
-        .sort((a, b) => a.id.localeCompare(b.id)),
-      reach: [...s.reach].map((r) => [r.start, r.last, r.aux, r.ref]),
-      alerts: s.alerts,
-    },
-    (_k, v: unknown) => (typeof v === 'bigint' ? hex(v) : v),
-  );
 
 /** A small random host workload (seeded): hotplug, binds, claims, attaches, maps, unmaps, closes. */
 const workload = (seed: number, n: number): Record<string, unknown>[] => {

@@ -6,18 +6,14 @@
  * This file is also compiled to dist/ and used by the crash-test writer child (writer.ts).
  */
 import { appendFileSync } from 'node:fs';
-import { hex, type State } from '../../domain/index.js';
+import { hex } from '../../domain/index.js';
+import { createRng } from '../../src/testkit/prng.js';
+export { fingerprint } from '../helpers.js';
 
-/** mulberry32: tiny, fast, good enough to pick from pools reproducibly. */
+/** A seeded uniform [0, 1) generator: the test kit's mulberry32. */
 export const prng = (seed: number): (() => number) => {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const r = createRng(seed);
+  return () => r.float();
 };
 
 export type Cmd = Record<string, unknown>;
@@ -154,24 +150,6 @@ export const randomCommand = (rnd: () => number): Cmd => {
 
 /** A refusal names what it is about: `field: …` (or `iova + length overflows …` for the 64-bit rules). */
 export const NAMES_FIELD = /^(?:[\w.[\]]+: |(?:iova|pa) \+ length overflows 2\^64)/;
-
-/** A canonical text of everything a query can see (bigints as hex, maps sorted); as in test/projections/timetravel.test.ts. */
-export const fingerprint = (s: State): string =>
-  JSON.stringify(
-    {
-      pos: s.pos,
-      iommus: [...s.iommus.values()].sort((a, b) => a.id.localeCompare(b.id)),
-      devices: [...s.devices.values()].sort((a, b) => a.id.localeCompare(b.id)),
-      groups: [...s.groups.values()].map((g) => ({ ...g, attachments: [...g.attachments] })).sort((a, b) => a.id - b.id),
-      ctxs: [...s.ctxs.values()].sort((a, b) => a.id.localeCompare(b.id)),
-      domains: [...s.domains.values()]
-        .map((d) => ({ ...d, users: [...d.users], mappings: [...d.mappings].map((m) => [m.start, m.last, m.aux, m.pos]) }))
-        .sort((a, b) => a.id.localeCompare(b.id)),
-      reach: [...s.reach].map((r) => [r.start, r.last, r.aux, r.ref]),
-      alerts: s.alerts,
-    },
-    (_k, v: unknown) => (typeof v === 'bigint' ? hex(v) : v),
-  );
 
 /** Integer from an environment variable (figures scale up with it), else the default. */
 export const envInt = (name: string, dflt: number): number => {
