@@ -58,7 +58,12 @@ let edit: Edit | undefined;
 /** Per-batch cache of the regions that forbid mapping in a domain (invalidated by attach/detach/topology). */
 let regionCache = new Map<string, Region[]>();
 
-const u64 = (v: string, f: string): bigint => parseU64(v, f);
+/**
+ * Reads a 64-bit field of a stored event. Events were validated when they entered the log (decide,
+ * or validateEvent on import), so the common hex form goes straight to BigInt; anything else takes
+ * the full parser (which names the field if it is wrong).
+ */
+const u64 = (v: string, f: string): bigint => (typeof v === 'string' && v.length <= 18 && v.charCodeAt(0) === 48 && v.charCodeAt(1) === 120 ? BigInt(v) : parseU64(v, f));
 const regions = (list: readonly RegionJson[] | undefined): Region[] =>
   (list ?? []).map((r) => ({ start: u64(r.start, 'start'), last: u64(r.last, 'last'), kind: r.kind }));
 
