@@ -95,57 +95,83 @@ export const effectiveDomain = (
   return cur === null ? { domain: null, path: 'blocked' } : { domain: state.domains.get(cur) ?? null, path: 'default' };
 };
 
+const NO_SEGMENTS: readonly Segment[] = Object.freeze([]);
+const FAULT_DOMAIN: Fault = Object.freeze({ reason: 'DOMAIN', flags: Object.freeze(['ADDRESS']) });
+const FAULT_UNKNOWN: Fault = Object.freeze({ reason: 'UNKNOWN', flags: Object.freeze(['ADDRESS']) });
+const FAULT_MAPPING: Fault = Object.freeze({ reason: 'MAPPING', flags: Object.freeze(['ADDRESS']) });
+const FAULT_READ: Fault = Object.freeze({ reason: 'MAPPING', flags: Object.freeze(['ADDRESS', 'READ']) });
+const FAULT_WRITE: Fault = Object.freeze({ reason: 'MAPPING', flags: Object.freeze(['ADDRESS', 'WRITE']) });
+
+/** Every verdict has the same shape (absent fields undefined): one hidden class, no spreads on the query path. */
+const verdict = (
+  allowed: boolean,
+  reason: DmaReason,
+  group: number | null,
+  owner: string | null,
+  domain: string | null,
+  segments: readonly Segment[],
+  fault: Fault | undefined,
+  more: { vm?: string | undefined; unsafe?: boolean; viaGroup?: readonly string[] | undefined; path?: string; region?: Region | undefined } = {},
+): DmaVerdict => ({
+  allowed,
+  reason,
+  group,
+  owner,
+  domain,
+  segments,
+  fault,
+  vm: more.vm,
+  unsafe: more.unsafe,
+  viaGroup: more.viaGroup,
+  path: more.path,
+  region: more.region,
+}) as DmaVerdict;
+
 export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const length = q.length ?? 1n;
   const range: Range = { start: q.iova, last: q.iova + (length === 0n ? 1n : length) - 1n };
-  const flag = q.access === 'w' ? 'WRITE' : 'READ';
   const dev = state.devices.get(q.device);
-  const base = { group: null, owner: null, domain: null, segments: [] as Segment[] };
-  if (!dev) return { ...base, allowed: false, reason: 'unknown-device', fault: { reason: 'UNKNOWN', flags: ['ADDRESS'] } };
-  if (dev.pci?.kind === 'host-bridge') {
-    return { ...base, allowed: false, reason: 'blocked', path: 'not a DMA source', fault: { reason: 'DOMAIN', flags: ['ADDRESS'] } };
-  }
+  if (!dev) return verdict(false, 'unknown-device', null, null, null, NO_SEGMENTS, FAULT_UNKNOWN);
+  if (dev.pci?.kind === 'host-bridge') return verdict(false, 'blocked', null, null, null, NO_SEGMENTS, FAULT_DOMAIN, { path: 'not a DMA source' });
   if (dev.group === null) {
-    return { ...base, allowed: true, reason: 'no-iommu', unsafe: true, segments: [{ iova: range, pa: range }], path: 'untranslated' };
+    return verdict(true, 'no-iommu', null, null, null, [{ iova: range, pa: range }], undefined, { unsafe: true, path: 'untranslated' });
   }
   const g = state.groups.get(dev.group)!;
   const owner = g.owner;
-  const vm = owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined;
   const eff = effectiveDomain(state, dev.id, q.pasid ?? null);
-  const common = { group: g.id, owner, ...(vm ? { vm } : {}), ...(eff.viaGroup ? { viaGroup: eff.viaGroup } : {}), path: eff.path };
-  const identity = (extra: Partial<DmaVerdict> = {}): DmaVerdict => ({
-    ...common,
-    domain: eff.domain?.id ?? null,
-    allowed: true,
-    reason: 'identity',
-    segments: [{ iova: range, pa: range }],
-    ...extra,
-  });
-  if (eff.path === 'bypass') return identity();
+  const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
+  const identity = (reason: DmaReason, region?: Region): DmaVerdict =>
+    verdict(true, reason, g.id, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
+  if (eff.path === 'bypass') return identity('identity');
   const dom = eff.domain;
-  if (!dom || dom.kind === 'blocked') {
-    return { ...common, domain: dom?.id ?? null, segments: [], allowed: false, reason: 'blocked', fault: { reason: 'DOMAIN', flags: ['ADDRESS'] } };
-  }
-  if (dom.kind === 'identity' || dom.kind === 'bypass') return identity();
+  if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
+  if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
   const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
-  const regions = [...(iommu?.reserved ?? []), ...dev.reserved];
+  // One pass over the IOMMU's and the device's regions (most have none): direct, msi, reserved.
+  let direct: Region | undefined;
+  let msi: Region | undefined;
+  let reserved: Region | undefined;
+  for (const list of [iommu?.reserved, dev.reserved]) {
+    if (!list || list.length === 0) continue;
+    for (const r of list) {
+      if ((r.kind === 'direct' || r.kind === 'direct-relaxable') && !direct && inside(range, r)) direct = r;
+      else if ((r.kind === 'msi' || r.kind === 'sw-msi') && !msi && inside(range, r)) msi = r;
+      else if (r.kind === 'reserved' && !reserved && meets(range, r)) reserved = r;
+    }
+  }
   // Kernel DMA domains identity-map the device's direct regions.
-  if (dom.kind === 'dma') {
-    const direct = regions.find((r) => (r.kind === 'direct' || r.kind === 'direct-relaxable') && inside(range, r));
-    if (direct) return identity({ region: direct });
-  }
-  const msi = regions.find((r) => (r.kind === 'msi' || r.kind === 'sw-msi') && inside(range, r));
-  if (msi) return { ...identity({ region: msi }), reason: 'msi' };
-  const reserved = regions.find((r) => r.kind === 'reserved' && meets(range, r));
-  if (reserved) {
-    return { ...common, domain: dom.id, segments: [], allowed: false, reason: 'reserved', region: reserved, fault: { reason: 'MAPPING', flags: ['ADDRESS'] } };
-  }
+  if (dom.kind === 'dma' && direct) return identity('identity', direct);
+  if (msi) return identity('msi', msi);
+  if (reserved) return verdict(false, 'reserved', g.id, owner, dom.id, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: reserved });
   const need = q.access === 'w' ? PROT_W : PROT_R;
   const segments: Segment[] = [];
   let covered = range.start;
   let contiguous = true;
   let permitted = true;
-  for (const m of dom.mappings.overlapping(range.start, range.last)) {
+  // Usually one mapping covers the whole range: collect every overlap only when it does not.
+  const first = dom.mappings.overlapping(range.start, range.last, 1);
+  const hits = first.length === 1 && first[0]!.start <= range.start && first[0]!.last >= range.last ? first : dom.mappings.overlapping(range.start, range.last);
+  for (const m of hits) {
     if (m.start > covered) contiguous = false;
     const s = m.start > range.start ? m.start : range.start;
     const l = m.last < range.last ? m.last : range.last;
@@ -155,18 +181,10 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
     covered = l + 1n;
   }
   if (segments.length > 0 && covered <= range.last) contiguous = false;
-  const deny = (reason: DmaReason, flags: string[]): DmaVerdict => ({
-    ...common,
-    domain: dom.id,
-    segments,
-    allowed: false,
-    reason,
-    fault: { reason: 'MAPPING', flags },
-  });
-  if (segments.length === 0) return deny('unmapped', ['ADDRESS']);
-  if (!contiguous) return deny('partially-mapped', ['ADDRESS']);
-  if (!permitted) return deny('permission', ['ADDRESS', flag]);
-  return { ...common, domain: dom.id, segments, allowed: true, reason: 'mapped' };
+  if (segments.length === 0) return verdict(false, 'unmapped', g.id, owner, dom.id, segments, FAULT_MAPPING, more);
+  if (!contiguous) return verdict(false, 'partially-mapped', g.id, owner, dom.id, segments, FAULT_MAPPING, more);
+  if (!permitted) return verdict(false, 'permission', g.id, owner, dom.id, segments, q.access === 'w' ? FAULT_WRITE : FAULT_READ, more);
+  return verdict(true, 'mapped', g.id, owner, dom.id, segments, undefined, more);
 };
 
 /** JSON form of a verdict (SPEC §8 field names, addresses as hex). */
