@@ -3,24 +3,13 @@
  * unknown things are ENODEV / ENOENT. A refusal appends CommandRejected and nothing else.
  */
 import { describe, expect, test } from '@jest/globals';
-import { ACS_ON, host, hostBridge, linuxIommu, ok, pci, refused, story, type Cmd } from './kit.js';
+import { host, linuxIommu, ok, ownedEndpoint, pci, refused, story, type Cmd } from './kit.js';
 
 const RP = '0000:00:01.0';
 const EP = '0000:01:00.0';
 
 /** A device bound to a ctx with a paging domain attached: every command has something to act on. */
-const world = (): ReturnType<typeof host> =>
-  host(
-    linuxIommu(),
-    hostBridge(),
-    pci(RP, 'pci0000:00', 'root-port', ACS_ON),
-    pci(EP, RP, 'endpoint'),
-    { type: 'driver.bind', device: EP, driver: 'vfio-pci' },
-    { type: 'ctx.open', ctx: 'ifd', kind: 'iommufd' },
-    { type: 'device.bind', device: EP, ctx: 'ifd' },
-    { type: 'domain.alloc', domain: 'ioas', ctx: 'ifd', iommu: 'iommu0' },
-    { type: 'device.attach', device: EP, domain: 'ioas' },
-  );
+const world = (): ReturnType<typeof host> => host(...ownedEndpoint('ioas'));
 
 const map = (fields: Cmd): Cmd => ({ type: 'map', domain: 'ioas', iova: '0x1000', length: '0x1000', pa: '0x1000', prot: 'rw', ...fields });
 

@@ -38,6 +38,22 @@ export const pci = (device: string, parent: string | null, kind: string, pciExtr
 });
 
 /** A host built from commands, every one of which must be accepted. */
+/**
+ * Commands for the usual mapping preamble: endpoint `ep` behind root port `rp` (ACS on), bound to
+ * vfio-pci and to ctx `ifd`, attached to paging domain `domain` of iommu0.
+ */
+export const ownedEndpoint = (domain = 'ioas', iommu: Cmd = {}, rp = '0000:00:01.0', ep = '0000:01:00.0'): Cmd[] => [
+  linuxIommu(iommu),
+  hostBridge(),
+  pci(rp, 'pci0000:00', 'root-port', ACS_ON),
+  pci(ep, rp, 'endpoint'),
+  { type: 'driver.bind', device: ep, driver: 'vfio-pci' },
+  { type: 'ctx.open', ctx: 'ifd', kind: 'iommufd' },
+  { type: 'device.bind', device: ep, ctx: 'ifd' },
+  { type: 'domain.alloc', domain, ctx: 'ifd', iommu: 'iommu0', kind: 'paging' },
+  { type: 'device.attach', device: ep, domain },
+];
+
 export const host = (...cmds: Cmd[]): Engine => {
   const h = newHost();
   for (const c of cmds) ok(h, c);

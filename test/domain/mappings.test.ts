@@ -3,27 +3,14 @@
  * (SPEC §7, §4.1 64-bit edges; kernel.md §6.3, §6.5) and what canDma makes of the result.
  */
 import { describe, expect, test } from '@jest/globals';
-import { ACS_ON, dma, entries, host, hostBridge, invariants, linuxIommu, ok, pci, refused, story, type Cmd } from './kit.js';
+import { ACS_ON, dma, entries, host, hostBridge, invariants, linuxIommu, ok, ownedEndpoint, pci, refused, story, type Cmd } from './kit.js';
 
 const RP = '0000:00:01.0';
 const EP = '0000:01:00.0';
 const U64_MAX = (1n << 64n) - 1n;
 
 /** One endpoint bound to ctx `ifd` and attached to paging domain `ioas` of iommu0. */
-const attached = (iommu: Cmd = {}, ...more: Cmd[]): ReturnType<typeof host> =>
-  host(
-    linuxIommu(iommu),
-    hostBridge(),
-    pci(RP, 'pci0000:00', 'root-port', ACS_ON),
-    pci(EP, RP, 'endpoint'),
-    { type: 'driver.bind', device: EP, driver: 'vfio-pci' },
-    { type: 'ctx.open', ctx: 'ifd', kind: 'iommufd' },
-    { type: 'device.bind', device: EP, ctx: 'ifd' },
-    { type: 'domain.alloc', domain: 'ioas', ctx: 'ifd', iommu: 'iommu0', kind: 'paging' },
-    { type: 'device.attach', device: EP, domain: 'ioas' },
-    ...more,
-  );
-
+const attached = (iommu: Cmd = {}, ...more: Cmd[]): ReturnType<typeof host> => host(...ownedEndpoint('ioas', iommu), ...more);
 const map = (iova: string, length: string, pa = '0x100000000', prot = 'rw', domain = 'ioas'): Cmd => ({ type: 'map', domain, iova, length, pa, prot });
 const unmap = (iova: string, length: string, domain = 'ioas'): Cmd => ({ type: 'unmap', domain, iova, length });
 const ioas = (h: ReturnType<typeof host>): [string, string][] =>

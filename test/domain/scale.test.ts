@@ -3,26 +3,15 @@
  * few canDma answers. No timing assertion: it has to finish well inside the test timeout.
  */
 import { describe, expect, test } from '@jest/globals';
-import { ACS_ON, dma, host, hostBridge, linuxIommu, pci } from './kit.js';
+import { dma, host, ownedEndpoint } from './kit.js';
 import { checkInvariants } from './invariants.js';
 
-const RP = '0000:00:01.0';
 const EP = '0000:01:00.0';
 const N = 100_000;
 
 describe('a domain with 100,000 mappings', () => {
   test('every map goes through a command; canDma still answers exactly', () => {
-    const h = host(
-      linuxIommu({ reserved: [{ start: '0xfee00000', last: '0xfeefffff', kind: 'msi' }] }),
-      hostBridge(),
-      pci(RP, 'pci0000:00', 'root-port', ACS_ON),
-      pci(EP, RP, 'endpoint'),
-      { type: 'driver.bind', device: EP, driver: 'vfio-pci' },
-      { type: 'ctx.open', ctx: 'ifd', kind: 'iommufd' },
-      { type: 'device.bind', device: EP, ctx: 'ifd' },
-      { type: 'domain.alloc', domain: 'big', ctx: 'ifd', iommu: 'iommu0' },
-      { type: 'device.attach', device: EP, domain: 'big' },
-    );
+    const h = host(...ownedEndpoint('big', { reserved: [{ start: '0xfee00000', last: '0xfeefffff', kind: 'msi' }] }));
     // Page i at IOVA 2i pages (a hole after each), PA i pages above 4 GiB; every 7th read-only.
     let refusals = 0;
     for (let i = 0; i < N; i++) {
