@@ -6,6 +6,7 @@ import { groupsJson, groupsView, ownershipIndex, sentence, type GroupsView } fro
 import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
 import type { NewEvent } from '../../store/types.js';
+import { DEFAULT_STORE_URL, redactUrl } from '../../store/open.js';
 import { parseAt, type CliContext } from '../context.js';
 import { MAX_JSON_DEPTH, inputLines, jsonDepth } from '../input.js';
 import { CliError, table } from '../io.js';
@@ -236,7 +237,8 @@ export const registerCore = (program: Command, app: App): void => {
           const s = sentence(e, idx);
           ctx.out(`  #${String(e.pos).padEnd(3)} ${e.type === 'CommandRejected' || (e.type === 'FaultRecorded') ? ctx.paint.red(s) : s}\n`);
         }
-        ctx.out(`\nnext: isogroup can-dma --device 0000:0a:00.1 --iova 0x1000 --access w   |   isogroup explain --device 0000:0a:00.1 --iova 0x1000 --access w\n`);
+        const flags = `${ctx.storeUrl === DEFAULT_STORE_URL ? '' : `--store ${redactUrl(ctx.storeUrl)} `}${ctx.host === 'local' ? '' : `--host ${ctx.host} `}`;
+        ctx.out(`\nnext: isogroup ${flags}can-dma --device 0000:0a:00.1 --iova 0x1000 --access w\n      isogroup ${flags}explain --device 0000:0a:00.1 --iova 0x1000 --access w\n      isogroup ${flags}serve\n`);
       }),
     );
 };
