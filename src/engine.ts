@@ -112,8 +112,10 @@ export const createEngine = (options: EngineOptions = {}): Engine => {
     },
     observe(events) {
       const envs: NewEvent[] = events.map((e) => ({ id: (e as NewEvent).id ?? newId(), type: e.type, data: e.data, meta: { ...e.meta, observed: true } }));
+      // Apply before recording: an event the reducer cannot apply throws and leaves log and state as they were.
+      const next = evolveAll(state, envs.map((e, i) => ({ ...e, pos: state.pos + i + 1 })));
       const recorded = record(envs);
-      state = evolveAll(state, recorded);
+      state = next;
       return recorded.map((e) => e.pos);
     },
     apply(events) {
