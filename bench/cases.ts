@@ -52,7 +52,8 @@ export const replayCase = async (path: string): Promise<{ result: CaseResult; re
   });
   gc();
   const replay = await timeIt(async () => {
-    const store = await openFileStore(path, { readOnly: true, warn: quietWarn });
+    // As the CLI's read-only commands open it: lazily (stream the replay, keep byte offsets).
+    const store = await openFileStore(path, { readOnly: true, lazy: true, warn: quietWarn });
     const m = createManager({ store });
     await m.load();
     return m;

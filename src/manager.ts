@@ -62,6 +62,8 @@ export interface Manager {
 }
 
 const BATCH = 1000;
+/** Replay applies this many entries per reducer batch (fewer batches: interval-map leaves are copied once per batch). */
+const LOAD_BATCH = 10_000;
 
 export const createManager = (options: ManagerOptions): Manager => {
   const host = options.host ?? 'local';
@@ -132,14 +134,15 @@ export const createManager = (options: ManagerOptions): Manager => {
   };
 
   const load = async (onProgress?: Progress): Promise<State> => {
-    const total = await store.version(stream);
+    // A store that can stream a replay (lazy file reader) does not know the total before it has read it.
+    const total = store.replay ? 0 : await store.version(stream);
     let buf: RecordedEvent[] = [];
-    for await (const e of store.read(stream, { from: state.pos + 1 })) {
+    for await (const e of store.replay ? store.replay(stream, state.pos + 1) : store.read(stream, { from: state.pos + 1 })) {
       buf.push(e);
-      if (buf.length >= BATCH) {
+      if (buf.length >= LOAD_BATCH) {
         applyRecorded(buf, false);
         buf = [];
-        onProgress?.(state.pos, total);
+        onProgress?.(state.pos, total || state.pos);
       }
     }
     applyRecorded(buf, false);

@@ -44,7 +44,7 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
   const opened: EventStore[] = [];
   const open = async (write: boolean): Promise<EventStore> => {
     const s = await openStore(storeUrl, {
-      file: { readOnly: !write, wait: g.wait ?? false, warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`) },
+      file: { readOnly: !write, lazy: !write, wait: g.wait ?? false, warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`) },
     });
     opened.push(s);
     return s;

@@ -92,6 +92,13 @@ const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
   };
 };
 
+/** Decodes one complete line (without its newline) already known to belong to a valid log. */
+export const decodeRecord = (bytes: Buffer, file: string, line: number): RecordedEvent => {
+  const d = decodeLine(bytes, checkpointAt(line));
+  if ('reason' in d) throw corrupt(file, line, d.reason);
+  return d.record;
+};
+
 export interface ScanContext {
   readonly file: string;
   /** 1-based line number (= global index) of the first line in the bytes. */

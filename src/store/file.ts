@@ -8,14 +8,14 @@
  * or fsync truncates the file back, so the file and the index stay exactly as they were.
  */
 import { dirname, resolve } from 'node:path';
-import type { AppendOptions, AppendResult, EventStore, NewEvent, RecordedEvent } from './types.js';
+import type { AppendOptions, AppendResult, EventStore, NewEvent, ReadOptions, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import type { StoreFileHandle, StoreFs } from './file-fs.js';
 import { realFs } from './file-fs.js';
 import type { FileLock, LockOptions } from './file-lock.js';
 import { acquireLock } from './file-lock.js';
 import type { TornTail } from './file-format.js';
-import { encodeAppend, scanLog } from './file-format.js';
+import { decodeRecord, encodeAppend, scanLog } from './file-format.js';
 import type { LogIndex } from './memory.js';
 import { createLogIndex, readersOver } from './memory.js';
 
@@ -32,6 +32,13 @@ export interface FileStoreOptions {
   readonly fs?: StoreFs;
   /** Read-only stores: how often a caught-up subscription looks for new lines (default 100 ms). */
   readonly pollMs?: number;
+  /**
+   * Read-only stores: do not decode and index the log at open. `replay(stream)` then streams it
+   * (validating as it goes, retaining only byte offsets), later `read`s decode just the lines they
+   * return, and anything else (readAll, subscribe, streams, version) builds the full index first.
+   * For one-shot readers of long logs (the CLI's queries): far less memory and a faster replay.
+   */
+  readonly lazy?: boolean;
 }
 
 interface Pending {
@@ -299,11 +306,91 @@ const openReader = async (
     return refreshing;
   };
 
-  scanTail(await readIfExists(fs, file), true);
+  if (!options.lazy) scanTail(await readIfExists(fs, file), true);
   const { closeSubscriptions, ...readers } = readersOver(index, { refresh, pollMs: options.pollMs ?? 100 });
+
+  // Lazy mode: what `replay` learnt — the file's bytes and, per stream, the byte offset and line of every position.
+  let lazyBytes: Buffer | null = null;
+  const where = new Map<string, { offsets: number[]; lines: number[] }>();
+  const fromOffsets = (stream: string, from: number, to: number): RecordedEvent[] | null => {
+    if (!lazyBytes || consumed > 0) return null; // the full index exists (or is being built): use it
+    const w = where.get(stream) ?? { offsets: [], lines: [] };
+    const out: RecordedEvent[] = [];
+    for (let p = Math.max(1, from); p <= Math.min(to, w.offsets.length); p++) {
+      const start = w.offsets[p - 1]!;
+      const end = lazyBytes.indexOf(0x0a, start);
+      out.push(decodeRecord(lazyBytes.subarray(start, end), file, w.lines[p - 1]!));
+    }
+    return out;
+  };
+
+  /** Streams one stream's records from disk, validating the whole log as it goes (scanLog per chunk). */
+  async function* replay(stream: string, from = 1): AsyncGenerator<RecordedEvent> {
+    if (!options.lazy || consumed > 0) {
+      yield* readers.read(stream, { from });
+      return;
+    }
+    const bytes = lazyBytes ?? (await readIfExists(fs, file));
+    lazyBytes = bytes;
+    where.clear();
+    const versions = new Map<string, number>();
+    const CHUNK = 1 << 22;
+    let window = CHUNK;
+    let offset = 0;
+    let line = 1;
+    while (offset < bytes.length) {
+      let end = Math.min(bytes.length, offset + window);
+      if (end < bytes.length) {
+        const nl = bytes.indexOf(0x0a, end - 1);
+        end = nl === -1 ? bytes.length : nl + 1;
+      }
+      const scan = scanLog(bytes.subarray(offset, end), {
+        file,
+        firstLine: line,
+        version: (s) => versions.get(s) ?? 0,
+        // Duplicate ids are caught within a window; across windows a repeated line already breaks the positions.
+        hasId: () => false,
+      });
+      let at = offset;
+      for (const r of scan.records) {
+        const s = r.stream ?? '';
+        versions.set(s, r.pos);
+        let w = where.get(s);
+        if (!w) where.set(s, (w = { offsets: [], lines: [] }));
+        w.offsets.push(at);
+        w.lines.push(line);
+        at = bytes.indexOf(0x0a, at) + 1;
+        line += 1;
+        if (s === stream && r.pos >= from) yield r;
+      }
+      if (scan.torn && end < bytes.length) {
+        // An append cut by the window's end: rescan from where it starts, in a window that holds it.
+        if (scan.validBytes === 0) window *= 2;
+        offset += scan.validBytes;
+        continue;
+      }
+      if (scan.torn) {
+        if (!scan.torn.reason.startsWith('no newline')) warn(tornMessage(file, scan.torn, 'ignoring (read-only)'));
+        break;
+      }
+      offset = end;
+      window = CHUNK;
+    }
+  }
+
   return {
     url: `file:${path}`,
     ...readers,
+    async *read(stream: string, o?: ReadOptions): AsyncGenerator<RecordedEvent> {
+      const lazy = fromOffsets(stream, o?.from ?? 1, o?.to ?? Number.MAX_SAFE_INTEGER);
+      if (lazy) yield* lazy;
+      else yield* readers.read(stream, o);
+    },
+    async version(stream: string): Promise<number> {
+      if (lazyBytes && consumed === 0) return where.get(stream)?.offsets.length ?? 0;
+      return readers.version(stream);
+    },
+    replay,
     append: async () => {
       throw new StoreError(`${file} is open read-only`, 'EREADONLY');
     },

@@ -88,6 +88,11 @@ export interface EventStore {
   append(stream: string, events: readonly NewEvent[], options?: AppendOptions): Promise<AppendResult>;
   /** Events of one stream in position order. A missing stream reads as empty. */
   read(stream: string, options?: ReadOptions): AsyncIterable<RecordedEvent>;
+  /**
+   * Optional fast path for a one-shot replay of a stream from a position: a store that can stream
+   * it without building its read index (the lazy read-only file store) provides it.
+   */
+  replay?(stream: string, from?: number): AsyncIterable<RecordedEvent>;
   /** Current version (last position) of a stream; 0 when it does not exist. */
   version(stream: string): Promise<number>;
   /** All events of all streams in global order, strictly after `after` (a checkpoint). */

@@ -1,0 +1,84 @@
+/**
+ * The lazy read-only file store (what the CLI's read commands open): `replay` streams and
+ * validates the log without building the read index, later reads decode only what they return,
+ * and everything stays equal to the eager reader.
+ */
+import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openFileStore } from '../../src/store/file.js';
+import type { EventStore, RecordedEvent } from '../../src/store/types.js';
+import { collect, events, newEvent } from './conformance.js';
+
+let dir: string;
+const closing: EventStore[] = [];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'isogroup-lazy-'));
+});
+afterAll(async () => {
+  await Promise.all(closing.map((s) => s.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+const all = async (it: AsyncIterable<RecordedEvent>): Promise<RecordedEvent[]> => {
+  const out: RecordedEvent[] = [];
+  for await (const e of it) out.push(e);
+  return out;
+};
+
+/** A log of two interleaved streams, > 4 MiB so replay windows cut multi-line appends. */
+const writeLog = async (path: string): Promise<void> => {
+  const w = await openFileStore(path, { warn: () => undefined });
+  const pad = 'x'.repeat(300);
+  for (let i = 0; i < 60; i++) {
+    await w.append('host-a', events(150).map((e) => ({ ...e, data: { pad, i } })));
+    await w.append('host-b', [newEvent('Solo', { pad, i })]);
+  }
+  await w.close();
+};
+
+describe('lazy read-only file store', () => {
+  test('replay equals the eager read, windows cutting appends included; reads by position decode the same records', async () => {
+    const path = join(dir, 'big.jsonl');
+    await writeLog(path);
+    expect((await readFile(path)).length).toBeGreaterThan(4 << 20);
+    const eager = await openFileStore(path, { readOnly: true });
+    const lazy = await openFileStore(path, { readOnly: true, lazy: true });
+    closing.push(eager, lazy);
+    const expected = await all(eager.read('host-a'));
+    expect(expected).toHaveLength(9000);
+    const replayed = await all(lazy.replay!('host-a'));
+    expect(replayed).toEqual(expected);
+    expect(await lazy.version('host-a')).toBe(9000);
+    expect(await lazy.version('host-b')).toBe(60);
+    expect(await all(lazy.read('host-a', { from: 4499, to: 4503 }))).toEqual(expected.slice(4498, 4503));
+    expect(await all(lazy.read('host-b', { from: 60 }))).toEqual(await all(eager.read('host-b', { from: 60 })));
+    expect(await all(lazy.replay!('host-b', 59))).toEqual(await all(eager.read('host-b', { from: 59 })));
+    // Anything needing the whole index builds it, and the answers stay the same.
+    expect(await lazy.streams()).toEqual(['host-a', 'host-b']);
+    expect((await collect(lazy.readAll())).length).toBe(9060);
+    expect(await all(lazy.read('host-a', { from: 8999 }))).toEqual(expected.slice(8998));
+  });
+
+  test('a torn last line is ignored with a warning; a corrupt middle line is an error naming it', async () => {
+    const path = join(dir, 'torn.jsonl');
+    const w = await openFileStore(path, { warn: () => undefined });
+    await w.append('host-a', events(3));
+    await w.close();
+    const good = await readFile(path, 'utf8');
+    await appendFile(path, '{"pos":4,"id":"x","type":"T","data":{},"meta":{}');
+    const warnings: string[] = [];
+    const lazy = await openFileStore(path, { readOnly: true, lazy: true, warn: (m) => void warnings.push(m) });
+    closing.push(lazy);
+    expect((await all(lazy.replay!('host-a'))).map((e) => e.pos)).toEqual([1, 2, 3]);
+
+    const bad = join(dir, 'corrupt.jsonl');
+    const lines = good.split('\n');
+    lines[1] = lines[1]!.replace('"pos":2', '"pos":9');
+    await writeFile(bad, lines.join('\n'));
+    const broken = await openFileStore(bad, { readOnly: true, lazy: true });
+    closing.push(broken);
+    await expect(all(broken.replay!('host-a'))).rejects.toThrow(/corrupt\.jsonl:2: corrupt log line/);
+  });
+});
