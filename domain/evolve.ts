@@ -532,7 +532,7 @@ const produceRun = (state: State, events: readonly EvolveEvent[]): State =>
   });
 
 /** Events that only touch mappings (or nothing): the bulk of a host's log, applied without immer. */
-const FAST = new Set(['Mapped', 'Unmapped', 'DmaChecked', 'CommandRejected', 'FaultRecorded']);
+const FAST = new Set(['Mapped', 'Unmapped', 'DmaChecked', 'CommandRejected', 'FaultRecorded', 'DriverBound', 'DriverUnbound']);
 
 const fz = <T>(x: T): T => (FREEZE ? freeze(x) : x);
 
@@ -548,6 +548,11 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
   const raised: Alert[] = [];
   const counts = new Map<string, number>();
   const blocking = new Map<string, Region[]>();
+  // Devices and groups changed by driver events in this run (copied once each, written back at the end).
+  const devs = new Map<string, Device>();
+  const grps = new Map<number, Group>();
+  const devOf = (id: string): Device | undefined => devs.get(id) ?? state.devices.get(id);
+  const grpOf = (id: number): Group | undefined => grps.get(id) ?? state.groups.get(id);
   for (const e of events) {
     counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
     if (e.type === 'Mapped') {
@@ -577,6 +582,24 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
         reach = reach.remove(u64(a.pa, 'pa'), (r) => r.ref === dom.id && r.aux === start, edit);
       }
       maps.set(dom.id, cur);
+    } else if (e.type === 'DriverBound' || e.type === 'DriverUnbound') {
+      // Same effects as the DriverBound/DriverUnbound handlers, without a produce.
+      const d = e.data as EventDataMap['DriverBound'];
+      const dev = devOf(d.device);
+      if (!dev) return null; // unknown device: the general path raises the alert
+      const g = dev.group !== null ? grpOf(dev.group) : undefined;
+      if (e.type === 'DriverBound') {
+        devs.set(dev.id, { ...dev, driver: d.driver, managedDma: d.managedDma, driverAt: e.pos });
+        if (!d.managedDma && g) {
+          grps.set(g.id, { ...g, kernelUsers: g.kernelUsers + 1 });
+          if (g.owner !== null) {
+            raised.push(fz({ pos: e.pos, at: e.meta.at, kind: 'kernel-driver-in-user-group', message: `kernel driver ${d.driver} bound to ${dev.id} while group ${g.id} is owned by ctx ${g.owner}`, device: dev.id, group: g.id, ctx: g.owner }));
+          }
+        }
+      } else {
+        if (!dev.managedDma && dev.driver !== null && g) grps.set(g.id, { ...g, kernelUsers: Math.max(0, g.kernelUsers - 1) });
+        devs.set(dev.id, { ...dev, driver: null, managedDma: false, driverAt: e.pos });
+      }
     } else if (e.type === 'FaultRecorded' && e.meta.observed) {
       const d = e.data as EventDataMap['FaultRecorded'];
       raised.push(fz({ pos: e.pos, at: e.meta.at, kind: 'dma-fault', message: `${d.device} faulted (${d.reason}) on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova}`, device: d.device }));
@@ -588,6 +611,18 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
     for (const [id, m] of maps) copy.set(id, fz({ ...state.domains.get(id)!, mappings: m }));
     domains = fz(copy);
   }
+  let devices = state.devices;
+  if (devs.size > 0) {
+    const copy = new Map(state.devices);
+    for (const [id, d] of devs) copy.set(id, fz(d));
+    devices = fz(copy);
+  }
+  let groups = state.groups;
+  if (grps.size > 0) {
+    const copy = new Map(state.groups);
+    for (const [id, g] of grps) copy.set(id, fz(g));
+    groups = fz(copy);
+  }
   const allCounts = new Map(state.counts);
   for (const [type, n] of counts) allCounts.set(type, (allCounts.get(type) ?? 0) + n);
   const last = events[events.length - 1]!;
@@ -595,6 +630,8 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
     ...state,
     pos: last.pos,
     at: last.meta.at,
+    devices,
+    groups,
     domains,
     reach,
     alerts: raised.length > 0 ? fz([...state.alerts, ...raised]) : state.alerts,

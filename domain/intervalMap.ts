@@ -191,9 +191,16 @@ type Match = (e: IntervalEntry) => boolean;
 const removeNode = (node: Node, start: bigint, match: Match, owner: Owner): Node | null | undefined => {
   if (node instanceof Leaf) {
     const { w, n } = node;
-    for (let i = 0; i < n; i++) {
+    // Binary search for the first entry with this start (entries are ordered by start).
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (w[mid * W]! < start) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < n; i++) {
       const s = w[i * W]!;
-      if (s < start) continue;
       if (s > start) return undefined;
       if (!match(entryAt(node, i))) continue;
       if (n === 1) return null;

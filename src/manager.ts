@@ -82,13 +82,20 @@ export const createManager = (options: ManagerOptions): Manager => {
   const state$ = new BehaviorSubject<State>(state);
   const alerts$ = new Subject<Alert>();
 
+  let lastAt = '';
+  let lastMs = 0;
   const noteTime = (pos: number, at: string): void => {
     if (pos >= times.length) {
       const next = new Float64Array(Math.max(times.length * 2, pos + 1));
       next.set(times);
       times = next;
     }
-    times[pos] = Date.parse(at);
+    // Entries of one group commit share their time: parse each distinct time once.
+    if (at !== lastAt) {
+      lastAt = at;
+      lastMs = Date.parse(at);
+    }
+    times[pos] = lastMs;
   };
 
   /** Applies recorded events in order, cutting batches at snapshot boundaries. */

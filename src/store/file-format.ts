@@ -106,6 +106,8 @@ export interface ScanContext {
   /** Versions and ids of the streams as already indexed (before these bytes). */
   readonly version: (stream: string) => number;
   readonly hasId: (stream: string, id: string) => boolean;
+  /** Check ids for duplicates (default true); a streaming replay relies on positions instead. */
+  readonly checkIds?: boolean;
 }
 
 export interface TornTail {
@@ -165,12 +167,14 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
     if (record.pos !== expectedPos) {
       throw corrupt(ctx.file, line, `${stream} position ${record.pos} where ${expectedPos} was expected`);
     }
-    let seen = ids.get(stream);
-    if (!seen) ids.set(stream, (seen = new Set()));
-    if (seen.has(record.id) || ctx.hasId(stream, record.id)) {
-      throw corrupt(ctx.file, line, `event id ${record.id} is already in ${stream}`);
+    if (ctx.checkIds !== false) {
+      let seen = ids.get(stream);
+      if (!seen) ids.set(stream, (seen = new Set()));
+      if (seen.has(record.id) || ctx.hasId(stream, record.id)) {
+        throw corrupt(ctx.file, line, `event id ${record.id} is already in ${stream}`);
+      }
+      seen.add(record.id);
     }
-    seen.add(record.id);
     versions.set(stream, record.pos);
     if (batch !== undefined) open = { startLine: line, stream, size: batch, records: [] };
     if (open) {

@@ -348,8 +348,9 @@ const openReader = async (
         file,
         firstLine: line,
         version: (s) => versions.get(s) ?? 0,
-        // Duplicate ids are caught within a window; across windows a repeated line already breaks the positions.
+        // A repeated or foreign line already breaks the per-stream positions; ids are the writer's concern.
         hasId: () => false,
+        checkIds: false,
       });
       let at = offset;
       for (const r of scan.records) {
