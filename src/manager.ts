@@ -143,13 +143,16 @@ export const createManager = (options: ManagerOptions): Manager => {
   const load = async (onProgress?: Progress): Promise<State> => {
     // A store that can stream a replay (lazy file reader) does not know the total before it has read it.
     const total = store.replay ? 0 : await store.version(stream);
+    // A streaming replay reports how much of the log it has read: estimate the total from that.
+    let fraction = 0;
+    const estimate = (): number => (total > 0 ? total : fraction > 0 ? Math.max(state.pos, Math.round(state.pos / fraction)) : state.pos);
     let buf: RecordedEvent[] = [];
-    for await (const e of store.replay ? store.replay(stream, state.pos + 1) : store.read(stream, { from: state.pos + 1 })) {
+    for await (const e of store.replay ? store.replay(stream, state.pos + 1, (f) => (fraction = f)) : store.read(stream, { from: state.pos + 1 })) {
       buf.push(e);
       if (buf.length >= LOAD_BATCH) {
         applyRecorded(buf, false);
         buf = [];
-        onProgress?.(state.pos, total || state.pos);
+        onProgress?.(state.pos, estimate());
       }
     }
     applyRecorded(buf, false);

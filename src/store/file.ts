@@ -325,7 +325,7 @@ const openReader = async (
   };
 
   /** Streams one stream's records from disk, validating the whole log as it goes (scanLog per chunk). */
-  async function* replay(stream: string, from = 1): AsyncGenerator<RecordedEvent> {
+  async function* replay(stream: string, from = 1, progress?: (fraction: number) => void): AsyncGenerator<RecordedEvent> {
     if (!options.lazy || consumed > 0) {
       yield* readers.read(stream, { from });
       return;
@@ -362,7 +362,10 @@ const openReader = async (
         w.lines.push(line);
         at = bytes.indexOf(0x0a, at) + 1;
         line += 1;
-        if (s === stream && r.pos >= from) yield r;
+        if (s === stream && r.pos >= from) {
+          progress?.(at / bytes.length);
+          yield r;
+        }
       }
       if (scan.torn && end < bytes.length) {
         // An append cut by the window's end: rescan from where it starts, in a window that holds it.

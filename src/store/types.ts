@@ -92,7 +92,7 @@ export interface EventStore {
    * Optional fast path for a one-shot replay of a stream from a position: a store that can stream
    * it without building its read index (the lazy read-only file store) provides it.
    */
-  replay?(stream: string, from?: number): AsyncIterable<RecordedEvent>;
+  replay?(stream: string, from?: number, progress?: (fraction: number) => void): AsyncIterable<RecordedEvent>;
   /** Current version (last position) of a stream; 0 when it does not exist. */
   version(stream: string): Promise<number>;
   /** All events of all streams in global order, strictly after `after` (a checkpoint). */

@@ -48,8 +48,12 @@ describe('lazy read-only file store', () => {
     closing.push(eager, lazy);
     const expected = await all(eager.read('host-a'));
     expect(expected).toHaveLength(9000);
-    const replayed = await all(lazy.replay!('host-a'));
+    const fractions: number[] = [];
+    const replayed = await all(lazy.replay!('host-a', 1, (f) => void fractions.push(f)));
     expect(replayed).toEqual(expected);
+    // Progress: the share of the file read so far, rising to the end of the stream's last line.
+    expect(fractions).toHaveLength(9000);
+    expect(fractions.every((f, i) => f > 0 && f <= 1 && (i === 0 || f > fractions[i - 1]!))).toBe(true);
     expect(await lazy.version('host-a')).toBe(9000);
     expect(await lazy.version('host-b')).toBe(60);
     expect(await all(lazy.read('host-a', { from: 4499, to: 4503 }))).toEqual(expected.slice(4498, 4503));
