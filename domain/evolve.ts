@@ -5,13 +5,13 @@
  * `evolve` is total: any well-formed event applies, including observed events that break a rule;
  * a broken rule becomes an alert with the event's position (SPEC §1, §9).
  */
-import { Immer, enableMapSet, freeze, isDraft, original, type Draft } from 'immer';
+import { Immer, enableMapSet, freeze, type Draft } from 'immer';
 import { parseU64, type Range } from './encoding.js';
 import type { EventDataMap, EventType, PciJson, RegionJson } from './events.js';
 import { formGroup, smallestFreeGroupId } from './grouping.js';
 import { IntervalMap, type Edit } from './intervalMap.js';
 import { parseAcsBits, parseProt } from './commands.js';
-import type { Alert, AlertKind, Device, Domain, Group, Iommu, PciInfo, PciKind, Region, State } from './state.js';
+import type { Alert, AlertKind, Device, Domain, Group, PciInfo, PciKind, Region, State } from './state.js';
 
 enableMapSet();
 
@@ -55,8 +55,6 @@ type S = Draft<State>;
 
 /** The transient-edit token of the batch being applied (interval-map nodes it owns mutate in place). */
 let edit: Edit | undefined;
-/** Per-batch cache of the regions that forbid mapping in a domain (invalidated by attach/detach/topology). */
-let regionCache = new Map<string, Region[]>();
 
 /**
  * Reads a 64-bit field of a stored event. Events were validated when they entered the log (decide,
@@ -156,32 +154,11 @@ export const blockingRegions = (state: State, dom: Domain): Region[] => {
 
 const overlapsAny = (list: readonly Region[], r: Range): Region | undefined => list.find((x) => x.start <= r.last && r.start <= x.last);
 
-/** The record a draft stands for, without drafting what is below it (reserved regions never change). */
-const baseOf = <T>(x: T): T => (isDraft(x) ? ((original(x as Draft<T>) as T | undefined) ?? x) : x);
-
-/**
- * `blockingRegions` inside a produce. The Mapped reducer runs once per map, so it must not walk
- * region lists through draft proxies: regions are set when an IOMMU or device is added and never
- * change, so they are read off the underlying record (a record replaced in this batch is not a
- * draft and is read as is).
- */
-const draftBlockingRegions = (s: S, dom: Draft<Domain>): Region[] => {
-  const out: Region[] = [];
-  const iommu = baseOf(s.iommus.get(dom.iommu)) as Iommu | undefined;
-  for (const r of iommu?.reserved ?? []) if (r.kind !== 'direct-relaxable') out.push(r);
-  for (const devId of dom.users.keys()) {
-    if (!dom.users.get(devId)?.includes(0)) continue;
-    const dev = baseOf(s.devices.get(devId)) as Device | undefined;
-    for (const r of dev?.reserved ?? []) if (r.kind !== 'direct-relaxable') out.push(r);
-  }
-  return out;
-};
-
 const overlapMessage = (d: EventDataMap['Mapped'], domain: string): string => `mapping ${d.iova}-${d.last} overlaps an existing mapping of domain ${domain}`;
 const reservedMessage = (d: EventDataMap['Mapped'], domain: string, r: Region): string => `mapping ${d.iova}-${d.last} in domain ${domain} overlaps a ${r.kind} region`;
 
 type Handler<K extends EventType> = (s: S, data: EventDataMap[K], e: EvolveEvent) => void;
-type Handlers = { [K in EventType]: Handler<K> };
+type Handlers = { [K in Exclude<EventType, FastType>]: Handler<K> };
 
 const handlers: Handlers = {
   IommuAdded: (s, d, e) => {
@@ -302,35 +279,6 @@ const handlers: Handlers = {
     const dev = deviceOf(s, e, d.device);
     if (dev?.pci?.acs) dev.pci.acs.ctl = parseAcsBits(d.ctl, 'ctl');
   },
-  DriverBound: (s, d, e) => {
-    const dev = deviceOf(s, e, d.device);
-    if (!dev) return;
-    dev.driver = d.driver;
-    dev.managedDma = d.managedDma;
-    dev.driverAt = e.pos;
-    if (d.managedDma || dev.group === null) return;
-    const g = s.groups.get(dev.group);
-    if (!g) return;
-    g.kernelUsers++;
-    if (g.owner !== null) {
-      alert(s, e, 'kernel-driver-in-user-group', `kernel driver ${d.driver} bound to ${dev.id} while group ${g.id} is owned by ctx ${g.owner}`, {
-        device: dev.id,
-        group: g.id,
-        ctx: g.owner,
-      });
-    }
-  },
-  DriverUnbound: (s, d, e) => {
-    const dev = deviceOf(s, e, d.device);
-    if (!dev) return;
-    if (!dev.managedDma && dev.driver !== null && dev.group !== null) {
-      const g = s.groups.get(dev.group);
-      if (g) g.kernelUsers = Math.max(0, g.kernelUsers - 1);
-    }
-    dev.driver = null;
-    dev.managedDma = false;
-    dev.driverAt = e.pos;
-  },
   AccessGranted: (s, d, e) => {
     const dev = deviceOf(s, e, d.device);
     if (dev && !dev.grants.includes(d.uid)) dev.grants.push(d.uid);
@@ -450,36 +398,6 @@ const handlers: Handlers = {
       else att.devices = left;
     }
   },
-  Mapped: (s, d, e) => {
-    const dom = s.domains.get(d.domain);
-    if (!dom) return alert(s, e, 'unknown-reference', `Mapped names unknown domain ${d.domain}`, { domain: d.domain });
-    const start = u64(d.iova, 'iova');
-    const last = u64(d.last, 'last');
-    const pa = u64(d.pa, 'pa');
-    const maps = dom.mappings as IntervalMap;
-    if (maps.intersects(start, last)) alert(s, e, 'mapping-overlap', overlapMessage(d, dom.id), { domain: dom.id });
-    let blocking = regionCache.get(dom.id);
-    if (!blocking) regionCache.set(dom.id, (blocking = draftBlockingRegions(s, dom)));
-    const bad = blocking.length > 0 ? overlapsAny(blocking, { start, last }) : undefined;
-    if (bad) alert(s, e, 'mapping-over-reserved', reservedMessage(d, dom.id, bad), { domain: dom.id });
-    dom.mappings = maps.insert(start, last, pa, packPos(e.pos, parseProt(d.prot)), undefined, edit) as never;
-    s.reach = (s.reach as IntervalMap<string>).insert(pa, pa + (last - start), start, BigInt(e.pos), dom.id, edit) as never;
-  },
-  Unmapped: (s, d, e) => {
-    const dom = s.domains.get(d.domain);
-    if (!dom) return alert(s, e, 'unknown-reference', `Unmapped names unknown domain ${d.domain}`, { domain: d.domain });
-    let maps = dom.mappings as IntervalMap;
-    let reach = s.reach as IntervalMap<string>;
-    for (const a of d.areas) {
-      const start = u64(a.iova, 'iova');
-      const last = u64(a.last, 'last');
-      const pa = u64(a.pa, 'pa');
-      maps = maps.remove(start, (m) => m.last === last, edit);
-      reach = reach.remove(pa, (r) => r.ref === dom.id && r.aux === start, edit);
-    }
-    dom.mappings = maps as never;
-    s.reach = reach as never;
-  },
   KvmAssociated: (s, d, e) => {
     const c = s.ctxs.get(d.ctx);
     if (c) {
@@ -491,40 +409,19 @@ const handlers: Handlers = {
     const c = s.ctxs.get(d.ctx);
     if (c) c.vm = null;
   },
-  DmaChecked: () => {},
-  FaultRecorded: (s, d, e) => {
-    if (e.meta.observed) {
-      alert(s, e, 'dma-fault', `${d.device} faulted (${d.reason}) on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova}`, { device: d.device });
-    }
-  },
-  CommandRejected: () => {},
 };
-
-/** Events after which the reserved regions that block mapping in a domain may differ. */
-const REGION_EVENTS = new Set(['IommuAdded', 'DeviceRemoved', 'DeviceAttached', 'DeviceDetached', 'DomainFreed']);
 
 const applyOne = (s: S, e: EvolveEvent, counts: Map<string, number>): void => {
   const h = (handlers as Record<string, Handler<EventType> | undefined>)[e.type];
   if (h) h(s, e.data as never, e);
-  if (REGION_EVENTS.has(e.type) && regionCache.size > 0) {
-    // Attach/detach change one domain's users; removal and new IOMMUs are rare: forget everything.
-    const dom = (e.data as { domain?: unknown }).domain;
-    if ((e.type === 'DeviceAttached' || e.type === 'DeviceDetached' || e.type === 'DomainFreed') && typeof dom === 'string') regionCache.delete(dom);
-    else regionCache.clear();
-  }
   counts.set(e.type, (counts.get(e.type) ?? 0) + 1);
 };
 
 /** Applies a stretch of events that need the general reducer, in one produce. */
 const produceRun = (state: State, events: readonly EvolveEvent[]): State =>
   immer.produce(state, (draft) => {
-    regionCache = new Map();
     const counts = new Map<string, number>();
-    try {
-      for (const e of events) applyOne(draft, e, counts);
-    } finally {
-      regionCache = new Map();
-    }
+    for (const e of events) applyOne(draft, e, counts);
     for (const [type, n] of counts) draft.counts.set(type, (draft.counts.get(type) ?? 0) + n);
     const last = events[events.length - 1]!;
     draft.pos = last.pos;
@@ -532,17 +429,23 @@ const produceRun = (state: State, events: readonly EvolveEvent[]): State =>
   });
 
 /** Events that only touch mappings (or nothing): the bulk of a host's log, applied without immer. */
-const FAST = new Set(['Mapped', 'Unmapped', 'DmaChecked', 'CommandRejected', 'FaultRecorded', 'DriverBound', 'DriverUnbound']);
+const FAST_TYPES = ['Mapped', 'Unmapped', 'DmaChecked', 'CommandRejected', 'FaultRecorded', 'DriverBound', 'DriverUnbound'] as const;
+type FastType = (typeof FAST_TYPES)[number];
+const FAST: ReadonlySet<string> = new Set(FAST_TYPES);
 
 const fz = <T>(x: T): T => (FREEZE ? freeze(x) : x);
 
 /**
- * A run of mapping events applied with plain copy-on-write: each touched domain record and the
- * top-level maps are copied once per run, the interval maps change in place under the batch's
- * edit token. Same effects (and alerts) as the Mapped/Unmapped handlers; null when the run needs
- * the general path (a domain it names does not exist), which then reports it.
+ * The reducer for mapping, driver and record-only events (the bulk of a host's log), with plain
+ * copy-on-write instead of immer: each touched record and top-level map is copied once per run,
+ * the interval maps change in place under the batch's edit token. These event types have no immer
+ * handler; an event naming an unknown device or domain raises `unknown-reference` and is skipped.
  */
-const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => {
+/** The alert an event naming something that does not exist raises (as `deviceOf` does under immer). */
+const unknown = (e: EvolveEvent, what: 'device' | 'domain', id: string): Alert =>
+  fz({ pos: e.pos, at: e.meta.at, kind: 'unknown-reference', message: `${e.type} names unknown ${what} ${id}`, [what]: id });
+
+const fastRun = (state: State, events: readonly EvolveEvent[]): State => {
   const maps = new Map<string, IntervalMap>();
   let reach = state.reach;
   const raised: Alert[] = [];
@@ -558,7 +461,10 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
     if (e.type === 'Mapped') {
       const d = e.data as EventDataMap['Mapped'];
       const dom = state.domains.get(d.domain);
-      if (!dom) return null;
+      if (!dom) {
+        raised.push(unknown(e, 'domain', d.domain));
+        continue;
+      }
       const start = u64(d.iova, 'iova');
       const last = u64(d.last, 'last');
       const pa = u64(d.pa, 'pa');
@@ -573,7 +479,10 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
     } else if (e.type === 'Unmapped') {
       const d = e.data as EventDataMap['Unmapped'];
       const dom = state.domains.get(d.domain);
-      if (!dom) return null;
+      if (!dom) {
+        raised.push(unknown(e, 'domain', d.domain));
+        continue;
+      }
       let cur = maps.get(dom.id) ?? dom.mappings;
       for (const a of d.areas) {
         const start = u64(a.iova, 'iova');
@@ -586,7 +495,10 @@ const fastRun = (state: State, events: readonly EvolveEvent[]): State | null => 
       // Same effects as the DriverBound/DriverUnbound handlers, without a produce.
       const d = e.data as EventDataMap['DriverBound'];
       const dev = devOf(d.device);
-      if (!dev) return null; // unknown device: the general path raises the alert
+      if (!dev) {
+        raised.push(unknown(e, 'device', d.device));
+        continue;
+      }
       const g = dev.group !== null ? grpOf(dev.group) : undefined;
       if (e.type === 'DriverBound') {
         devs.set(dev.id, { ...dev, driver: d.driver, managedDma: d.managedDma, driverAt: e.pos });
@@ -654,7 +566,7 @@ export const evolveAll = (state: State, events: readonly EvolveEvent[]): State =
       let j = i + 1;
       while (j < events.length && FAST.has(events[j]!.type) === fast) j++;
       const run = events.slice(i, j);
-      s = (fast ? fastRun(s, run) : null) ?? produceRun(s, run);
+      s = fast ? fastRun(s, run) : produceRun(s, run);
       i = j;
     }
     return s;
