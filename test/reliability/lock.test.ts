@@ -58,6 +58,23 @@ const holder = async (log: string): Promise<{ child: ChildProcessWithoutNullStre
 
 const deadPid = (): number => spawnSync(process.execPath, ['-e', '']).pid!;
 
+/** The real file system, except that writes to the lock file (not the log) do what `write` says. */
+const lockWrites = (write: () => Promise<never>): StoreFs => ({
+  ...realFs,
+  open: async (path, flags) => {
+    const h = await realFs.open(path, flags);
+    if (path.endsWith('.jsonl')) return h;
+    return {
+      read: (b, o, l, p) => h.read(b, o, l, p),
+      datasync: () => h.datasync(),
+      truncate: (l) => h.truncate(l),
+      stat: () => h.stat(),
+      close: () => h.close(),
+      write,
+    };
+  },
+});
+
 describe('single writer on a file: log', () => {
   test('a second writer gets exit 2 and a one-line error naming the holder pid; readers go on reading', async () => {
     const log = newLog();
@@ -141,24 +158,10 @@ describe('single writer on a file: log', () => {
     const log = newLog();
     // The first opener's lock write never completes (it is "killed" there); the file system is real.
     let stuck = false;
-    const hanging: StoreFs = {
-      ...realFs,
-      open: async (path, flags) => {
-        const h = await realFs.open(path, flags);
-        if (path.endsWith('.jsonl')) return h;
-        return {
-          read: (b, o, l, p) => h.read(b, o, l, p),
-          datasync: () => h.datasync(),
-          truncate: (l) => h.truncate(l),
-          stat: () => h.stat(),
-          close: () => h.close(),
-          write: () => {
-            stuck = true;
-            return new Promise<never>(() => undefined);
-          },
-        };
-      },
-    };
+    const hanging = lockWrites(() => {
+      stuck = true;
+      return new Promise<never>(() => undefined);
+    });
     void openFileStore(log, { fs: hanging, warn: () => undefined });
     await until(() => stuck, 'the lock write');
     const warnings: string[] = [];
@@ -169,23 +172,9 @@ describe('single writer on a file: log', () => {
 
   test('ENOSPC while writing the lock fails the open with the errno and leaves nothing behind', async () => {
     const log = newLog();
-    const full: StoreFs = {
-      ...realFs,
-      open: async (path, flags) => {
-        const h = await realFs.open(path, flags);
-        if (path.endsWith('.jsonl')) return h;
-        return {
-          read: (b, o, l, p) => h.read(b, o, l, p),
-          datasync: () => h.datasync(),
-          truncate: (l) => h.truncate(l),
-          stat: () => h.stat(),
-          close: () => h.close(),
-          write: async () => {
-            throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-          },
-        };
-      },
-    };
+    const full = lockWrites(async () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    });
     const error = await openFileStore(log, { fs: full, warn: () => undefined }).then(
       () => null,
       (e: unknown) => e,
