@@ -124,11 +124,3 @@ export async function* inputLines(io: Io, file: string, maxBytes = MAX_LINE_BYTE
     if (item) yield item;
   }
 }
-
-/** Yields [lineNumber, text] for non-blank lines; a line that is too long or not UTF-8 stops the input with an error naming it. */
-export async function* lines(io: Io, file: string): AsyncGenerator<[number, string]> {
-  for await (const l of inputLines(io, file)) {
-    if ('problem' in l) throw new CliError(`${file === '-' ? 'stdin' : file}: line ${l.line} is ${l.problem}`);
-    yield [l.line, l.text];
-  }
-}
