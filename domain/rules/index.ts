@@ -13,9 +13,6 @@ export type GroupingRulesName = keyof typeof RULE_SETS;
 
 export const DEFAULT_GROUPING_RULES: GroupingRulesName = 'linux-classic';
 
-/** The names of the known rule sets. */
-export const groupingRuleNames = (): GroupingRulesName[] => Object.keys(RULE_SETS) as GroupingRulesName[];
-
 /** The rule set registered under `name` (default: linux-classic). */
 export const groupingRules = (name: GroupingRulesName = DEFAULT_GROUPING_RULES): GroupingRules => RULE_SETS[name];
 
