@@ -4,7 +4,7 @@
  * projections.
  */
 import { hex, type Range } from './encoding.js';
-import { unpackPos } from './evolve.js';
+import { unpackPos } from './mapping-word.js';
 import { currentDomain } from './decide/common.js';
 import { PROT_R, PROT_W, type Domain, type Region, type State } from './state.js';
 

@@ -1,4 +1,6 @@
 /** The isogroup library: the domain model, projections, stores, the engine and the manager. */
+import { configureReducerFromEnv } from './reducer-env.js';
+
 export * from '../domain/index.js';
 export * from '../projections/index.js';
 export {
@@ -22,3 +24,7 @@ export { createEngine, decideEnvelopes, type Engine, type EngineOptions, type Ex
 export { createManager, type At, type Manager, type ManagerOptions, type Progress } from './manager.js';
 export { createFleet, type Fleet, type FleetEvent } from './fleet.js';
 export { DEMO_COMMANDS } from './demo.js';
+export { configureReducerFromEnv } from './reducer-env.js';
+
+// The library entry configures the reducer from the environment as the CLI does.
+configureReducerFromEnv(process.env);

@@ -4,7 +4,7 @@
  */
 import type { Command } from '../commands.js';
 import type { DomainEvent } from '../events.js';
-import { evolve } from '../evolve.js';
+import { evolve } from '../evolve/index.js';
 import type { Ctx, Device, Domain, Group, Personality, Region, State } from '../state.js';
 
 /** A refusal thrown inside a decider and returned as a value by `decide`. */

@@ -5,7 +5,8 @@
 import type { Command } from '../commands.js';
 import { formatProt } from '../commands.js';
 import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
-import { DEFAULT_DOMAIN_PREFIX, blockingRegions } from '../evolve.js';
+import { DEFAULT_DOMAIN_PREFIX } from '../default-domain.js';
+import { blockingRegions } from '../reserved.js';
 import { canDmaAt } from '../dma.js';
 import { PROT_R, PROT_W, type Domain, type Region, type State } from '../state.js';
 import { checkCtx, deviceRegions, getDevice, getDomain, groupOf, refuse, type Working } from './common.js';

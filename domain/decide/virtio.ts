@@ -6,7 +6,7 @@
 import type { Command } from '../commands.js';
 import { formatProt } from '../commands.js';
 import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
-import { blockingRegions } from '../evolve.js';
+import { blockingRegions } from '../reserved.js';
 import type { Device, Domain, Iommu, State } from '../state.js';
 import { checkCtx, deviceRegions, getDevice, groupOf, refuse, type Working } from './common.js';
 import { checkMsiKinds } from './translation.js';

@@ -8,7 +8,7 @@
  * Also the ACS-override question: which groups exist only because `pcie_acs_override` made
  * devices claim an isolation the hardware does not provide (`isolationDiff`).
  */
-import { describeReason } from '../../domain/grouping.js';
+import { describeReason } from '../../domain/rules/index.js';
 import type { Device, State } from '../../domain/state.js';
 import { createEngine } from '../engine.js';
 

@@ -7,7 +7,7 @@
  * device records, `kernelUsers` counts the bound non-managed drivers, domain user lists agree with
  * group attachments, the PA reverse index holds one entry per mapping, owners are open contexts).
  */
-import { blockingRegions } from '../../domain/evolve.js';
+import { blockingRegions } from '../../domain/reserved.js';
 import type { Domain, Group, State } from '../../domain/state.js';
 
 const hx = (n: bigint): string => `0x${n.toString(16)}`;

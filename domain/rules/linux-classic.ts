@@ -1,13 +1,11 @@
 /**
- * PCI ACS evaluation and IOMMU group formation (SPEC §5.2–5.3, kernel.md §1.2–1.4).
- * Pure functions over the device table; the reducer calls `formGroup` once per added device.
+ * The classic Linux grouping rules (SPEC §5.2–5.3, kernel.md §1.2–1.4): PCI ACS evaluation, DMA
+ * alias walks and multifunction sharing. Pure functions over the device table; the reducer calls
+ * `formGroup` (through the rules registry) once per added device.
  */
-import { pciSlotOf, parsePciFunction } from './encoding.js';
-import type { AcsBit, Device, GroupReason, PciKind } from './state.js';
-
-export interface DeviceTable {
-  get(id: string): Device | undefined;
-}
+import { pciSlotOf, parsePciFunction } from '../encoding.js';
+import type { AcsBit, Device, PciKind } from '../state.js';
+import type { DeviceTable, GroupChoice, GroupingRules } from './types.js';
 
 const REQUIRED_ACS: readonly AcsBit[] = ['SV', 'RR', 'CR', 'UF'];
 const PCIE_PORTS: ReadonlySet<PciKind> = new Set(['root-port', 'switch-upstream', 'switch-downstream']);
@@ -134,12 +132,6 @@ function* aliasCandidates(devices: DeviceTable, P: Device): Generator<Device> {
   }
 }
 
-export interface GroupChoice {
-  /** Existing group to join, or null for a new group. */
-  readonly join: number | null;
-  readonly reason: GroupReason;
-}
-
 /**
  * Decides the group of a newly added device (SPEC §5.3). Returns null when the device gets no
  * group at all (no IOMMU anywhere above it, or a host bridge).
@@ -201,20 +193,9 @@ export const smallestFreeGroupId = (used: { has(id: number): boolean }): number 
   return id;
 };
 
-/** One plain sentence: why a device is in its group. */
-export const describeReason = (device: string, group: number, r: GroupReason): string => {
-  switch (r.kind) {
-    case 'new':
-      return `${device} got a new group ${group} (isolated: no alias or unisolated path to an existing group)`;
-    case 'alias':
-      return `${device} joined group ${group} because it is a DMA alias of ${r.via}`;
-    case 'acs-path':
-      return r.bridge === r.brokenAt
-        ? `${device} joined group ${group} because bridge ${r.bridge} ${r.why}`
-        : `${device} joined group ${group} because the path above bridge ${r.bridge} is not isolated: ${r.brokenAt} ${r.why}`;
-    case 'multifunction':
-      return `${device} joined group ${group} because it is a function of a multifunction device without ACS, like ${r.via}`;
-    case 'parent-fallback':
-      return `${device} joined group ${group} of its parent ${r.via} (parent-bridge fallback: no IOMMU translates it directly)`;
-  }
+/** Today's rules as a rule set. */
+export const linuxClassic: GroupingRules = {
+  name: 'linux-classic',
+  formGroup,
+  newGroupId: smallestFreeGroupId,
 };

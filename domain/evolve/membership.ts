@@ -1,0 +1,79 @@
+/**
+ * Group membership: a new device joins the group the grouping rules choose (a new group gets the
+ * smallest free id and, behind a linux IOMMU, a kernel default domain); a leaving device drops out
+ * of its group's attachments and ownership, and the last one to leave takes the group with it.
+ */
+import type { Draft } from 'immer';
+import { defaultDomainId } from '../default-domain.js';
+import { IntervalMap } from '../intervalMap.js';
+import type { Device, Domain, Group } from '../state.js';
+import type { Batch } from './batch.js';
+import type { EvolveEvent, S } from './common.js';
+import { releaseRef } from './ownership.js';
+import { dropDomain } from './translation.js';
+
+/** Puts a just-added device into its group (none for a host bridge or a device without IOMMU). */
+export const joinGroup = (s: S, dev: Device, e: EvolveEvent, b: Batch): void => {
+  const choice = b.rules.formGroup(s.devices as unknown as Map<string, Device>, dev, (s.quirkAliases ?? 0) > 0);
+  if (!choice) return;
+  const target = s.devices.get(dev.id)!;
+  let gid = choice.join;
+  if (gid === null || !s.groups.has(gid)) {
+    gid = b.rules.newGroupId(s.groups);
+    const iommu = s.iommus.get(dev.iommu ?? '') ?? null;
+    let defaultDomain: string | null = null;
+    // personality: routed at merge
+    if (iommu && iommu.personality === 'linux') {
+      defaultDomain = defaultDomainId(gid);
+      s.domains.set(defaultDomain, {
+        id: defaultDomain,
+        iommu: iommu.id,
+        ctx: null,
+        kind: iommu.defaultDomain === 'identity' ? 'identity' : 'dma',
+        pasidCapable: false,
+        implicit: false,
+        defaultOf: gid,
+        mappings: IntervalMap.empty(),
+        users: new Map(),
+        createdAt: e.pos,
+      } as Draft<Domain>);
+    }
+    s.groups.set(gid, {
+      id: gid,
+      iommu: dev.iommu ?? '',
+      members: [],
+      kernelUsers: 0,
+      owner: null,
+      ownerRefs: 0,
+      claimPath: null,
+      ownedAt: 0,
+      defaultDomain,
+      attachments: new Map(),
+      createdAt: e.pos,
+    } as Draft<Group>);
+  }
+  s.groups.get(gid)!.members.push(dev.id);
+  target.group = gid;
+  target.reason = choice.reason as Draft<Device>['reason'];
+};
+
+/** Takes a leaving device out of its group; an emptied group and its default domain go too. */
+export const leaveGroup = (s: S, dev: Draft<Device>, b: Batch): void => {
+  if (dev.group === null) return;
+  const g = s.groups.get(dev.group);
+  if (!g) return;
+  g.members = g.members.filter((m) => m !== dev.id);
+  for (const [pasid, att] of g.attachments) {
+    if (att.devices.includes(dev.id)) {
+      const rest = att.devices.filter((x) => x !== dev.id);
+      if (rest.length === 0) g.attachments.delete(pasid);
+      else g.attachments.set(pasid, { ...att, devices: rest });
+    }
+  }
+  if (!dev.managedDma && dev.driver !== null) g.kernelUsers = Math.max(0, g.kernelUsers - 1);
+  if (dev.boundCtx !== null) releaseRef(g);
+  if (g.members.length === 0) {
+    if (g.defaultDomain) dropDomain(s, g.defaultDomain, b);
+    s.groups.delete(g.id);
+  }
+};
