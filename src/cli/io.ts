@@ -7,6 +7,8 @@ import type { Readable } from 'node:stream';
 export interface Out {
   write(chunk: string): unknown;
   readonly isTTY?: boolean;
+  /** True once the reader has gone away (`isogroup export | head -1`): later writes are dropped. */
+  readonly closed?: boolean;
 }
 
 export interface Io {
@@ -17,7 +19,29 @@ export interface Io {
   readonly cwd: string;
 }
 
-export const nodeIo = (): Io => ({ stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() });
+/**
+ * A process stream whose reader may leave early. A closed pipe (EPIPE) is the reader saying it has
+ * seen enough, not a failure: output ends quietly and the command finishes with its own exit code,
+ * instead of Node's unhandled 'error' event and stack trace.
+ */
+export const pipeOut = (stream: NodeJS.WriteStream): Out => {
+  let closed = false;
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    closed = true;
+  });
+  return {
+    write: (chunk: string): boolean => !closed && stream.write(chunk),
+    get isTTY(): boolean {
+      return stream.isTTY === true;
+    },
+    get closed(): boolean {
+      return closed;
+    },
+  };
+};
+
+export const nodeIo = (): Io => ({ stdout: pipeOut(process.stdout), stderr: pipeOut(process.stderr), stdin: process.stdin, env: process.env, cwd: process.cwd() });
 
 /** A user-facing error: printed as one line (no stack) and mapped to an exit code. */
 export class CliError extends Error {

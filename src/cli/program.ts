@@ -1,5 +1,5 @@
 /**
- * The `isogroup` command line (SPEC §10), built with commander. `run(argv, io)` is what the
+ * The `isogroup` command line (README.md, docs/model.md), built with commander. `run(argv, io)` is what the
  * binary calls and what tests call in-process; it returns the exit code and never throws for
  * user errors (they print one line, without a stack trace).
  */
@@ -40,7 +40,7 @@ export const buildProgram = (io: Io, exit: { code: number }): Command => {
 Examples:
   $ isogroup demo                                   write a demonstration host, then:
   $ isogroup groups                                 groups, why each device is in its group, viability
-  $ isogroup exec commands.jsonl                    run commands (JSON Lines, SPEC §4)
+  $ isogroup exec commands.jsonl                    run commands (JSON Lines; docs/model.md)
   $ isogroup can-dma --device 0000:0a:00.1 --iova 0x1000 --access w
   $ isogroup explain --device 0000:0a:00.1 --iova 0x1000 --access w
   $ isogroup audit --device 0000:0a:00.0            what happened to a device, as sentences

@@ -122,7 +122,7 @@ export const hostBridgeId = (segment: string, bus: string): string => `pci${segm
 
 const hex2 = (n: number): string => n.toString(16).padStart(2, '0');
 
-/** `pcie_acs_override=downstream,multifunction,id:vvvv:dddd` (kernel.md §1.11), parsed. */
+/** `pcie_acs_override=downstream,multifunction,id:vvvv:dddd`, parsed (the out-of-tree kernel patch). */
 export interface AcsOverride {
   readonly spec: string;
   readonly downstream: boolean;

@@ -1,5 +1,5 @@
 /**
- * `verify`: the groups isogroup derived (SPEC §5.3) against the groups the real kernel reported
+ * `verify`: the groups isogroup derived (docs/model.md#grouping) against the groups the real kernel reported
  * for the same devices. Group numbers differ between the two (the kernel numbers in probe order
  * across every bus, we number what the log holds), so what is compared is the partition of the
  * devices into groups. Each place where the partitions differ is one disagreement, with the

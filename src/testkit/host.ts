@@ -1,6 +1,6 @@
 /**
  * The simulated host of the test kit: the synchronous in-memory engine with deterministic ids and
- * a stepping clock, the SPEC §4 commands as methods that return results (a refusal is a value,
+ * a stepping clock, the commands (docs/model.md#commands) as methods that return results (a refusal is a value,
  * never an exception), the topology builder, and the queries tests assert on.
  *
  * Why synchronous: a test of a VMM or device plugin wants to script a host in a few lines without
@@ -99,9 +99,9 @@ export interface UnmapInput extends ActorOptions {
 
 export interface DmaInput extends DmaQueryInput, ActorOptions {}
 
-/** The SPEC §4 commands as methods. Refusals come back as `{ok: false, status, message}`. */
+/** The commands (docs/model.md#commands) as methods. Refusals come back as `{ok: false, status, message}`. */
 export interface HostCommands {
-  /** Any command object (SPEC §4 JSON; bigints are written as hex). */
+  /** Any command object (the JSON of docs/model.md#commands; bigints are written as hex). */
   exec(command: Readonly<Record<string, unknown>>): HostResult;
   deviceAdd(device: string, fields?: Readonly<Record<string, unknown>> & ActorOptions): HostResult;
   remove(device: string, options?: { readonly surprise?: boolean; readonly recursive?: boolean } & ActorOptions): HostResult;

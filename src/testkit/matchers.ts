@@ -154,7 +154,7 @@ declare module 'expect' {
   // on the `expect` of `@jest/globals`. The type parameters must repeat jest's declaration.
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   interface Matchers<R extends void | Promise<void>, T = unknown> {
-    /** The device can make this access (SPEC §8 canDma allowed). */
+    /** The device can make this access (a can-dma verdict with `allowed`, docs/model.md#verdicts). */
     toAllowDma(query: DmaExpectation): R;
     /** The device cannot make this access; with a reason, for that reason (`unmapped`, `blocked`, …). */
     toDenyDma(query: DmaExpectation): R;

@@ -1,5 +1,5 @@
 /**
- * The hotplug storm: a seeded, reproducible stream of realistic commands (SPEC §4 JSON, addresses
+ * The hotplug storm: a seeded, reproducible stream of realistic commands (the JSON of docs/model.md#commands, addresses
  * as hex strings) — hotplug and unplug (with surprise removals of user-owned devices), udev driver
  * probes, vfio rebinds and rebinding races, grants, VM launches through `group.claim` or
  * `device.bind`, domains, attaches, maps, unmaps and DMA checks, plus a share of deliberately

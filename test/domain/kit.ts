@@ -10,7 +10,7 @@ import type { RecordedEvent } from '../../src/store/types.js';
 import { canDmaAt, type DmaVerdict } from '../../domain/dma.js';
 import { currentDomain } from '../../domain/decide/common.js';
 import type { Group, State } from '../../domain/state.js';
-import { newHost } from '../helpers.js';
+import { canonicalState, hostWith } from '../helpers.js';
 import { checkInvariants } from './invariants.js';
 
 export type Cmd = Record<string, unknown>;
@@ -54,11 +54,7 @@ export const ownedEndpoint = (domain = 'ioas', iommu: Cmd = {}, rp = '0000:00:01
   { type: 'device.attach', device: ep, domain },
 ];
 
-export const host = (...cmds: Cmd[]): Engine => {
-  const h = newHost();
-  for (const c of cmds) ok(h, c);
-  return h;
-};
+export const host = (...cmds: Cmd[]): Engine => hostWith(cmds);
 
 export const ok = (h: Engine, cmd: Cmd): ExecResult => {
   const r = h.exec(cmd);
@@ -104,20 +100,6 @@ export const groupOf = (h: Engine, device: string): Group => {
 /** The domain a device's group is on now (linux): user domain, null = blocked, or the default. */
 export const domainOf = (h: Engine, device: string): string | null => currentDomain(groupOf(h, device));
 
-/** Everything a reader can see of a state, with interval maps as entry lists (for deep equality). */
-export const stateView = (s: State): unknown => ({
-  pos: s.pos,
-  at: s.at,
-  iommus: s.iommus,
-  devices: s.devices,
-  groups: s.groups,
-  ctxs: s.ctxs,
-  domains: [...s.domains.values()].map((d) => ({ ...d, mappings: [...d.mappings] })),
-  reach: [...s.reach],
-  alerts: s.alerts,
-  counts: s.counts,
-});
-
 /**
  * SPEC §9 over the current state, and event sourcing itself: replaying the host's log into a
  * fresh engine (one batch) yields the very same state (same group ids, alerts, mappings).
@@ -126,5 +108,5 @@ export const invariants = (h: Engine): void => {
   checkInvariants(h.state);
   const replay = createEngine({ keepLog: false });
   replay.apply(h.log);
-  expect(stateView(replay.state)).toEqual(stateView(h.state));
+  expect(canonicalState(replay.state)).toEqual(canonicalState(h.state));
 };

@@ -12,7 +12,7 @@ import { evolveAll, initialState } from '../../domain/index.js';
 import { createManager } from '../../src/manager.js';
 import { openStore } from '../../src/store/open.js';
 import type { RecordedEvent } from '../../src/store/types.js';
-import { stateDigest } from './digest.js';
+import { stateDigest } from '../helpers.js';
 
 const SERVER = process.env.ISOGROUP_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `isogroup_fleet_${process.pid}_${randomUUID().slice(0, 8)}`;

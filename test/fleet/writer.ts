@@ -7,7 +7,7 @@
  *   node dist/test/fleet/writer.js <store-url> <name> <count>
  */
 import { hex } from '../../domain/index.js';
-import { stateDigest } from './digest.js';
+import { stateDigest } from '../helpers.js';
 import { createManager } from '../../src/manager.js';
 import { openStore } from '../../src/store/open.js';
 

@@ -7,9 +7,10 @@
  */
 import { describe, expect, test } from '@jest/globals';
 import { PRIVILEGED } from '../../domain/index.js';
-import { createEngine, type Engine } from '../../src/engine.js';
+import type { Engine } from '../../src/engine.js';
 import { cli, tempDir } from '../cli/run.js';
 import { checkInvariants } from '../domain/invariants.js';
+import { hostWith } from '../helpers.js';
 import type { Cmd } from './kit.js';
 
 const ROOT = { uid: 0 };
@@ -53,11 +54,7 @@ const WORLD: readonly Cmd[] = [
 ];
 
 const world = (): Engine => {
-  const e = createEngine();
-  for (const c of WORLD) {
-    const r = e.exec(c);
-    if (!r.ok) throw new Error(`world: ${JSON.stringify(c)}: ${r.status} ${r.message}`);
-  }
+  const e = hostWith(WORLD);
   checkInvariants(e.state);
   return e;
 };

@@ -87,7 +87,7 @@ const parseLog = (bytes: Buffer): RecordedEvent[] => {
 };
 
 /** Fingerprint without event times (the child's clock is not the reference engine's). */
-const stateKey = (s: State): string => fingerprint({ ...s, alerts: s.alerts.map(({ at: _at, ...rest }) => ({ ...rest, at: '' })) });
+const stateKey = (s: State): string => fingerprint({ ...s, at: null, alerts: s.alerts.map(({ at: _at, ...rest }) => ({ ...rest, at: '' })) });
 
 const jsonOf = (v: unknown): unknown => JSON.parse(JSON.stringify(v));
 

@@ -21,10 +21,11 @@ import { Readable } from 'node:stream';
 import { FieldError, TWO_POW_64, U64_MAX, decide, evolveAll, parseCommand, parseU64, validateEvent, type State } from '../../domain/index.js';
 import { MAX_JSON_DEPTH, MAX_LINE_BYTES } from '../../src/cli/input.js';
 import { run } from '../../src/cli/program.js';
-import { createEngine, type Engine } from '../../src/engine.js';
+import type { Engine } from '../../src/engine.js';
 import type { RecordedEvent } from '../../src/store/types.js';
 import { cli, tempDir } from '../cli/run.js';
 import { checkInvariants } from '../domain/invariants.js';
+import { hostWith, newHost } from '../helpers.js';
 import { NAMES_FIELD, SETUP, envInt, fingerprint, prng, randomCommand, report, type Cmd } from './kit.js';
 
 const RUNS = envInt('ISOGROUP_FUZZ_RUNS', 1000);
@@ -48,18 +49,9 @@ const WORLD: readonly Cmd[] = [
   { type: 'kvm.associate', ctx: 'c1', vm: 'vm1', actor: U1000 },
 ];
 
-const newEngine = (): Engine => {
-  let n = 0;
-  return createEngine({ clock: () => new Date('2026-11-21T10:00:00.000Z'), newId: () => `id-${++n}` });
-};
-const world = (): Engine => {
-  const e = newEngine();
-  for (const c of WORLD) {
-    const r = e.exec(c);
-    if (!r.ok) throw new Error(`world: ${JSON.stringify(c)} refused: ${r.message}`);
-  }
-  return e;
-};
+/** A stopped clock: every entry at the same time. */
+const newEngine = (): Engine => newHost({ start: '2026-11-21T10:00:00.000Z', stepMs: 0 });
+const world = (): Engine => hostWith(WORLD, { start: '2026-11-21T10:00:00.000Z', stepMs: 0 });
 const WORLD_ENGINE = world();
 const BASE: State = WORLD_ENGINE.state;
 

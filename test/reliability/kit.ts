@@ -158,8 +158,9 @@ export const envInt = (name: string, dflt: number): number => {
 };
 
 /**
- * Figures for docs/reliability.md: appended as one JSON line to $ISOGROUP_RELIABILITY_REPORT when
- * set (quiet otherwise, so `npm test` output stays clean).
+ * Counts for the figures of docs/reliability.md: handed to `npm run report:reliability`
+ * (scripts/reliability-report.ts) as one JSON line in the file it names in
+ * $ISOGROUP_RELIABILITY_REPORT; a plain test run records nothing.
  */
 export const report = (suite: string, figures: Record<string, number | string>): void => {
   const file = process.env.ISOGROUP_RELIABILITY_REPORT;

@@ -14,16 +14,13 @@ import fc from 'fast-check';
 import type { State } from '../../domain/index.js';
 import { createEngine, type Engine } from '../../src/engine.js';
 import { checkInvariants } from '../domain/invariants.js';
+import { newHost } from '../helpers.js';
 import { CTXS, DEVICES, DEVICE_IDS, NAMES_FIELD, SETUP, envInt, fingerprint, prng, randomCommand, report, type Cmd } from './kit.js';
 
 const RUNS = envInt('ISOGROUP_PROPERTY_RUNS', 2000);
 const MAX_COMMANDS = 60;
 
-const newEngine = (): Engine => {
-  let t = Date.parse('2026-11-21T10:00:00.000Z');
-  let n = 0;
-  return createEngine({ clock: () => new Date((t += 1000)), newId: () => `id-${++n}` });
-};
+const newEngine = (): Engine => newHost();
 
 const figures = { runs: 0, events: 0, commands: 0, accepted: 0, refused: 0, partialUnmaps: 0, storms: 0, surpriseRemovals: 0, replays: 0 };
 

@@ -4,11 +4,10 @@
  * state, ask a DMA question, append commands through the API and watch them arrive live.
  *
  * One browser for the whole file (the machine is shared). Without chromium the tests fail and
- * say how to install it, unless ISOGROUP_SKIP_BROWSER=1. With UPDATE_SCREENSHOT=1 the test also
- * writes docs/dashboard.png.
+ * say how to install it, unless ISOGROUP_SKIP_BROWSER=1. The picture in docs/dashboard.png is
+ * taken by `npm run report:screenshot`, not here.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import { fileURLToPath } from 'node:url';
 import { createServer, type DashboardServer } from '../../src/server/index.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
@@ -20,7 +19,6 @@ const TOKEN = 'e2e-token-0123';
 const GPU = '0000:0a:00.0';
 const REFUSED_BIND = 22;
 const BOUND = 25;
-const SCREENSHOT = fileURLToPath(new URL('../../docs/dashboard.png', import.meta.url));
 
 const suite = skipBrowser() ? describe.skip : describe;
 
@@ -146,16 +144,6 @@ suite('dashboard in chromium', () => {
     await input.fill('is it safe?');
     await b.page.locator('[data-testid="dma-ask"]').click();
     expect(await soon(b.page.locator('[data-testid="dma-error"]'), matches(/Ask like/))).toMatch(/can 0000:03:00\.1 write 0x80001000/);
-
-    if (process.env.UPDATE_SCREENSHOT === '1') {
-      await input.fill('can 0000:0a:00.1 write 0x1000?');
-      await b.page.locator('[data-testid="dma-ask"]').click();
-      expect(await soon(answer.locator('.big'), matches(/ALLOWED/))).toBe('ALLOWED');
-      await treeRow('0000:0a:00.1').click();
-      await b.page.waitForFunction(() => document.body.dataset.busy === '0');
-      await b.page.waitForTimeout(200);
-      await b.page.screenshot({ path: SCREENSHOT });
-    }
   });
 
   test('commands appended through the API (with the token) appear live', async () => {

@@ -3,13 +3,11 @@ import { request, type IncomingHttpHeaders } from 'node:http';
 import { DEMO_COMMANDS } from '../../src/demo.js';
 import { createManager, type Manager } from '../../src/manager.js';
 import type { EventStore } from '../../src/store/types.js';
+import { T0, sequentialIds, steppingClock } from '../helpers.js';
 
 /** A manager with a stepping clock (one second per command) and deterministic ids. */
-export const writer = (store: EventStore, host = 'local', start = '2026-11-21T10:00:00.000Z'): Manager => {
-  let t = Date.parse(start);
-  let n = 0;
-  return createManager({ store, host, clock: () => new Date((t += 1000)), newId: () => `00000000-0000-4000-8000-${host.padStart(4, '0').slice(0, 4)}${(++n).toString(16).padStart(8, '0')}` });
-};
+export const writer = (store: EventStore, host = 'local', start = T0): Manager =>
+  createManager({ store, host, clock: steppingClock(start), newId: sequentialIds(host) });
 
 /** Writes the demo host command by command (each command its own time). */
 export const writeDemo = async (store: EventStore, host = 'local'): Promise<Manager> => {

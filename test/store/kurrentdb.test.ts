@@ -18,10 +18,12 @@ const connection = process.env.KURRENTDB_CONNECTION_STRING;
 if (connection) {
   describeStoreConformance('kurrentdb', () => openKurrentStore(connection));
 } else {
-  test('KurrentDB conformance needs a server', () => {
-    console.warn('KurrentDB conformance SKIPPED: set KURRENTDB_CONNECTION_STRING=kurrentdb://localhost:2113?tls=false');
+  // Without a server the whole suite is reported as skipped (every test of it), never as passed.
+  const why = 'no server: set KURRENTDB_CONNECTION_STRING=kurrentdb://localhost:2113?tls=false (docker compose up -d)';
+  console.warn(`KurrentDB conformance SKIPPED — ${why}`);
+  describe.skip(`SKIPPED — ${why}`, () => {
+    describeStoreConformance('kurrentdb', () => Promise.reject(new Error('not run without a server')));
   });
-  test.skip('kurrentdb: store conformance (set KURRENTDB_CONNECTION_STRING to run it)', () => undefined);
 }
 
 describe('kurrentdb store: boundaries (no server needed)', () => {

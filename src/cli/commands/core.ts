@@ -1,4 +1,4 @@
-/** Core commands: exec, import, export, groups, replay, check, demo (SPEC §10). */
+/** Core commands: exec, import, export, groups, replay, check, demo. */
 import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FieldError, validateEvent, type State } from '../../../domain/index.js';
@@ -33,6 +33,9 @@ export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
   return `${out.join('\n')}\n`;
 };
 
+/** How a line that does not parse is refused: the parser's own reason, nothing else. */
+const notJson = (err: unknown): string => `not JSON: ${(err as Error).message}`;
+
 const printResult = (ctx: CliContext, line: number, r: ExecResult): void => {
   ctx.emit(r.ok ? { line, ok: true, pos: r.pos, events: r.events } : { line, ok: false, status: r.status, message: r.message, pos: r.pos });
 };
@@ -42,33 +45,35 @@ const execLines = async (ctx: CliContext, file: string): Promise<number> => {
   const m = await ctx.manager({ write: true });
   let accepted = 0;
   let refused = 0;
-  let batch: { line: number; cmd: unknown }[] = [];
+  // `refusal`: why the line is not a command at all, which is what the user reads for it.
+  let batch: { line: number; cmd: unknown; refusal?: string }[] = [];
   const flush = async (): Promise<void> => {
     const items = batch;
     batch = [];
     await m.execMany(
       items.map((i) => i.cmd),
       (r, k) => {
-        const line = items[k]!.line;
+        const { line, refusal } = items[k]!;
         if (r.ok) accepted++;
         else refused++;
-        printResult(ctx, line, r.ok ? r : { ...r, message: `line ${line}: ${r.message}` });
+        printResult(ctx, line, r.ok ? r : { ...r, message: `line ${line}: ${refusal ?? r.message}` });
       },
     );
   };
   for await (const l of inputLines(ctx.io, file)) {
     // A line that is not a command still goes through decide, so that its refusal is logged too.
     let cmd: unknown;
+    let refusal: string | undefined;
     if ('problem' in l) cmd = `the line is ${l.problem}`;
     else if (jsonDepth(l.text) > MAX_JSON_DEPTH) cmd = `JSON nested deeper than ${MAX_JSON_DEPTH} levels`;
     else {
       try {
         cmd = JSON.parse(l.text);
       } catch (err) {
-        cmd = `malformed JSON: ${(err as Error).message}`;
+        cmd = refusal = notJson(err);
       }
     }
-    batch.push({ line: l.line, cmd });
+    batch.push({ line: l.line, cmd, ...(refusal === undefined ? {} : { refusal }) });
     if (batch.length >= BATCH) await flush();
   }
   await flush();
@@ -87,7 +92,7 @@ const importLines = async (ctx: CliContext, file: string): Promise<number> => {
     try {
       e = JSON.parse(text) as Record<string, unknown>;
     } catch (err) {
-      throw new CliError(`line ${n}: malformed JSON (${(err as Error).message}); nothing was imported`);
+      throw new CliError(`line ${n}: ${notJson(err)}; nothing was imported`);
     }
     try {
       if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new FieldError('entry', 'expected an envelope object {"type","data","meta"}');
@@ -132,7 +137,7 @@ const summary = (ctx: CliContext, s: State): void => {
 export const registerCore = (program: Command, app: App): void => {
   program
     .command('exec')
-    .argument('<file>', 'JSON Lines of commands (SPEC §4), or - for stdin')
+    .argument('<file>', 'JSON Lines of commands (one JSON object per line, see docs/model.md#commands), or - for stdin')
     .description('run commands; prints one result per line; exit 0 all accepted, 1 any refused, 2 unreadable input')
     .action(app.action((ctx, file: string) => execLines(ctx, file)));
 
@@ -153,6 +158,7 @@ export const registerCore = (program: Command, app: App): void => {
         const until = parseAt(o.until, '--until');
         const to = until === undefined ? undefined : m.positionAt(until);
         for await (const e of store.read(m.stream, to === undefined ? {} : { to })) {
+          if (ctx.io.stdout.closed) break; // the reader has seen enough (`export | head`)
           ctx.out(`${JSON.stringify({ pos: e.pos, id: e.id, type: e.type, data: e.data, meta: e.meta })}\n`);
         }
       }),

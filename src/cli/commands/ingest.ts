@@ -1,4 +1,4 @@
-/** `ingest lspci|sysfs|dmesg FILE|-` and `verify` (SPEC §10; docs/ingest.md). */
+/** `ingest lspci|sysfs|dmesg FILE|-` and `verify` (docs/ingest.md). */
 import { Option, type Command } from 'commander';
 import {
   IngestError,

@@ -1,4 +1,4 @@
-/** Query commands (SPEC §8, §10): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
+/** Query commands (docs/model.md#verdicts): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
 import { FieldError, TWO_POW_64, canDmaAt, hex, parseDeviceId, parseU64, verdictJson, type DmaQuery } from '../../../domain/index.js';
 import { audit, auditCsv, auditJson, bisect, diffStates, explain, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
@@ -72,7 +72,7 @@ const verdictLine = (ctx: CliContext, q: DmaQuery, v: ReturnType<typeof canDmaAt
 export const registerQueries = (program: Command, app: App): void => {
   dmaOptions(program.command('can-dma'))
     .option('--at <pos|time>', 'as of this log position or time')
-    .description('can device D read/write address A (at log position N)? SPEC §8 canDma')
+    .description('can device D read/write address A (at log position N)? the verdict and its reason (docs/model.md#verdicts)')
     .action(
       app.action(async (ctx, o: DmaFlags) => {
         const q = dmaQuery(o);

@@ -1,10 +1,10 @@
 /**
- * `isogroup serve`: the audit dashboard and its HTTP API (SPEC §10), until SIGINT/SIGTERM.
+ * `isogroup serve`: the audit dashboard and its HTTP API (docs/dashboard.md), until SIGINT/SIGTERM.
  *
- * The bind address: SPEC §10 writes `serve [--host 127.0.0.1]`, but `--host NAME` is also the
+ * The bind address: the documented form is `serve [--host 127.0.0.1]`, but `--host NAME` is also the
  * global option naming the log host, and commander gives a global option its value wherever it
  * appears. So `serve` reads the command line itself: `--host` *after* `serve` is the bind address
- * (as the SPEC writes it), `--host` *before* `serve` is the log host shown first (the page's host
+ * (as documented), `--host` *before* `serve` is the log host shown first (the page's host
  * picker switches between hosts). `--bind ADDR` says the same without the ambiguity and is the
  * one to use for IPv6 addresses.
  */
@@ -73,7 +73,7 @@ export const registerServe = (program: Command, app: App, hooks: ServeHooks = {}
     .command('serve')
     .option('--port <n>', 'TCP port (0 picks a free one)', '7800')
     .option('--bind <addr>', 'address to listen on (default 127.0.0.1)')
-    .option('--host <addr>', 'after "serve": the address to listen on, like --bind (SPEC §10); before "serve" it names the log host')
+    .option('--host <addr>', 'after "serve": the address to listen on, like --bind; before "serve" it names the log host')
     .option('--bind-any', 'allow a non-loopback address (the dashboard has no TLS and no accounts)')
     .option('--token <T>', 'enable POST /api/commands for requests with "Authorization: Bearer T" (opens the store for writing; env ISOGROUP_TOKEN)')
     .description('the audit dashboard and its HTTP API (JSON + server-sent events), read-only unless --token; runs until Ctrl-C')

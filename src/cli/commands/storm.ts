@@ -1,6 +1,6 @@
 /**
  * `isogroup storm --seed S --steps N [--mix …] [--personality …]`: the test kit's hotplug storm
- * as JSON Lines of commands (SPEC §4), so `isogroup storm --seed 1 --steps 1000 | isogroup exec -`
+ * as JSON Lines of commands (docs/model.md#commands), so `isogroup storm --seed 1 --steps 1000 | isogroup exec -`
  * replays a reproducible random host. Pure output: it opens no store.
  */
 import type { Command } from 'commander';

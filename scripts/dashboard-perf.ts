@@ -3,7 +3,7 @@
  * builds the host once into a file log (cached: the engine takes a few minutes), serves it
  * read-only, drives Debian's chromium, and prints the timings docs/dashboard.md reports.
  *
- *   npm run build && node dist/test/server/perf.js [LOG] [--devices N] [--mappings N]
+ *   npm run report:dashboard-perf -- [LOG] [--devices N] [--mappings N]
  *
  * Not a jest test on purpose: timings depend on the machine; they are measured and written
  * down, not asserted.
@@ -11,11 +11,11 @@
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { createManager } from '../../src/manager.js';
-import { createServer } from '../../src/server/index.js';
-import { openFileStore } from '../../src/store/file.js';
-import { bigHostCommands } from './bighost.js';
-import { launch } from './browser.js';
+import { createManager } from '../src/manager.js';
+import { createServer } from '../src/server/index.js';
+import { openFileStore } from '../src/store/file.js';
+import { bigHostCommands } from '../test/server/bighost.js';
+import { launch } from '../test/server/browser.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: number): number => {
