@@ -10,6 +10,7 @@ import { FieldError, evolveAll, initialState, type Alert, type Command, type Sta
 import type { LogSource } from '../projections/log.js';
 import { decideEnvelopes, type ExecResult } from './engine.js';
 import { withRetry, type RetryPolicy } from './retry.js';
+import { createTimeline, type Timeline } from './timeline.js';
 import { ExpectedVersionConflictError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface ManagerOptions {
@@ -79,11 +80,7 @@ interface ManagerContext {
   conflicts: number;
   /** snapshots[i] is the state at pos i * every. */
   readonly snapshots: State[];
-  /** times[pos] is the entry's time in ms since the epoch. */
-  times: Float64Array;
-  /** The last distinct time parsed (entries of one group commit share their time). */
-  lastAt: string;
-  lastMs: number;
+  readonly timeline: Timeline;
   readonly events$: Subject<RecordedEvent>;
   readonly state$: BehaviorSubject<State>;
   readonly alerts$: Subject<Alert>;
@@ -105,9 +102,7 @@ export const createManager = (options: ManagerOptions): Manager => {
     state,
     conflicts: 0,
     snapshots: [state],
-    times: new Float64Array(1024),
-    lastAt: '',
-    lastMs: 0,
+    timeline: createTimeline(),
     events$: new Subject<RecordedEvent>(),
     state$: new BehaviorSubject<State>(state),
     alerts$: new Subject<Alert>(),
@@ -134,7 +129,7 @@ export const createManager = (options: ManagerOptions): Manager => {
     import: (events) => serial(ctx, () => importEvents(ctx, events)),
     stateAt: (at) => stateAt(ctx, at),
     positionAt: (at) => positionAt(ctx, at),
-    timeOf: (pos) => timeOf(ctx, pos),
+    timeOf: (pos) => ctx.timeline.timeOf(pos, ctx.state.pos),
     follow: () => ctx.store.subscribe({ stream: ctx.stream, onEvent: (e) => receive(ctx, e) }),
     receive: (e) => receive(ctx, e),
     close: () => close(ctx),
@@ -142,20 +137,6 @@ export const createManager = (options: ManagerOptions): Manager => {
 };
 
 // ---- reading the log ------------------------------------------------------------------------
-
-const noteTime = (ctx: ManagerContext, pos: number, at: string): void => {
-  if (pos >= ctx.times.length) {
-    const next = new Float64Array(Math.max(ctx.times.length * 2, pos + 1));
-    next.set(ctx.times);
-    ctx.times = next;
-  }
-  // Entries of one group commit share their time: parse each distinct time once.
-  if (at !== ctx.lastAt) {
-    ctx.lastAt = at;
-    ctx.lastMs = Date.parse(at);
-  }
-  ctx.times[pos] = ctx.lastMs;
-};
 
 /** Applies recorded events in order, cutting batches at snapshot boundaries. */
 const applyRecorded = (ctx: ManagerContext, all: readonly RecordedEvent[], publish: boolean): void => {
@@ -170,7 +151,7 @@ const applyRecorded = (ctx: ManagerContext, all: readonly RecordedEvent[], publi
     const batch = events.slice(i, j);
     const before = ctx.state.alerts.length;
     ctx.state = evolveAll(ctx.state, batch);
-    for (const e of batch) noteTime(ctx, e.pos, e.meta.at);
+    for (const e of batch) ctx.timeline.note(e.pos, e.meta.at);
     if (ctx.state.pos % every === 0) ctx.snapshots[ctx.state.pos / every] = ctx.state;
     if (publish) {
       for (const e of batch) ctx.events$.next(e);
@@ -189,7 +170,7 @@ const adopt = (ctx: ManagerContext, recorded: readonly RecordedEvent[], next: St
   if (!consecutive || crossesSnapshot) return applyRecorded(ctx, recorded, true);
   const before = ctx.state.alerts.length;
   ctx.state = next;
-  for (const e of recorded) noteTime(ctx, e.pos, e.meta.at);
+  for (const e of recorded) ctx.timeline.note(e.pos, e.meta.at);
   for (const e of recorded) ctx.events$.next(e);
   for (const a of ctx.state.alerts.slice(before)) ctx.alerts$.next(a);
   ctx.state$.next(ctx.state);
@@ -394,13 +375,8 @@ const positionAt = (ctx: ManagerContext, at: At): number => {
   if (typeof at === 'number') return Math.max(0, Math.min(at, pos));
   const t = Date.parse(at);
   if (Number.isNaN(t)) throw new Error(`at: ${JSON.stringify(at)} is neither a position nor an ISO time`);
-  let p = 0;
-  for (let i = 1; i <= pos; i++) if (ctx.times[i]! <= t) p = i;
-  return p;
+  return ctx.timeline.positionAt(t, pos);
 };
-
-const timeOf = (ctx: ManagerContext, pos: number): string | null =>
-  pos >= 1 && pos <= ctx.state.pos && ctx.times[pos] ? new Date(ctx.times[pos]!).toISOString() : null;
 
 const stateAt = async (ctx: ManagerContext, at: At | undefined): Promise<State> => {
   if (at === undefined) return ctx.state;
