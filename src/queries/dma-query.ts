@@ -101,6 +101,13 @@ export const parseQueryAt = (v: string | undefined, syntax: QuerySyntax, field =
   throw syntax.fail(`${syntax.name(field)}: ${shown(v, 60)} is neither a log position (e.g. 42) nor an ISO time (e.g. 2026-11-21T10:00:00Z)`);
 };
 
+/**
+ * Whether a question about a device is a DMA question (explain: a verdict's chain, not just the
+ * group membership): any DMA field makes it one, so a stray `access` or `pasid` without an `iova`
+ * is refused as incomplete rather than silently ignored.
+ */
+export const asksForVerdict = (text: DmaQueryText): boolean => [text.iova, text.length, text.access, text.pasid].some(present);
+
 /** Can `device` read/write `length` bytes at `iova` (with `pasid`)? Fields are checked in that order. */
 export const parseDmaQuery = (text: DmaQueryText, syntax: QuerySyntax): DmaQuery => {
   const device = parseQueryDevice(text.device, syntax);

@@ -8,7 +8,8 @@ import { canDmaAt, hex, verdictJson, type State } from '../../domain/index.js';
 import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whoCanReach, type Entry } from '../../projections/index.js';
 import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
-import { dmaQueryOf, reachQueryOf, type Params } from './params.js';
+import { asksForVerdict } from '../queries/index.js';
+import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js';
 import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
@@ -311,7 +312,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       method: 'GET',
       pattern: /^\/api\/explain$/,
       handler: async (r) => {
-        if (r.p.str('iova') !== undefined || r.p.str('access') !== undefined) return canDmaRoute(r, true);
+        if (asksForVerdict(dmaQueryText(r.p))) return canDmaRoute(r, true);
         const { h, s } = await stateOf(r);
         const x = await explain(s, h.manager.log, { device: r.p.device() });
         return { host: h.host, pos: s.pos, at: s.at, ...x };

@@ -9,6 +9,7 @@ import {
   parseQueryAt,
   parseQueryDevice,
   parseReachQuery,
+  type DmaQueryText,
   type QuerySyntax,
   type ReachQuery,
 } from '../queries/index.js';
@@ -85,8 +86,9 @@ export const params = (search: URLSearchParams): Params => {
 };
 
 /** The DMA question of `can-dma` / `explain`: device, iova, length, access, pasid. */
-export const dmaQueryOf = (p: Params): DmaQuery =>
-  parseDmaQuery({ device: p.str('device'), iova: p.str('iova'), length: p.str('length'), access: p.str('access'), pasid: p.str('pasid') }, apiSyntax);
+export const dmaQueryOf = (p: Params): DmaQuery => parseDmaQuery(dmaQueryText(p), apiSyntax);
+
+export const dmaQueryText = (p: Params): DmaQueryText => ({ device: p.str('device'), iova: p.str('iova'), length: p.str('length'), access: p.str('access'), pasid: p.str('pasid') });
 
 /** The question of `who-can`: pa, length, access. */
 export const reachQueryOf = (p: Params): ReachQuery => parseReachQuery({ pa: p.str('pa'), length: p.str('length'), access: p.str('access') }, apiSyntax);

@@ -1,6 +1,6 @@
 /** The one DMA-question parser: the CLI and the API differ only in how they spell a field. */
 import { describe, expect, test } from '@jest/globals';
-import { parseDmaQuery, parseQueryAt, parseReachQuery, type QuerySyntax } from '../../src/queries/index.js';
+import { asksForVerdict, parseDmaQuery, parseQueryAt, parseReachQuery, type QuerySyntax } from '../../src/queries/index.js';
 
 class Bad extends Error {}
 const cli: QuerySyntax = { name: (f) => `--${f}`, fail: (m) => new Bad(m) };
@@ -40,6 +40,13 @@ describe('parseDmaQuery', () => {
   test('domain parse errors name the field as the front end spells it', () => {
     expect(messageOf(() => parseDmaQuery({ device: 'nonsense id', iova: '0x0', access: 'r' }, cli))).toMatch(/^--device: /);
     expect(messageOf(() => parseDmaQuery({ device: GPU, iova: '-1', access: 'r' }, api))).toMatch(/^iova: must not be negative/);
+  });
+
+  test('explain: any DMA field makes it a verdict question (a stray one is refused, not ignored)', () => {
+    expect(asksForVerdict({ device: GPU })).toBe(false);
+    expect(asksForVerdict({ device: GPU, iova: '' })).toBe(false);
+    expect(asksForVerdict({ device: GPU, pasid: '1' })).toBe(true);
+    expect(messageOf(() => parseDmaQuery({ device: GPU, access: 'w' }, cli))).toBe('--iova is required');
   });
 
   test('a long bad value is cut short in the message', () => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { canDmaAt, hex, verdictJson, type DmaQuery } from '../../../domain/index.js';
 import { audit, auditCsv, auditJson, bisect, diffStates, explain, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
-import { parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
+import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
 import type { App } from '../program.js';
@@ -105,7 +105,7 @@ export const registerQueries = (program: Command, app: App): void => {
       app.action(async (ctx, o: DmaFlags) => {
         const m = await ctx.manager();
         const s = await m.stateAt(parseAt(o.at));
-        const q = o.iova !== undefined ? dmaQuery(o) : { device: device(o.device) };
+        const q = asksForVerdict(o) ? dmaQuery(o) : { device: device(o.device) };
         const x = await explain(s, m.log, q);
         if (ctx.json) return ctx.emit({ ...x, verdict: x.verdict ? verdictJson(x.verdict) : undefined });
         if (x.summary) ctx.out(`${x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
