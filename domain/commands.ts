@@ -15,11 +15,8 @@ import {
   type Range,
 } from './encoding.js';
 import { ACS_BITS, PCI_KINDS, REGION_KINDS, type Acs, type AcsBit, type PciInfo, type Region } from './state.js';
-
-export interface Actor {
-  readonly uid: number;
-  readonly comm?: string;
-}
+import type { Actor } from './envelope.js';
+export type { Actor } from './envelope.js';
 
 interface Base {
   readonly id?: string;

@@ -1,6 +1,7 @@
 export * from './encoding.js';
 export * from './state.js';
 export * from './events.js';
+export * from './envelope.js';
 export * from './commands.js';
 export * from './rules/index.js';
 export * from './intervalMap.js';

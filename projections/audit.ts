@@ -2,7 +2,7 @@
  * `audit`: the entries that touched a device, group, ctx, domain or uid in a time window, each as
  * one sentence plus the raw entry, refusals and alerts included; rendered as a table, JSON or CSV.
  */
-import type { Alert, State } from '../domain/index.js';
+import type { Actor, Alert, State } from '../domain/index.js';
 import type { LogSource } from './log.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
 
@@ -22,7 +22,7 @@ export interface AuditFilter {
 export interface AuditRow {
   readonly pos: number;
   readonly at: string;
-  readonly actor: { readonly uid: number; readonly comm?: string } | null;
+  readonly actor: Actor | null;
   readonly type: string;
   readonly sentence: string;
   readonly refused: boolean;

@@ -4,14 +4,14 @@
  * owner, the ctx and its VM, the domain and the attach, the maps behind each segment — each with
  * position, time, actor and one plain sentence.
  */
-import { canDmaAt, describeReason, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
+import { canDmaAt, describeReason, type Actor, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 import { entriesAt, type LogSource } from './log.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
 
 export interface ExplainStep {
   readonly pos: number;
   readonly at: string;
-  readonly actor: { readonly uid: number; readonly comm?: string } | null;
+  readonly actor: Actor | null;
   readonly type: string;
   readonly sentence: string;
 }

@@ -3,15 +3,11 @@
  * dashboard. Sentences use only the entry itself plus an optional lookup (which ctx owns a
  * domain), so they render the same at any point of the log.
  */
-import type { EventDataMap, EventType, GroupReason } from '../domain/index.js';
+import type { EventDataMap, EventType, GroupReason, LogEntry } from '../domain/index.js';
 import { describeReason } from '../domain/index.js';
 
-export interface Entry {
-  readonly pos: number;
-  readonly type: string;
-  readonly data: unknown;
-  readonly meta: { readonly at: string; readonly actor?: { readonly uid: number; readonly comm?: string }; readonly observed?: boolean };
-}
+/** A log entry as sentences read it: the envelope's reader view (every recorded event is one). */
+export type Entry = LogEntry;
 
 export interface SentenceContext {
   /** The ctx that owns a domain (null for kernel domains), if known. */

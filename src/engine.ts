@@ -4,8 +4,7 @@
  * manager wraps an engine with a store; the test kit uses one directly (no I/O).
  */
 import { randomUUID } from 'node:crypto';
-import { decide, evolveAll, initialState, type Command, type DomainEvent, type State } from '../domain/index.js';
-import type { Actor, NewEvent, RecordedEvent } from './store/types.js';
+import { decide, evolveAll, initialState, type Actor, type Command, type DomainEvent, type NewEvent, type RecordedEvent, type State, type UnidentifiedEvent } from '../domain/index.js';
 
 export interface ExecResult {
   readonly ok: boolean;
@@ -82,7 +81,7 @@ export interface Engine {
   readonly log: readonly RecordedEvent[];
   exec(command: Command | unknown): ExecResult;
   /** Appends observed events (import): never refused; rule breaks become alerts. */
-  observe(events: readonly Omit<NewEvent, 'id'>[] | readonly NewEvent[]): number[];
+  observe(events: readonly UnidentifiedEvent[] | readonly NewEvent[]): number[];
   /** Applies already-recorded envelopes (replay). */
   apply(events: readonly RecordedEvent[]): void;
 }

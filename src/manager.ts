@@ -6,9 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
-import { FieldError, evolveAll, initialState, type Alert, type Command, type State } from '../domain/index.js';
+import { FieldError, evolveAll, initialState, type Alert, type Command, type State, type UnidentifiedEvent } from '../domain/index.js';
 import type { LogSource } from '../projections/log.js';
 import { decideEnvelopes, type ExecResult } from './engine.js';
+import { withRetry, type RetryPolicy } from './retry.js';
+import { createTimeline, type Timeline } from './timeline.js';
 import { ExpectedVersionConflictError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface ManagerOptions {
@@ -47,7 +49,7 @@ export interface Manager {
   /** Many commands with group commit: decided in order, appended in batches. */
   execMany(commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]>;
   /** Appends observed events (never refused). Returns their positions. */
-  import(events: readonly Pick<NewEvent, 'type' | 'data' | 'meta'>[]): Promise<number[]>;
+  import(events: readonly UnidentifiedEvent[]): Promise<number[]>;
   /** The state as of a position or time. */
   stateAt(at: At | undefined): Promise<State>;
   /** Resolves a time to the position of the last entry at or before it. */
@@ -65,292 +67,331 @@ const BATCH = 1000;
 /** Replay applies this many entries per reducer batch (fewer batches: interval-map leaves are copied once per batch). */
 const LOAD_BATCH = 10_000;
 
+/** Everything one manager holds; the functions below take it explicitly. */
+interface ManagerContext {
+  readonly host: string;
+  readonly stream: string;
+  readonly store: EventStore;
+  readonly every: number;
+  readonly clock: () => Date;
+  readonly newId: () => string;
+  readonly retries: number;
+  state: State;
+  conflicts: number;
+  /** snapshots[i] is the state at pos i * every. */
+  readonly snapshots: State[];
+  readonly timeline: Timeline;
+  readonly events$: Subject<RecordedEvent>;
+  readonly state$: BehaviorSubject<State>;
+  readonly alerts$: Subject<Alert>;
+  /** The write in progress (writes run one at a time, see `serial`). */
+  tail: Promise<unknown>;
+}
+
 export const createManager = (options: ManagerOptions): Manager => {
   const host = options.host ?? 'local';
-  const stream = streamOfHost(host);
-  const store = options.store;
-  const every = Math.max(1, options.snapshotEvery ?? 10_000);
-  const clock = options.clock ?? (() => new Date());
-  const newId = options.newId ?? randomUUID;
-  const retries = options.retries ?? 5;
+  const state = initialState();
+  const ctx: ManagerContext = {
+    host,
+    stream: streamOfHost(host),
+    store: options.store,
+    every: Math.max(1, options.snapshotEvery ?? 10_000),
+    clock: options.clock ?? (() => new Date()),
+    newId: options.newId ?? randomUUID,
+    retries: options.retries ?? 5,
+    state,
+    conflicts: 0,
+    snapshots: [state],
+    timeline: createTimeline(),
+    events$: new Subject<RecordedEvent>(),
+    state$: new BehaviorSubject<State>(state),
+    alerts$: new Subject<Alert>(),
+    tail: Promise.resolve(),
+  };
+  return {
+    host,
+    stream: ctx.stream,
+    store: ctx.store,
+    every: ctx.every,
+    log: { read: (from, to) => ctx.store.read(ctx.stream, { from, to }) },
+    get state() {
+      return ctx.state;
+    },
+    get conflicts() {
+      return ctx.conflicts;
+    },
+    events$: ctx.events$.asObservable(),
+    state$: ctx.state$,
+    alerts$: ctx.alerts$.asObservable(),
+    load: (onProgress) => load(ctx, onProgress),
+    exec: (command) => serial(ctx, () => execCommand(ctx, command)),
+    execMany: (commands, onResult) => serial(ctx, () => execMany(ctx, commands, onResult)),
+    import: (events) => serial(ctx, () => importEvents(ctx, events)),
+    stateAt: (at) => stateAt(ctx, at),
+    positionAt: (at) => positionAt(ctx, at),
+    timeOf: (pos) => ctx.timeline.timeOf(pos, ctx.state.pos),
+    follow: () => ctx.store.subscribe({ stream: ctx.stream, onEvent: (e) => receive(ctx, e) }),
+    receive: (e) => receive(ctx, e),
+    close: () => close(ctx),
+  };
+};
 
-  let state = initialState();
-  let conflicts = 0;
-  const snapshots: State[] = [state]; // snapshots[i] is the state at pos i * every
-  let times = new Float64Array(1024);
-  const events$ = new Subject<RecordedEvent>();
-  const state$ = new BehaviorSubject<State>(state);
-  const alerts$ = new Subject<Alert>();
+// ---- reading the log ------------------------------------------------------------------------
 
-  let lastAt = '';
-  let lastMs = 0;
-  const noteTime = (pos: number, at: string): void => {
-    if (pos >= times.length) {
-      const next = new Float64Array(Math.max(times.length * 2, pos + 1));
-      next.set(times);
-      times = next;
+/** Applies recorded events in order, cutting batches at snapshot boundaries. */
+const applyRecorded = (ctx: ManagerContext, all: readonly RecordedEvent[], publish: boolean): void => {
+  const every = ctx.every;
+  // A live subscription and our own appends may both deliver an entry: apply each position once.
+  const events = all.length > 0 && all[0]!.pos <= ctx.state.pos ? all.filter((e) => e.pos > ctx.state.pos) : all;
+  let i = 0;
+  while (i < events.length) {
+    const first = events[i]!.pos;
+    const boundary = (Math.floor((first - 1) / every) + 1) * every;
+    const j = Math.min(events.length, i + Math.max(1, boundary - first + 1));
+    const batch = events.slice(i, j);
+    const before = ctx.state.alerts.length;
+    ctx.state = evolveAll(ctx.state, batch);
+    for (const e of batch) ctx.timeline.note(e.pos, e.meta.at);
+    if (ctx.state.pos % every === 0) ctx.snapshots[ctx.state.pos / every] = ctx.state;
+    if (publish) {
+      for (const e of batch) ctx.events$.next(e);
+      for (const a of ctx.state.alerts.slice(before)) ctx.alerts$.next(a);
     }
-    // Entries of one group commit share their time: parse each distinct time once.
-    if (at !== lastAt) {
-      lastAt = at;
-      lastMs = Date.parse(at);
+    i = j;
+  }
+  if (publish && events.length > 0) ctx.state$.next(ctx.state);
+};
+
+/** Adopts the decider's own next state when the events landed right after the current position. */
+const adopt = (ctx: ManagerContext, recorded: readonly RecordedEvent[], next: State): void => {
+  const pos = ctx.state.pos;
+  const consecutive = recorded.length > 0 && recorded[0]!.pos === pos + 1 && recorded.every((e, k) => e.pos === pos + 1 + k);
+  const crossesSnapshot = recorded.length > 0 && Math.floor(pos / ctx.every) !== Math.floor((pos + recorded.length) / ctx.every);
+  if (!consecutive || crossesSnapshot) return applyRecorded(ctx, recorded, true);
+  const before = ctx.state.alerts.length;
+  ctx.state = next;
+  for (const e of recorded) ctx.timeline.note(e.pos, e.meta.at);
+  for (const e of recorded) ctx.events$.next(e);
+  for (const a of ctx.state.alerts.slice(before)) ctx.alerts$.next(a);
+  ctx.state$.next(ctx.state);
+};
+
+/** An entry seen on a subscription: apply it if it is the next one, catch up if we missed some. */
+const receive = (ctx: ManagerContext, e: RecordedEvent): void => {
+  if (e.pos === ctx.state.pos + 1) applyRecorded(ctx, [e], true);
+  else if (e.pos > ctx.state.pos + 1) void load(ctx);
+};
+
+const load = async (ctx: ManagerContext, onProgress?: Progress): Promise<State> => {
+  const { store, stream } = ctx;
+  // A store that can stream a replay (lazy file reader) does not know the total before it has read it.
+  const total = store.replay ? 0 : await store.version(stream);
+  // A streaming replay reports how much of the log it has read: estimate the total from that.
+  let fraction = 0;
+  const estimate = (): number => {
+    const pos = ctx.state.pos;
+    return total > 0 ? total : fraction > 0 ? Math.max(pos, Math.round(pos / fraction)) : pos;
+  };
+  const from = ctx.state.pos + 1;
+  let buf: RecordedEvent[] = [];
+  for await (const e of store.replay ? store.replay(stream, from, (f) => (fraction = f)) : store.read(stream, { from })) {
+    buf.push(e);
+    if (buf.length >= LOAD_BATCH) {
+      applyRecorded(ctx, buf, false);
+      buf = [];
+      onProgress?.(ctx.state.pos, estimate());
     }
-    times[pos] = lastMs;
-  };
+  }
+  applyRecorded(ctx, buf, false);
+  onProgress?.(ctx.state.pos, Math.max(total, ctx.state.pos));
+  ctx.state$.next(ctx.state);
+  return ctx.state;
+};
 
-  /** Applies recorded events in order, cutting batches at snapshot boundaries. */
-  const applyRecorded = (all: readonly RecordedEvent[], publish: boolean): void => {
-    // A live subscription and our own appends may both deliver an entry: apply each position once.
-    const events = all.length > 0 && all[0]!.pos <= state.pos ? all.filter((e) => e.pos > state.pos) : all;
-    let i = 0;
-    while (i < events.length) {
-      const first = events[i]!.pos;
-      const boundary = (Math.floor((first - 1) / every) + 1) * every;
-      const j = Math.min(events.length, i + Math.max(1, boundary - first + 1));
-      const batch = events.slice(i, j);
-      const before = state.alerts.length;
-      state = evolveAll(state, batch);
-      for (const e of batch) noteTime(e.pos, e.meta.at);
-      if (state.pos % every === 0) snapshots[state.pos / every] = state;
-      if (publish) {
-        for (const e of batch) events$.next(e);
-        for (const a of state.alerts.slice(before)) alerts$.next(a);
-      }
-      i = j;
-    }
-    if (publish && events.length > 0) state$.next(state);
-  };
+// ---- writing ------------------------------------------------------------------------------
 
-  /** Adopts the decider's own next state when the events landed right after the current position. */
-  const adopt = (recorded: readonly RecordedEvent[], next: State): void => {
-    const consecutive = recorded.length > 0 && recorded[0]!.pos === state.pos + 1 && recorded.every((e, k) => e.pos === state.pos + 1 + k);
-    const crossesSnapshot = recorded.length > 0 && Math.floor(state.pos / every) !== Math.floor((state.pos + recorded.length) / every);
-    if (!consecutive || crossesSnapshot) return applyRecorded(recorded, true);
-    const before = state.alerts.length;
-    state = next;
-    for (const e of recorded) noteTime(e.pos, e.meta.at);
-    for (const e of recorded) events$.next(e);
-    for (const a of state.alerts.slice(before)) alerts$.next(a);
-    state$.next(state);
-  };
+/**
+ * One write at a time per manager: each exec/execMany/import decides against the state the
+ * previous one left. Without this, concurrent calls (an HTTP server's requests) decided against
+ * the same state and lost the append race to each other, ending in ECONFLICT with no other writer.
+ */
+const serial = <T>(ctx: ManagerContext, fn: () => Promise<T>): Promise<T> => {
+  const run = ctx.tail.then(fn, fn);
+  ctx.tail = run.catch(() => undefined);
+  return run;
+};
 
-  /** An entry seen on a subscription: apply it if it is the next one, catch up if we missed some. */
-  const receive = (e: RecordedEvent): void => {
-    if (e.pos === state.pos + 1) applyRecorded([e], true);
-    else if (e.pos > state.pos + 1) void load();
-  };
+const isConflict = (error: unknown): boolean => error instanceof ExpectedVersionConflictError;
 
-  const load = async (onProgress?: Progress): Promise<State> => {
-    // A store that can stream a replay (lazy file reader) does not know the total before it has read it.
-    const total = store.replay ? 0 : await store.version(stream);
-    // A streaming replay reports how much of the log it has read: estimate the total from that.
-    let fraction = 0;
-    const estimate = (): number => (total > 0 ? total : fraction > 0 ? Math.max(state.pos, Math.round(state.pos / fraction)) : state.pos);
-    let buf: RecordedEvent[] = [];
-    for await (const e of store.replay ? store.replay(stream, state.pos + 1, (f) => (fraction = f)) : store.read(stream, { from: state.pos + 1 })) {
-      buf.push(e);
-      if (buf.length >= LOAD_BATCH) {
-        applyRecorded(buf, false);
-        buf = [];
-        onProgress?.(state.pos, estimate());
-      }
-    }
-    applyRecorded(buf, false);
-    onProgress?.(state.pos, Math.max(total, state.pos));
-    state$.next(state);
-    return state;
-  };
+/** Re-read what another writer appended, so the next try decides against it. */
+const rereadPolicy = (ctx: ManagerContext): RetryPolicy => ({ attempts: ctx.retries, retryable: isConflict, beforeRetry: () => load(ctx).then(() => undefined) });
 
-  const appendWithRetry = async <T>(attempt: () => { envelopes: NewEvent[]; done: (recorded: RecordedEvent[]) => T; conflict: () => T }): Promise<T> => {
-    for (let tries = 0; ; tries++) {
+/** One try of a decided write: the envelopes to append and what to make of the recorded entries. */
+interface WriteTry<T> {
+  readonly envelopes: NewEvent[];
+  readonly done: (recorded: RecordedEvent[]) => T;
+}
+
+/** Decides (via `attempt`) and appends at the current version; on a conflict re-reads and decides again. */
+const appendDecided = async <T>(ctx: ManagerContext, attempt: () => WriteTry<T>, onConflict: () => T): Promise<T> => {
+  try {
+    return await withRetry(async () => {
       const a = attempt();
       if (a.envelopes.length === 0) return a.done([]);
       try {
-        const r = await store.append(stream, a.envelopes, { expectedVersion: state.pos });
+        const r = await ctx.store.append(ctx.stream, a.envelopes, { expectedVersion: ctx.state.pos });
         return a.done([...r.events]);
       } catch (err) {
-        if (!(err instanceof ExpectedVersionConflictError)) throw err;
-        conflicts++;
-        if (tries + 1 >= retries) return a.conflict();
-        await load(); // another writer got there first: re-read, re-decide
+        if (isConflict(err)) ctx.conflicts++;
+        throw err;
       }
-    }
-  };
+    }, rereadPolicy(ctx));
+  } catch (err) {
+    if (isConflict(err)) return onConflict();
+    throw err;
+  }
+};
 
-  const conflictResult = (): ExecResult => ({
-    ok: false,
-    pos: [],
-    events: [],
-    status: 'ECONFLICT',
-    message: `another writer kept appending to ${stream}; gave up after ${retries} attempts (nothing was written)`,
-  });
+const conflictResult = (ctx: ManagerContext): ExecResult => ({
+  ok: false,
+  pos: [],
+  events: [],
+  status: 'ECONFLICT',
+  message: `another writer kept appending to ${ctx.stream}; gave up after ${ctx.retries} attempts (nothing was written)`,
+});
 
-  /**
-   * One write at a time per manager: each exec/execMany/import decides against the state the
-   * previous one left. Without this, concurrent calls (an HTTP server's requests) decided against
-   * the same state and lost the append race to each other, ending in ECONFLICT with no other writer.
-   */
-  let tail: Promise<unknown> = Promise.resolve();
-  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
-    const run = tail.then(fn, fn);
-    tail = run.catch(() => undefined);
-    return run;
-  };
+const execCommand = (ctx: ManagerContext, command: unknown): Promise<ExecResult> =>
+  appendDecided(
+    ctx,
+    () => {
+      const d = decideEnvelopes(ctx.state, command, { host: ctx.host, now: ctx.clock(), newId: ctx.newId });
+      return {
+        envelopes: d.envelopes,
+        done: (recorded) => {
+          adopt(ctx, recorded, d.next);
+          return { ...d.result, pos: recorded.map((e) => e.pos) };
+        },
+      };
+    },
+    () => conflictResult(ctx),
+  );
 
-  const exec = (command: unknown): Promise<ExecResult> =>
-    serial(() =>
-      appendWithRetry(() => {
-        const d = decideEnvelopes(state, command, { host, now: clock(), newId });
-        return {
-          envelopes: d.envelopes,
-          done: (recorded) => {
-            adopt(recorded, d.next);
-            return { ...d.result, pos: recorded.map((e) => e.pos) };
-          },
-          conflict: conflictResult,
-        };
-      }),
-    );
-
-  const execMany = async (commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]> => {
-    const out: ExecResult[] = [];
-    let pending: unknown[] = [];
-    const flush = async (): Promise<void> => {
-      if (pending.length === 0) return;
-      const cmds = pending;
-      pending = [];
-      const results = await appendWithRetry(() => {
-        let s = state;
-        const envelopes: NewEvent[] = [];
-        const partial: { result: Omit<ExecResult, 'pos'>; count: number }[] = [];
-        const now = clock();
-        for (const c of cmds) {
-          const d = decideEnvelopes(s, c, { host, now, newId });
-          envelopes.push(...d.envelopes);
-          partial.push({ result: d.result, count: d.envelopes.length });
-          s = d.next;
-        }
-        return {
-          envelopes,
-          done: (recorded) => {
-            adopt(recorded, s);
-            let k = 0;
-            return partial.map((p) => {
-              const pos = recorded.slice(k, k + p.count).map((e) => e.pos);
-              k += p.count;
-              return { ...p.result, pos };
-            });
-          },
-          conflict: () => cmds.map(conflictResult),
-        };
-      });
-      for (const r of results) {
-        onResult?.(r, out.length);
-        out.push(r);
-      }
-    };
-    for (const c of commands) {
-      pending.push(c);
-      if (pending.length >= BATCH) await flush();
-    }
-    await flush();
-    return out;
-  };
-
-  const importEvents = async (events: readonly Pick<NewEvent, 'type' | 'data' | 'meta'>[]): Promise<number[]> => {
-    if (events.length === 0) return [];
-    const envelopes: NewEvent[] = events.map((e) => ({
-      id: (e as Partial<NewEvent>).id ?? newId(),
-      type: e.type,
-      data: e.data,
-      meta: { ...e.meta, at: e.meta?.at ?? clock().toISOString(), actor: e.meta?.actor ?? { uid: 0 }, host, observed: true },
-    }));
-    for (let tries = 0; ; tries++) {
-      // Nothing goes into the log that the reducer cannot apply: such an event would make every
-      // later load of the log fail. The trial run's state is adopted when the append lands.
-      const next = dryRun(envelopes);
-      try {
-        const r = await store.append(stream, envelopes, { expectedVersion: state.pos });
-        // An idempotent retry (ids already in the stream) gives back entries that are applied already.
-        const fresh = r.events.filter((e) => e.pos > state.pos);
-        if (fresh.length === envelopes.length) adopt(fresh, next);
-        else applyRecorded(fresh, true);
-        return r.events.map((e) => e.pos);
-      } catch (err) {
-        if (!(err instanceof ExpectedVersionConflictError) || tries + 1 >= retries) throw err;
-        await load();
-      }
-    }
-  };
-
-  /** The state after `envelopes`, or a FieldError naming the first one the reducer cannot apply. */
-  const dryRun = (envelopes: readonly NewEvent[]): State => {
-    const at = (i: number): RecordedEvent => ({ ...envelopes[i]!, pos: state.pos + i + 1 });
-    try {
-      return evolveAll(state, envelopes.map((_, i) => at(i)));
-    } catch {
-      let s = state;
-      for (let i = 0; i < envelopes.length; i++) {
-        try {
-          s = evolveAll(s, [at(i)]);
-        } catch (err) {
-          throw new FieldError(`events[${i}]`, `${envelopes[i]!.type} cannot be applied (${(err as Error).message}); nothing was imported`);
-        }
-      }
-      throw new FieldError('events', 'cannot be applied; nothing was imported');
-    }
-  };
-
-  const positionAt = (at: At): number => {
-    if (typeof at === 'number') return Math.max(0, Math.min(at, state.pos));
-    const t = Date.parse(at);
-    if (Number.isNaN(t)) throw new Error(`at: ${JSON.stringify(at)} is neither a position nor an ISO time`);
-    let p = 0;
-    for (let i = 1; i <= state.pos; i++) if (times[i]! <= t) p = i;
-    return p;
-  };
-
-  const stateAt = async (at: At | undefined): Promise<State> => {
-    if (at === undefined) return state;
-    const target = positionAt(at);
-    if (target >= state.pos) return state;
-    const k = Math.floor(target / every);
-    let s = snapshots[k] ?? initialState();
-    if (s.pos === target) return s;
-    const batch: RecordedEvent[] = [];
-    for await (const e of store.read(stream, { from: s.pos + 1, to: target })) batch.push(e);
-    s = evolveAll(s, batch);
-    return s;
-  };
-
+/** Decides a batch of commands in order against one state and appends them as one group commit. */
+const decideBatch = (ctx: ManagerContext, cmds: readonly unknown[]): WriteTry<ExecResult[]> => {
+  let s = ctx.state;
+  const envelopes: NewEvent[] = [];
+  const partial: { result: Omit<ExecResult, 'pos'>; count: number }[] = [];
+  const now = ctx.clock();
+  for (const c of cmds) {
+    const d = decideEnvelopes(s, c, { host: ctx.host, now, newId: ctx.newId });
+    envelopes.push(...d.envelopes);
+    partial.push({ result: d.result, count: d.envelopes.length });
+    s = d.next;
+  }
   return {
-    host,
-    stream,
-    store,
-    every,
-    log: { read: (from, to) => store.read(stream, { from, to }) },
-    get state() {
-      return state;
-    },
-    get conflicts() {
-      return conflicts;
-    },
-    events$: events$.asObservable(),
-    state$,
-    alerts$: alerts$.asObservable(),
-    load,
-    exec,
-    execMany: (commands, onResult) => serial(() => execMany(commands, onResult)),
-    import: (events) => serial(() => importEvents(events)),
-    stateAt,
-    positionAt,
-    timeOf: (pos) => (pos >= 1 && pos <= state.pos && times[pos] ? new Date(times[pos]!).toISOString() : null),
-    follow: () => store.subscribe({ stream, onEvent: receive }),
-    receive,
-    close: async () => {
-      events$.complete();
-      alerts$.complete();
-      state$.complete();
+    envelopes,
+    done: (recorded) => {
+      adopt(ctx, recorded, s);
+      let k = 0;
+      return partial.map((p) => {
+        const pos = recorded.slice(k, k + p.count).map((e) => e.pos);
+        k += p.count;
+        return { ...p.result, pos };
+      });
     },
   };
+};
+
+const execMany = async (ctx: ManagerContext, commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]> => {
+  const out: ExecResult[] = [];
+  let pending: unknown[] = [];
+  const flush = async (): Promise<void> => {
+    if (pending.length === 0) return;
+    const cmds = pending;
+    pending = [];
+    const results = await appendDecided(
+      ctx,
+      () => decideBatch(ctx, cmds),
+      () => cmds.map(() => conflictResult(ctx)),
+    );
+    for (const r of results) {
+      onResult?.(r, out.length);
+      out.push(r);
+    }
+  };
+  for (const c of commands) {
+    pending.push(c);
+    if (pending.length >= BATCH) await flush();
+  }
+  await flush();
+  return out;
+};
+
+const importEvents = async (ctx: ManagerContext, events: readonly UnidentifiedEvent[]): Promise<number[]> => {
+  if (events.length === 0) return [];
+  const envelopes: NewEvent[] = events.map((e) => ({
+    id: (e as Partial<NewEvent>).id ?? ctx.newId(),
+    type: e.type,
+    data: e.data,
+    meta: { ...e.meta, at: e.meta?.at ?? ctx.clock().toISOString(), actor: e.meta?.actor ?? { uid: 0 }, host: ctx.host, observed: true },
+  }));
+  // Observed events are not re-decided: a conflict re-reads and appends the same envelopes after it
+  // (and, unlike exec, is not counted in `conflicts`, and is thrown when the tries run out).
+  return withRetry(async () => {
+    // Nothing goes into the log that the reducer cannot apply: such an event would make every
+    // later load of the log fail. The trial run's state is adopted when the append lands.
+    const next = dryRun(ctx.state, envelopes);
+    const r = await ctx.store.append(ctx.stream, envelopes, { expectedVersion: ctx.state.pos });
+    // An idempotent retry (ids already in the stream) gives back entries that are applied already.
+    const fresh = r.events.filter((e) => e.pos > ctx.state.pos);
+    if (fresh.length === envelopes.length) adopt(ctx, fresh, next);
+    else applyRecorded(ctx, fresh, true);
+    return r.events.map((e) => e.pos);
+  }, rereadPolicy(ctx));
+};
+
+/** The state after `envelopes`, or a FieldError naming the first one the reducer cannot apply. */
+const dryRun = (state: State, envelopes: readonly NewEvent[]): State => {
+  const at = (i: number): RecordedEvent => ({ ...envelopes[i]!, pos: state.pos + i + 1 });
+  try {
+    return evolveAll(state, envelopes.map((_, i) => at(i)));
+  } catch {
+    let s = state;
+    for (let i = 0; i < envelopes.length; i++) {
+      try {
+        s = evolveAll(s, [at(i)]);
+      } catch (err) {
+        throw new FieldError(`events[${i}]`, `${envelopes[i]!.type} cannot be applied (${(err as Error).message}); nothing was imported`);
+      }
+    }
+    throw new FieldError('events', 'cannot be applied; nothing was imported');
+  }
+};
+
+// ---- time travel ----------------------------------------------------------------------------
+
+const positionAt = (ctx: ManagerContext, at: At): number => {
+  const pos = ctx.state.pos;
+  if (typeof at === 'number') return Math.max(0, Math.min(at, pos));
+  const t = Date.parse(at);
+  if (Number.isNaN(t)) throw new Error(`at: ${JSON.stringify(at)} is neither a position nor an ISO time`);
+  return ctx.timeline.positionAt(t, pos);
+};
+
+const stateAt = async (ctx: ManagerContext, at: At | undefined): Promise<State> => {
+  if (at === undefined) return ctx.state;
+  const target = positionAt(ctx, at);
+  if (target >= ctx.state.pos) return ctx.state;
+  let s = ctx.snapshots[Math.floor(target / ctx.every)] ?? initialState();
+  if (s.pos === target) return s;
+  const batch: RecordedEvent[] = [];
+  for await (const e of ctx.store.read(ctx.stream, { from: s.pos + 1, to: target })) batch.push(e);
+  s = evolveAll(s, batch);
+  return s;
+};
+
+const close = async (ctx: ManagerContext): Promise<void> => {
+  ctx.events$.complete();
+  ctx.alerts$.complete();
+  ctx.state$.complete();
 };

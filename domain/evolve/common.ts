@@ -4,18 +4,14 @@
  */
 import type { Draft } from 'immer';
 import { parseU64 } from '../encoding.js';
+import type { LogEntry } from '../envelope.js';
 import type { EventDataMap, EventType, RegionJson } from '../events.js';
 import type { IntervalMap } from '../intervalMap.js';
 import type { Alert, AlertKind, Device, Group, Region, State } from '../state.js';
 import { fz, type Batch } from './batch.js';
 
-/** What the reducer needs of an envelope. */
-export interface EvolveEvent {
-  readonly pos: number;
-  readonly type: string;
-  readonly data: unknown;
-  readonly meta: { readonly at: string; readonly observed?: boolean };
-}
+/** What the reducer reads of an envelope: the log entry view of the one envelope type. */
+export type EvolveEvent = LogEntry;
 
 export type S = Draft<State>;
 

@@ -3,6 +3,7 @@
  * open the host's manager (loaded from the log, with a progress bar on long replays).
  */
 import { createManager, type At, type Manager } from '../manager.js';
+import { parseQueryAt, type QuerySyntax } from '../queries/index.js';
 import { openStore, redactUrl, resolveStoreUrl } from '../store/open.js';
 import type { EventStore } from '../store/types.js';
 import { CliError, paint, progressBar, type Io, type Paint } from './io.js';
@@ -74,10 +75,8 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
   return ctx;
 };
 
-/** Parses `--at` / `--until`: a position (integer) or an ISO time. */
-export const parseAt = (value: string | undefined, flag = '--at'): At | undefined => {
-  if (value === undefined) return undefined;
-  if (/^\d+$/.test(value)) return Number(value);
-  if (!Number.isNaN(Date.parse(value))) return new Date(Date.parse(value)).toISOString();
-  throw new CliError(`${flag}: ${JSON.stringify(value)} is neither a log position (e.g. 42) nor an ISO time (e.g. 2026-11-21T10:00:00Z)`);
-};
+/** CLI flags in the shared query rules: spelled `--name`, a bad value is a usage error (exit 2). */
+export const cliSyntax: QuerySyntax = { name: (field) => `--${field}`, fail: (message) => new CliError(message) };
+
+/** Parses `--at` / `--until` / `--from` / `--to`: a log position or an ISO time (`live`: the latest state). */
+export const parseAt = (value: string | undefined, flag = '--at'): At | undefined => parseQueryAt(value, cliSyntax, flag.replace(/^--/, ''));

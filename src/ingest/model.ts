@@ -8,29 +8,22 @@
  * sources cannot drift apart. docs/ingest.md states the rules in prose.
  */
 import { isPciHostBridgeId, pciSlotOf, parsePciFunction } from '../../domain/encoding.js';
+import type { Actor, EventMeta, UnidentifiedEvent } from '../../domain/envelope.js';
 import type { RegionJson } from '../../domain/events.js';
 import { isManagedDriver } from '../../domain/commands.js';
 import type { Acs, PciKind } from '../../domain/state.js';
 
-/** An observed event as an ingester emits it: no `pos`, no `id` (the store assigns them). */
-export interface IngestEvent {
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  readonly meta: IngestMeta;
-}
+/** An observed event as an ingester emits it: the envelope without `pos` and `id` (the store assigns them). */
+export type IngestEvent = UnidentifiedEvent<IngestMeta>;
 
-export interface IngestMeta {
-  /** Ingest time, or the wall-clock time the input line carried. */
-  readonly at: string;
-  readonly actor: { readonly uid: number; readonly comm?: string };
-  readonly host: string;
+/** The envelope's metadata (`at`: ingest time, or the wall-clock time the input line carried), always observed. */
+export interface IngestMeta extends EventMeta {
   readonly observed: true;
   /** Which ingester produced it, and from which input line (0: not from a line). */
   readonly source: 'lspci' | 'sysfs' | 'dmesg';
   readonly line?: number;
   /** dmesg: the `[   12.345678]` seconds-since-boot stamp, verbatim. */
   readonly kernelTime?: string;
-  readonly [extra: string]: unknown;
 }
 
 export interface IngestResult {
@@ -62,7 +55,7 @@ export interface IngestOptions {
   /** meta.at of every event without its own wall-clock time (default: now). */
   readonly at?: string;
   readonly host?: string;
-  readonly actor?: { readonly uid: number; readonly comm?: string };
+  readonly actor?: Actor;
   /** Name of the synthetic IOMMU instance that translates every grouped device. */
   readonly iommu?: string;
   readonly isolation?: Isolation;

@@ -9,6 +9,7 @@
  * devices claim an isolation the hardware does not provide (`isolationDiff`).
  */
 import { describeReason } from '../../domain/rules/index.js';
+import type { EventMeta, NewEvent } from '../../domain/envelope.js';
 import type { Device, State } from '../../domain/state.js';
 import { createEngine } from '../engine.js';
 
@@ -171,11 +172,7 @@ export const formatVerify = (r: VerifyReport): string => {
 };
 
 /** What an event looks like to the re-derivations below (a log entry or an ingest event). */
-export interface LoggedEvent {
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  readonly meta: { readonly at: string; readonly [k: string]: unknown };
-}
+export type LoggedEvent = Pick<NewEvent, 'type' | 'data'> & { readonly meta: Pick<EventMeta, 'at'> & { readonly [k: string]: unknown } };
 
 /** Groups the kernel reported in dmesg (`KernelMessage` notes of kind iommu-group), last one wins. */
 export const kernelGroupsFromLog = (events: Iterable<LoggedEvent>): Map<string, number> => {
@@ -218,7 +215,7 @@ export const withoutOverride = (events: readonly LoggedEvent[]): LoggedEvent[] =
 
 const derive = (events: readonly LoggedEvent[]): State => {
   const engine = createEngine({ keepLog: false });
-  engine.observe(events.map((e) => ({ type: e.type, data: e.data, meta: { ...e.meta, actor: { uid: 0 }, host: 'verify' } as never })));
+  engine.observe(events.map((e) => ({ type: e.type, data: e.data, meta: { ...e.meta, actor: { uid: 0 }, host: 'verify' } })));
   return engine.state;
 };
 

@@ -4,11 +4,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
-import { canDmaAt, hex, verdictJson, type DmaQuery, type State } from '../../domain/index.js';
+import { canDmaAt, hex, verdictJson, type State } from '../../domain/index.js';
 import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whoCanReach, type Entry } from '../../projections/index.js';
 import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
-import { dmaLength, type Params } from './params.js';
+import { asksForVerdict } from '../queries/index.js';
+import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js';
 import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
@@ -139,10 +140,8 @@ const logRoute: Handler = async (r) => {
 const canDmaRoute = async (r: ApiRequest, withChain: boolean): Promise<unknown> => {
   const { h, s } = await stateOf(r);
   const p = r.p;
-  const device = p.device();
-  const iova = p.u64('iova');
-  const q: DmaQuery = { device, iova, length: dmaLength(p, iova), access: p.access(), pasid: p.pasid() };
-  const query = { device, iova: hex(iova), length: hex(q.length!), access: q.access, pasid: q.pasid ?? null };
+  const q = dmaQueryOf(p);
+  const query = { device: q.device, iova: hex(q.iova), length: hex(q.length!), access: q.access, pasid: q.pasid ?? null };
   if (!withChain) return { host: h.host, pos: s.pos, at: s.at, query, ...verdictJson(canDmaAt(s, q)) };
   const x = await explain(s, h.manager.log, q);
   return {
@@ -303,10 +302,9 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       pattern: /^\/api\/who-can$/,
       handler: async (r) => {
         const { h, s } = await stateOf(r);
-        const pa = r.p.u64('pa');
-        const length = dmaLength(r.p, pa);
+        const { pa, length, access } = reachQueryOf(r.p);
         const limit = r.p.int('limit', 1000, 1, 100_000);
-        const rows = whoCanReach(s, { pa, length, access: r.p.access() });
+        const rows = whoCanReach(s, { pa, length, access });
         return { host: h.host, pos: s.pos, pa: hex(pa), length: hex(length), total: rows.length, truncated: rows.length > limit, reachers: rows.slice(0, limit).map(reacherJson) };
       },
     },
@@ -314,7 +312,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       method: 'GET',
       pattern: /^\/api\/explain$/,
       handler: async (r) => {
-        if (r.p.str('iova') !== undefined || r.p.str('access') !== undefined) return canDmaRoute(r, true);
+        if (asksForVerdict(dmaQueryText(r.p))) return canDmaRoute(r, true);
         const { h, s } = await stateOf(r);
         const x = await explain(s, h.manager.log, { device: r.p.device() });
         return { host: h.host, pos: s.pos, at: s.at, ...x };

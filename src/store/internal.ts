@@ -10,6 +10,7 @@ import type {
   Subscription,
 } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';
+import { createBackoff } from '../retry.js';
 
 /** Throws `ExpectedVersionConflictError` unless `actual` satisfies `expected` (undefined = 'any'). */
 export const assertExpectedVersion = (
@@ -87,17 +88,7 @@ export const deepFreeze = <T>(value: T): T => {
   return value;
 };
 
-export const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+export { sleep } from '../retry.js';
 
 /** A level-triggered wake-up: `wait` resolves on the next `notify`, after `ms`, or on abort. */
 export interface Wakeup {
@@ -161,8 +152,7 @@ export const startPullSubscription = (
   options: SubscribeOptions,
   retry: PullRetryOptions = {},
 ): Subscription => {
-  const retries = retry.retries ?? 5;
-  const backoffMs = retry.backoffMs ?? 100;
+  const backoff = createBackoff({ retries: retry.retries ?? 5, baseMs: retry.backoffMs ?? 100 });
   const abort = new AbortController();
   let inHandler = false;
   let caught = false;
@@ -184,17 +174,14 @@ export const startPullSubscription = (
 
   const loop = (async (): Promise<void> => {
     let cursor = options.after;
-    let failures = 0;
     while (!abort.signal.aborted) {
       let batch: PullBatch;
       try {
         batch = await source.fetch(cursor);
-        failures = 0;
+        backoff.succeeded();
       } catch (error) {
         if (abort.signal.aborted) return;
-        failures += 1;
-        if (failures > retries) return fail(asError(error));
-        await sleep(backoffMs * 2 ** (failures - 1), abort.signal);
+        if (!(await backoff.failed(abort.signal))) return fail(asError(error));
         continue;
       }
       for (const event of batch.events) {

@@ -10,9 +10,10 @@
  */
 import type { Pool, PoolClient, Client as PgClient, QueryResultRow } from 'pg';
 import { ensureSchema, loadPg, parseTarget, quote, unreachable } from './postgres-schema.js';
-import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, ReadOptions, RecordedEvent, Subscription } from './types.js';
+import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, ReadOptions, RecordedEvent, SubscribeOptions, Subscription } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';
 import type { PullBatch, PullSource } from './internal.js';
+import { withRetry } from '../retry.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
@@ -64,11 +65,29 @@ const toRecord = (row: QueryResultRow): RecordedEvent => ({
 
 const isUniqueViolation = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === '23505';
 
+/** Everything one open PostgreSQL store holds; the functions below take it explicitly. */
+interface PgStore {
+  readonly pg: Awaited<ReturnType<typeof loadPg>>;
+  readonly connectionString: string;
+  readonly pool: Pool;
+  readonly pollMs: number;
+  readonly batchSize: number;
+  readonly horizonWaitMs: number;
+  readonly warn: (message: string) => void;
+  /** Qualified table names and the NOTIFY channel of the store's schema. */
+  readonly events: string;
+  readonly streamsTable: string;
+  readonly channel: string;
+  readonly wakeup: ReturnType<typeof createWakeup>;
+  /** Bumped on every NOTIFY: a subscriber that saw this generation has nothing new to expect. */
+  generation: number;
+  listener: PgClient | undefined;
+  readonly subscriptions: Set<Subscription>;
+  closed: boolean;
+}
+
 export const openPostgresStore = async (url: string, options: PostgresStoreOptions = {}): Promise<EventStore> => {
   const target = parseTarget(url);
-  const pollMs = options.pollMs ?? 50;
-  const batchSize = options.batchSize ?? 500;
-  const horizonWaitMs = options.horizonWaitMs ?? 10_000;
   const warn = options.warn ?? ((m: string) => void process.stderr.write(`isogroup: warning: ${m}\n`));
   const pg = await loadPg();
   const pool = new pg.Pool({ connectionString: target.connectionString, max: 10 });
@@ -80,250 +99,267 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     await pool.end().catch(() => undefined);
     throw unreachable(url, error);
   }
-
   const s = quote(target.schema);
-  const events = `${s}.isogroup_events`;
-  const streamsTable = `${s}.isogroup_streams`;
-  const channel = `isogroup_${target.schema}`.slice(0, 63);
-  const wakeup = createWakeup();
-  let generation = 0;
-  let listener: PgClient | undefined;
-  const subscriptions = new Set<Subscription>();
-  let closed = false;
-
-  /** NOTIFY is only a hint that makes caught-up subscribers poll now; polling alone is correct. */
-  const listen = async (): Promise<void> => {
-    if (listener || closed) return;
-    const client = new pg.Client({ connectionString: target.connectionString });
-    listener = client;
-    client.on('notification', () => {
-      generation += 1;
-      wakeup.notify();
-    });
-    client.on('error', () => {
-      if (listener === client) listener = undefined;
-      void client.end().catch(() => undefined);
-    });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${quote(channel)}`);
-    } catch {
-      if (listener === client) listener = undefined;
-      await client.end().catch(() => undefined);
-    }
+  const ctx: PgStore = {
+    pg,
+    connectionString: target.connectionString,
+    pool,
+    pollMs: options.pollMs ?? 50,
+    batchSize: options.batchSize ?? 500,
+    horizonWaitMs: options.horizonWaitMs ?? 10_000,
+    warn,
+    events: `${s}.isogroup_events`,
+    streamsTable: `${s}.isogroup_streams`,
+    channel: `isogroup_${target.schema}`.slice(0, 63),
+    wakeup: createWakeup(),
+    generation: 0,
+    listener: undefined,
+    subscriptions: new Set(),
+    closed: false,
   };
-
-  const versionIn = async (db: Pool | PoolClient, stream: string): Promise<number> => {
-    const { rows } = await db.query(`SELECT version::text AS v FROM ${streamsTable} WHERE stream = $1`, [stream]);
-    return rows.length === 0 ? 0 : Number(rows[0].v);
-  };
-
-  /** One attempt, in one transaction. Returns undefined when the attempt must be retried. */
-  const tryAppend = async (
-    stream: string,
-    batch: readonly NewEvent[],
-    payload: string,
-    options: AppendOptions,
-  ): Promise<AppendResult> => {
-    const expected = options.expectedVersion;
-    const k = batch.length;
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      if (k > 0) {
-        const { rows } = await client.query(
-          `SELECT ${COLUMNS} FROM ${events} WHERE stream = $1 AND event_id = ANY($2::text[]) ORDER BY pos`,
-          [stream, batch.map((e) => e.id)],
-        );
-        if (rows.length > 0) {
-          const found = new Map(rows.map((r) => [r.event_id as string, toRecord(r)]));
-          const actual = await versionIn(client, stream);
-          await client.query('ROLLBACK');
-          // Some ids present: a retry (all of them) or a conflict (checkRetry throws).
-          const retry = checkRetry(stream, batch, (id) => found.get(id), expected, actual);
-          return { nextExpectedVersion: actual, events: retry.kind === 'retry' ? retry.events : [] };
-        }
-      }
-      let after: number | undefined;
-      if (k === 0) {
-        const actual = await versionIn(client, stream);
-        await client.query('ROLLBACK');
-        assertExpectedVersion(stream, expected, actual);
-        return { nextExpectedVersion: actual, events: [] };
-      } else if (expected === undefined || expected === 'any') {
-        const { rows } = await client.query(
-          `INSERT INTO ${streamsTable} AS t (stream, version) VALUES ($1, $2) ON CONFLICT (stream)
-           DO UPDATE SET version = t.version + EXCLUDED.version, updated = now() RETURNING version::text AS v`,
-          [stream, k],
-        );
-        after = Number(rows[0].v);
-      } else if (expected === 'no-stream' || expected === 0) {
-        const { rows } = await client.query(
-          `INSERT INTO ${streamsTable} (stream, version) VALUES ($1, $2) ON CONFLICT (stream) DO NOTHING RETURNING version::text AS v`,
-          [stream, k],
-        );
-        if (rows.length === 1) after = k;
-      } else if (expected === 'stream-exists') {
-        const { rows } = await client.query(
-          `UPDATE ${streamsTable} SET version = version + $2, updated = now() WHERE stream = $1 AND version > 0 RETURNING version::text AS v`,
-          [stream, k],
-        );
-        if (rows.length === 1) after = Number(rows[0].v);
-      } else {
-        // Under READ COMMITTED a concurrent writer's committed update makes this match 0 rows.
-        const { rows } = await client.query(
-          `UPDATE ${streamsTable} SET version = $3::bigint + $2, updated = now() WHERE stream = $1 AND version = $3::bigint RETURNING version::text AS v`,
-          [stream, k, expected],
-        );
-        if (rows.length === 1) after = Number(rows[0].v);
-      }
-      if (after === undefined) {
-        const actual = await versionIn(client, stream);
-        await client.query('ROLLBACK');
-        throw new ExpectedVersionConflictError(stream, expected ?? 'any', actual);
-      }
-      const start = after - k;
-      const { rows } = await client.query(
-        `INSERT INTO ${events} (stream, pos, event_id, type, data, meta)
-         SELECT $1, $2::bigint + e.ord, e.v->>'id', e.v->>'type', e.v->'data', e.v->'meta'
-         FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(v, ord)
-         ORDER BY e.ord
-         RETURNING pos::text AS pos, global_position::text AS gp, transaction_id::text AS xid`,
-        [stream, start, payload],
-      );
-      await client.query('SELECT pg_notify($1, $2)', [channel, stream.slice(0, 4000)]);
-      await client.query('COMMIT');
-      const byPos = new Map(rows.map((r) => [Number(r.pos), r]));
-      const recorded = batch.map((e, i): RecordedEvent => {
-        const row = byPos.get(start + i + 1);
-        return { ...e, pos: start + i + 1, stream, checkpoint: row ? checkpointOf(row.xid, row.gp) : undefined };
-      });
-      return { nextExpectedVersion: after, events: recorded };
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  };
-
-  /** A page source over the global order; `caughtUp` once the horizon has passed every row present at creation. */
-  const source = (stream: string | undefined): PullSource => {
-    let startXid: bigint | null | undefined;
-    let seen = -1;
-    return {
-      fetch: async (after): Promise<PullBatch> => {
-        const [xid, gp] = parseCheckpoint(after);
-        seen = generation;
-        if (startXid === undefined) {
-          const { rows } = await pool.query(
-            `SELECT transaction_id::text AS xid FROM ${events} ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
-          );
-          startXid = rows.length === 0 ? null : BigInt(rows[0].xid as string);
-        }
-        const { rows } = await pool.query(
-          `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-           SELECT h.xmin::text AS horizon, e.* FROM h LEFT JOIN LATERAL (
-             SELECT ${COLUMNS} FROM ${events}
-             WHERE transaction_id < h.xmin AND (transaction_id, global_position) > ($1::xid8, $2::bigint)
-             ${stream === undefined ? '' : 'AND stream = $4'}
-             ORDER BY transaction_id, global_position LIMIT $3
-           ) e ON true
-           ORDER BY e.xid::xid8, e.gp::bigint`,
-          stream === undefined ? [xid, gp, batchSize] : [xid, gp, batchSize, stream],
-        );
-        const page = rows.filter((r) => r.xid !== null).map(toRecord);
-        const horizon = BigInt(rows[0]?.horizon ?? '0');
-        const more = page.length === batchSize;
-        return {
-          events: page,
-          next: page.at(-1)?.checkpoint ?? after,
-          more,
-          caughtUp: !more && (startXid === null || horizon > startXid),
-        };
-      },
-      wait: async (signal) => {
-        if (generation === seen) await wakeup.wait(pollMs, signal);
-      },
-    };
-  };
-
-  const store: EventStore = {
+  return {
     url: redactUrl(url),
-    append: async (stream, batch, options = {}) => {
-      if (closed) throw new StoreError('store is closed', 'ECLOSED');
-      validateExpectedVersion(options.expectedVersion);
-      assertUniqueIds(stream, batch);
-      const payload = jsonText(stream, batch.map((e) => ({ id: e.id, type: e.type, data: e.data, meta: e.meta })));
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          return await tryAppend(stream, batch, payload, options);
-        } catch (error) {
-          // A unique violation means a concurrent append of the same ids (or positions) won the
-          // race; the next attempt's idempotency check or version check decides what it was.
-          if (!isUniqueViolation(error) || attempt >= 3) throw error;
-        }
+    append: (stream, batch, appendOptions = {}) => append(ctx, stream, batch, appendOptions),
+    read: (stream, readOptions = {}) => readStream(ctx, stream, readOptions),
+    version: (stream) => versionIn(ctx, pool, stream),
+    readAll: (after) => readAll(ctx, after),
+    subscribe: (subscribeOptions) => subscribe(ctx, subscribeOptions),
+    streams: () => streams(ctx),
+    close: () => close(ctx),
+  };
+};
+
+/** NOTIFY is only a hint that makes caught-up subscribers poll now; polling alone is correct. */
+const listen = async (ctx: PgStore): Promise<void> => {
+  if (ctx.listener || ctx.closed) return;
+  const client = new ctx.pg.Client({ connectionString: ctx.connectionString });
+  ctx.listener = client;
+  client.on('notification', () => {
+    ctx.generation += 1;
+    ctx.wakeup.notify();
+  });
+  client.on('error', () => {
+    if (ctx.listener === client) ctx.listener = undefined;
+    void client.end().catch(() => undefined);
+  });
+  try {
+    await client.connect();
+    await client.query(`LISTEN ${quote(ctx.channel)}`);
+  } catch {
+    if (ctx.listener === client) ctx.listener = undefined;
+    await client.end().catch(() => undefined);
+  }
+};
+
+const versionIn = async (ctx: PgStore, db: Pool | PoolClient, stream: string): Promise<number> => {
+  const { rows } = await db.query(`SELECT version::text AS v FROM ${ctx.streamsTable} WHERE stream = $1`, [stream]);
+  return rows.length === 0 ? 0 : Number(rows[0].v);
+};
+
+const append = async (ctx: PgStore, stream: string, batch: readonly NewEvent[], options: AppendOptions): Promise<AppendResult> => {
+  if (ctx.closed) throw new StoreError('store is closed', 'ECLOSED');
+  validateExpectedVersion(options.expectedVersion);
+  assertUniqueIds(stream, batch);
+  const payload = jsonText(stream, batch.map((e) => ({ id: e.id, type: e.type, data: e.data, meta: e.meta })));
+  // A unique violation means a concurrent append of the same ids (or positions) won the race; the
+  // next try's idempotency check or version check decides what it was.
+  return withRetry(() => tryAppend(ctx, stream, batch, payload, options), { attempts: 3, retryable: isUniqueViolation });
+};
+
+/**
+ * Bumps the stream's version row by `k` under the expected-version rule, in the open transaction;
+ * the version after, or undefined when the rule does not hold (a conflict).
+ */
+const claimPositions = async (ctx: PgStore, client: PoolClient, stream: string, k: number, expected: AppendOptions['expectedVersion']): Promise<number | undefined> => {
+  const streamsTable = ctx.streamsTable;
+  if (expected === undefined || expected === 'any') {
+    const { rows } = await client.query(
+      `INSERT INTO ${streamsTable} AS t (stream, version) VALUES ($1, $2) ON CONFLICT (stream)
+       DO UPDATE SET version = t.version + EXCLUDED.version, updated = now() RETURNING version::text AS v`,
+      [stream, k],
+    );
+    return Number(rows[0].v);
+  }
+  if (expected === 'no-stream' || expected === 0) {
+    const { rows } = await client.query(
+      `INSERT INTO ${streamsTable} (stream, version) VALUES ($1, $2) ON CONFLICT (stream) DO NOTHING RETURNING version::text AS v`,
+      [stream, k],
+    );
+    return rows.length === 1 ? k : undefined;
+  }
+  if (expected === 'stream-exists') {
+    const { rows } = await client.query(
+      `UPDATE ${streamsTable} SET version = version + $2, updated = now() WHERE stream = $1 AND version > 0 RETURNING version::text AS v`,
+      [stream, k],
+    );
+    return rows.length === 1 ? Number(rows[0].v) : undefined;
+  }
+  // Under READ COMMITTED a concurrent writer's committed update makes this match 0 rows.
+  const { rows } = await client.query(
+    `UPDATE ${streamsTable} SET version = $3::bigint + $2, updated = now() WHERE stream = $1 AND version = $3::bigint RETURNING version::text AS v`,
+    [stream, k, expected],
+  );
+  return rows.length === 1 ? Number(rows[0].v) : undefined;
+};
+
+/** One try, in one transaction. */
+const tryAppend = async (ctx: PgStore, stream: string, batch: readonly NewEvent[], payload: string, options: AppendOptions): Promise<AppendResult> => {
+  const expected = options.expectedVersion;
+  const k = batch.length;
+  const client = await ctx.pool.connect();
+  try {
+    await client.query('BEGIN');
+    if (k > 0) {
+      const { rows } = await client.query(
+        `SELECT ${COLUMNS} FROM ${ctx.events} WHERE stream = $1 AND event_id = ANY($2::text[]) ORDER BY pos`,
+        [stream, batch.map((e) => e.id)],
+      );
+      if (rows.length > 0) {
+        const found = new Map(rows.map((r) => [r.event_id as string, toRecord(r)]));
+        const actual = await versionIn(ctx, client, stream);
+        await client.query('ROLLBACK');
+        // Some ids present: a retry (all of them) or a conflict (checkRetry throws).
+        const retry = checkRetry(stream, batch, (id) => found.get(id), expected, actual);
+        return { nextExpectedVersion: actual, events: retry.kind === 'retry' ? retry.events : [] };
       }
-    },
-    async *read(stream: string, options: ReadOptions = {}): AsyncGenerator<RecordedEvent> {
-      let from = Math.max(1, options.from ?? 1);
-      const to = options.to ?? Number.MAX_SAFE_INTEGER;
-      while (from <= to) {
-        const { rows } = await pool.query(
-          `SELECT ${COLUMNS} FROM ${events} WHERE stream = $1 AND pos >= $2 AND pos <= $3 ORDER BY pos LIMIT $4`,
-          [stream, from, to, batchSize],
+    }
+    if (k === 0) {
+      const actual = await versionIn(ctx, client, stream);
+      await client.query('ROLLBACK');
+      assertExpectedVersion(stream, expected, actual);
+      return { nextExpectedVersion: actual, events: [] };
+    }
+    const after = await claimPositions(ctx, client, stream, k, expected);
+    if (after === undefined) {
+      const actual = await versionIn(ctx, client, stream);
+      await client.query('ROLLBACK');
+      throw new ExpectedVersionConflictError(stream, expected ?? 'any', actual);
+    }
+    const start = after - k;
+    const { rows } = await client.query(
+      `INSERT INTO ${ctx.events} (stream, pos, event_id, type, data, meta)
+       SELECT $1, $2::bigint + e.ord, e.v->>'id', e.v->>'type', e.v->'data', e.v->'meta'
+       FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(v, ord)
+       ORDER BY e.ord
+       RETURNING pos::text AS pos, global_position::text AS gp, transaction_id::text AS xid`,
+      [stream, start, payload],
+    );
+    await client.query('SELECT pg_notify($1, $2)', [ctx.channel, stream.slice(0, 4000)]);
+    await client.query('COMMIT');
+    const byPos = new Map(rows.map((r) => [Number(r.pos), r]));
+    const recorded = batch.map((e, i): RecordedEvent => {
+      const row = byPos.get(start + i + 1);
+      return { ...e, pos: start + i + 1, stream, checkpoint: row ? checkpointOf(row.xid, row.gp) : undefined };
+    });
+    return { nextExpectedVersion: after, events: recorded };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+};
+
+async function* readStream(ctx: PgStore, stream: string, options: ReadOptions): AsyncGenerator<RecordedEvent> {
+  let from = Math.max(1, options.from ?? 1);
+  const to = options.to ?? Number.MAX_SAFE_INTEGER;
+  while (from <= to) {
+    const { rows } = await ctx.pool.query(
+      `SELECT ${COLUMNS} FROM ${ctx.events} WHERE stream = $1 AND pos >= $2 AND pos <= $3 ORDER BY pos LIMIT $4`,
+      [stream, from, to, ctx.batchSize],
+    );
+    yield* rows.map(toRecord);
+    if (rows.length < ctx.batchSize) return;
+    from += rows.length;
+  }
+}
+
+/** A page source over the global order; `caughtUp` once the horizon has passed every row present at creation. */
+const pageSource = (ctx: PgStore, stream: string | undefined): PullSource => {
+  let startXid: bigint | null | undefined;
+  let seen = -1;
+  return {
+    fetch: async (after): Promise<PullBatch> => {
+      const [xid, gp] = parseCheckpoint(after);
+      seen = ctx.generation;
+      if (startXid === undefined) {
+        const { rows } = await ctx.pool.query(
+          `SELECT transaction_id::text AS xid FROM ${ctx.events} ORDER BY transaction_id DESC, global_position DESC LIMIT 1`,
         );
-        yield* rows.map(toRecord);
-        if (rows.length < batchSize) return;
-        from += rows.length;
+        startXid = rows.length === 0 ? null : BigInt(rows[0].xid as string);
       }
-    },
-    version: (stream) => versionIn(pool, stream),
-    async *readAll(after?: string): AsyncGenerator<RecordedEvent> {
-      parseCheckpoint(after);
-      const pages = source(undefined);
-      const deadline = Date.now() + horizonWaitMs;
-      let cursor = after;
-      while (true) {
-        const page = await pages.fetch(cursor);
-        yield* page.events;
-        cursor = page.next;
-        if (page.more) continue;
-        if (page.caughtUp) return;
-        if (Date.now() > deadline) {
-          warn(`readAll: transactions still in flight after ${horizonWaitMs} ms; returning the events visible so far`);
-          return;
-        }
-        await sleep(Math.min(pollMs, 20));
-      }
-    },
-    subscribe: (options) => {
-      parseCheckpoint(options.after);
-      void listen();
-      const inner = startPullSubscription(source(options.stream), options, { retries: 8, backoffMs: 100 });
-      const subscription: Subscription = {
-        caughtUp: inner.caughtUp,
-        close: async () => {
-          subscriptions.delete(subscription);
-          await inner.close();
-        },
+      const { rows } = await ctx.pool.query(
+        `WITH h AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+         SELECT h.xmin::text AS horizon, e.* FROM h LEFT JOIN LATERAL (
+           SELECT ${COLUMNS} FROM ${ctx.events}
+           WHERE transaction_id < h.xmin AND (transaction_id, global_position) > ($1::xid8, $2::bigint)
+           ${stream === undefined ? '' : 'AND stream = $4'}
+           ORDER BY transaction_id, global_position LIMIT $3
+         ) e ON true
+         ORDER BY e.xid::xid8, e.gp::bigint`,
+        stream === undefined ? [xid, gp, ctx.batchSize] : [xid, gp, ctx.batchSize, stream],
+      );
+      const page = rows.filter((r) => r.xid !== null).map(toRecord);
+      const horizon = BigInt(rows[0]?.horizon ?? '0');
+      const more = page.length === ctx.batchSize;
+      return {
+        events: page,
+        next: page.at(-1)?.checkpoint ?? after,
+        more,
+        caughtUp: !more && (startXid === null || horizon > startXid),
       };
-      subscriptions.add(subscription);
-      return subscription;
     },
-    streams: async () => {
-      const { rows } = await pool.query(`SELECT stream FROM ${streamsTable} WHERE version > 0 ORDER BY stream`);
-      return rows.map((r) => r.stream as string);
-    },
-    close: async () => {
-      if (closed) return;
-      closed = true;
-      await Promise.all([...subscriptions].map((sub) => sub.close()));
-      const l = listener;
-      listener = undefined;
-      await l?.end().catch(() => undefined);
-      await pool.end();
+    wait: async (signal) => {
+      if (ctx.generation === seen) await ctx.wakeup.wait(ctx.pollMs, signal);
     },
   };
-  return store;
+};
+
+async function* readAll(ctx: PgStore, after?: string): AsyncGenerator<RecordedEvent> {
+  parseCheckpoint(after);
+  const pages = pageSource(ctx, undefined);
+  const deadline = Date.now() + ctx.horizonWaitMs;
+  let cursor = after;
+  while (true) {
+    const page = await pages.fetch(cursor);
+    yield* page.events;
+    cursor = page.next;
+    if (page.more) continue;
+    if (page.caughtUp) return;
+    if (Date.now() > deadline) {
+      ctx.warn(`readAll: transactions still in flight after ${ctx.horizonWaitMs} ms; returning the events visible so far`);
+      return;
+    }
+    await sleep(Math.min(ctx.pollMs, 20));
+  }
+}
+
+const subscribe = (ctx: PgStore, options: SubscribeOptions): Subscription => {
+  parseCheckpoint(options.after);
+  void listen(ctx);
+  const inner = startPullSubscription(pageSource(ctx, options.stream), options, { retries: 8, backoffMs: 100 });
+  const subscription: Subscription = {
+    caughtUp: inner.caughtUp,
+    close: async () => {
+      ctx.subscriptions.delete(subscription);
+      await inner.close();
+    },
+  };
+  ctx.subscriptions.add(subscription);
+  return subscription;
+};
+
+const streams = async (ctx: PgStore): Promise<string[]> => {
+  const { rows } = await ctx.pool.query(`SELECT stream FROM ${ctx.streamsTable} WHERE version > 0 ORDER BY stream`);
+  return rows.map((r) => r.stream as string);
+};
+
+const close = async (ctx: PgStore): Promise<void> => {
+  if (ctx.closed) return;
+  ctx.closed = true;
+  await Promise.all([...ctx.subscriptions].map((sub) => sub.close()));
+  const l = ctx.listener;
+  ctx.listener = undefined;
+  await l?.end().catch(() => undefined);
+  await ctx.pool.end();
 };

@@ -5,43 +5,10 @@
  * global checkpoint: an opaque string whose lexicographic order is the global order, so a
  * subscriber can resume from any checkpoint it has seen (`readAll(after)` / `subscribe(after)`).
  */
+import type { NewEvent, RecordedEvent } from '../../domain/envelope.js';
 
-/** Who did it: a uid and, when known, the program name. */
-export interface Actor {
-  readonly uid: number;
-  readonly comm?: string;
-}
-
-export interface EventMeta {
-  /** ISO-8601 UTC time of the append (or of the observation, for imported events). */
-  readonly at: string;
-  readonly actor: Actor;
-  readonly host: string;
-  /** Id of the command that produced the event (absent for observed events). */
-  readonly command?: string;
-  readonly correlation?: string;
-  /** Observed events (import/ingest) are facts, never refused; accepted commands are not observed. */
-  readonly observed?: boolean;
-  readonly [extra: string]: unknown;
-}
-
-/** An event as the domain produces it, before the store gives it a position. */
-export interface NewEvent {
-  /** Unique id (uuid). Re-appending an event whose id is already in the stream is a no-op. */
-  readonly id: string;
-  readonly type: string;
-  readonly data: Record<string, unknown>;
-  readonly meta: EventMeta;
-}
-
-/** The envelope of SPEC §3: one line of the interchange format. */
-export interface RecordedEvent extends NewEvent {
-  readonly pos: number;
-  /** Global order across streams; opaque, compare as strings. Not part of the exported line. */
-  readonly checkpoint?: string;
-  /** Stream the event belongs to (`host-<name>`). Not part of the exported line. */
-  readonly stream?: string;
-}
+// The envelope is the domain's (domain/envelope.ts): stores persist exactly what the reducer reads.
+export type { Actor, EventMeta, NewEvent, RecordedEvent } from '../../domain/envelope.js';
 
 /** Expected version for optimistic concurrency: a position, or one of the sentinels. */
 export type ExpectedVersion = number | 'any' | 'no-stream' | 'stream-exists';

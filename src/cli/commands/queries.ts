@@ -1,37 +1,13 @@
 /** Query commands (docs/model.md#verdicts): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
-import { FieldError, TWO_POW_64, canDmaAt, hex, parseDeviceId, parseU64, verdictJson, type DmaQuery } from '../../../domain/index.js';
+import { canDmaAt, hex, verdictJson, type DmaQuery } from '../../../domain/index.js';
 import { audit, auditCsv, auditJson, bisect, diffStates, explain, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
-import { parseAt, type CliContext } from '../context.js';
+import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
+import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
 import type { App } from '../program.js';
 
-const u64 = (v: string | undefined, flag: string, max?: bigint): bigint => {
-  if (v === undefined) throw new CliError(`${flag} is required`);
-  try {
-    return parseU64(v, flag, max);
-  } catch (err) {
-    if (err instanceof FieldError) throw new CliError(err.message);
-    throw err;
-  }
-};
-const device = (v: string | undefined): string => {
-  if (v === undefined) throw new CliError('--device is required');
-  try {
-    return parseDeviceId(v, '--device');
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
-};
-const access = (v: string | undefined): 'r' | 'w' => {
-  if (v === 'r' || v === 'w') return v;
-  throw new CliError(`--access: expected r or w, got ${JSON.stringify(v ?? '')}`);
-};
-const pasidOf = (v: string | undefined): number | null => {
-  if (v === undefined) return null;
-  if (!/^\d+$/.test(v) || Number(v) > 0xfffff) throw new CliError(`--pasid: expected an integer from 0 to 1048575, got ${JSON.stringify(v)}`);
-  return Number(v);
-};
+const device = (v: string | undefined): string => parseQueryDevice(v, cliSyntax);
 
 interface DmaFlags {
   device?: string;
@@ -41,12 +17,7 @@ interface DmaFlags {
   pasid?: string;
   at?: string;
 }
-const dmaQuery = (o: DmaFlags): DmaQuery => {
-  const q: DmaQuery = { device: device(o.device), iova: u64(o.iova, '--iova'), length: o.length ? u64(o.length, '--length', TWO_POW_64) : 1n, access: access(o.access), pasid: pasidOf(o.pasid) };
-  if (q.length === 0n) throw new CliError('--length: must not be 0');
-  if (q.iova + q.length! > TWO_POW_64) throw new CliError('--iova + --length overflows 2^64');
-  return q;
-};
+const dmaQuery = (o: DmaFlags): DmaQuery => parseDmaQuery(o, cliSyntax);
 
 const dmaOptions = (c: Command): Command =>
   c
@@ -93,10 +64,9 @@ export const registerQueries = (program: Command, app: App): void => {
     .description('who can reach physical address P: every device, pasid and iova range (identity and untranslated devices included)')
     .action(
       app.action(async (ctx, o: { pa?: string; length?: string; access?: string; at?: string }) => {
-        const pa = u64(o.pa, '--pa');
-        const length = o.length ? u64(o.length, '--length', TWO_POW_64) : 1n;
+        const { pa, length, access } = parseReachQuery(o, cliSyntax);
         const m = await ctx.manager();
-        const rows = whoCanReach(await m.stateAt(parseAt(o.at)), { pa, length, access: access(o.access) });
+        const rows = whoCanReach(await m.stateAt(parseAt(o.at)), { pa, length, access });
         if (ctx.json) return ctx.emit({ pa: hex(pa), length: hex(length), reachers: rows.map(reacherJson) });
         if (rows.length === 0) return ctx.out(`nobody can ${o.access === 'w' ? 'write' : 'read'} ${hex(pa)}\n`);
         ctx.out(
@@ -135,7 +105,7 @@ export const registerQueries = (program: Command, app: App): void => {
       app.action(async (ctx, o: DmaFlags) => {
         const m = await ctx.manager();
         const s = await m.stateAt(parseAt(o.at));
-        const q = o.iova !== undefined ? dmaQuery(o) : { device: device(o.device) };
+        const q = asksForVerdict(o) ? dmaQuery(o) : { device: device(o.device) };
         const x = await explain(s, m.log, q);
         if (ctx.json) return ctx.emit({ ...x, verdict: x.verdict ? verdictJson(x.verdict) : undefined });
         if (x.summary) ctx.out(`${x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
