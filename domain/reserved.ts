@@ -14,7 +14,11 @@ export { blockingRegions } from './evolve.js';
  * A device's reserved regions as the IOMMU driver reports them: its IOMMU's (an IOMMU-level region
  * is on all its devices) then its own.
  */
-export const deviceRegions = (state: State, d: Device): Region[] => [...(d.iommu ? (state.iommus.get(d.iommu)?.reserved ?? []) : []), ...d.reserved];
+export const deviceRegions = (state: State, d: Device): readonly Region[] => {
+  const shared = d.iommu ? state.iommus.get(d.iommu)?.reserved : undefined;
+  if (!shared || shared.length === 0) return d.reserved;
+  return d.reserved.length === 0 ? shared : [...shared, ...d.reserved];
+};
 
 /** Regions a kernel DMA domain maps 1:1. */
 export const isIdentityRegion = (r: Region): boolean => r.kind === 'direct' || r.kind === 'direct-relaxable';

@@ -8,10 +8,10 @@ import {
   attachesPerEndpoint,
   currentDomain,
   deviceRegions,
-  effectiveDomain,
   hex,
   isIdentityRegion,
   isMsiRegion,
+  personalityOf,
   unpackPos,
   PROT_R,
   PROT_W,
@@ -103,12 +103,12 @@ export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
       out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'no-iommu', domain: null, group: null, owner: null, vm: null });
       continue;
     }
-    const eff = effectiveDomain(s, dev.id);
-    if (eff.path === 'bypass') {
+    const iommu = dev.iommu ? s.iommus.get(dev.iommu) : undefined;
+    const dom = personalityOf(iommu).ridDomain(s, dev, s.groups.get(dev.group)!, iommu);
+    if (dom === 'bypass') {
       out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: null, group: dev.group, ...ownerOf(dev.group) });
       continue;
     }
-    const dom = eff.domain;
     if (!dom) continue;
     if (dom.kind === 'identity' || dom.kind === 'bypass') {
       out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });

@@ -46,14 +46,28 @@ export interface PersonalityStrategy {
   unmap(w: Working, c: Cmd<'unmap'>): void;
   /** The domain an access of `dev` (in group `g`) goes through. */
   effectiveDomain(state: State, dev: Device, g: Group, iommu: Iommu | undefined, pasid: number | null): EffectiveDomain;
+  /**
+   * The domain a device's RID (PASID-less) DMA goes through, null when blocked, 'bypass' when the
+   * IOMMU lets it through untranslated: `effectiveDomain` without the why, for whole-host scans.
+   */
+  ridDomain(state: State, dev: Device, g: Group, iommu: Iommu | undefined): Domain | 'bypass' | null;
   /** A group's domain as listings show it: a domain id, "blocked" or "per-endpoint". */
   groupDomain(g: Group): string;
 }
 
-const STRATEGIES: Readonly<Record<Personality, PersonalityStrategy>> = { linux, virtio };
-
-/** The strategy of an IOMMU; devices without a known IOMMU follow the linux rules. */
-export const personalityOf = (iommu: Iommu | null | undefined): PersonalityStrategy => (iommu ? STRATEGIES[iommu.personality] : linux);
+/**
+ * The strategy of an IOMMU; devices without a known IOMMU follow the linux rules. (A switch rather
+ * than a table built at load time: the strategies and the reducer import each other.)
+ */
+export const personalityOf = (iommu: Iommu | null | undefined): PersonalityStrategy => {
+  switch (iommu?.personality) {
+    case undefined:
+    case 'linux':
+      return linux;
+    case 'virtio':
+      return virtio;
+  }
+};
 
 /** For the reducer: a new group of this IOMMU gets a kernel default domain. */
 export const hasDefaultDomain = (iommu: Iommu | null | undefined): boolean => !!iommu && personalityOf(iommu).hasDefaultDomain;

@@ -13,7 +13,9 @@ import type { AccessStatus, EffectiveDomain, PersonalityStrategy } from './index
 /** The errno names linux answers with. */
 export type LinuxStatus = AccessStatus | 'EINVAL' | 'ENOENT' | 'ENODEV' | 'EEXIST' | 'EBUSY' | 'EOVERFLOW' | 'ENOSPC' | 'EADDRINUSE';
 
-const refuse: (status: LinuxStatus, message: string) => never = refuseAny;
+// A function, not an alias: modules of this folder and the reducer import each other, so nothing here
+// reads an imported binding while the modules load.
+const refuse = (status: LinuxStatus, message: string): never => refuseAny(status, message);
 
 const isPaging = (d: Domain): boolean => d.kind === 'paging' || d.kind === 'dma';
 
@@ -136,12 +138,8 @@ const effectiveDomain = (state: State, dev: Device, g: Group, _iommu: Iommu | un
   }
   const att = g.attachments.get(0);
   if (att) {
-    const self = att.devices.includes(dev.id);
-    return {
-      domain: state.domains.get(att.domain) ?? null,
-      path: self ? 'attached' : 'group',
-      ...(self ? {} : { viaGroup: [...att.devices] }),
-    };
+    const domain = state.domains.get(att.domain) ?? null;
+    return att.devices.includes(dev.id) ? { domain, path: 'attached' } : { domain, path: 'group', viaGroup: [...att.devices] };
   }
   const cur = currentDomain(g);
   return cur === null ? { domain: null, path: 'blocked' } : { domain: state.domains.get(cur) ?? null, path: 'default' };
@@ -160,5 +158,9 @@ export const linux: PersonalityStrategy = {
   map,
   unmap,
   effectiveDomain,
+  ridDomain: (state, _dev, g) => {
+    const id = currentDomain(g);
+    return id === null ? null : (state.domains.get(id) ?? null);
+  },
   groupDomain: (g) => currentDomain(g) ?? 'blocked',
 };

@@ -16,7 +16,7 @@ import type { LinuxStatus } from './linux.js';
 /** The virtio-iommu request statuses (plus the host's own access refusals). */
 export type VirtioStatus = AccessStatus | 'S_INVAL' | 'S_NOENT' | 'S_RANGE' | 'S_NOMEM' | 'S_UNSUPP';
 
-const refuse: (status: VirtioStatus, message: string) => never = refuseAny;
+const refuse = (status: VirtioStatus, message: string): never => refuseAny(status, message);
 
 /** How a rule shared with linux (ctx, ownership, ids) reads in virtio statuses (SPEC §4). */
 const FROM_ERRNO: Readonly<Record<Exclude<LinuxStatus, AccessStatus>, VirtioStatus>> = {
@@ -176,5 +176,6 @@ export const virtio: PersonalityStrategy = {
   map,
   unmap,
   effectiveDomain,
+  ridDomain: (state, dev, _g, iommu) => (dev.endpointDomain ? (state.domains.get(dev.endpointDomain) ?? null) : iommu?.bypass ? 'bypass' : null),
   groupDomain: () => 'per-endpoint',
 };
