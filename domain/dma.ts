@@ -5,8 +5,9 @@
  */
 import { hex, type Range } from './encoding.js';
 import { unpackPos } from './mapping-word.js';
-import { currentDomain } from './decide/common.js';
-import { PROT_R, PROT_W, type Domain, type Region, type State } from './state.js';
+import { personalityOf, type EffectiveDomain } from './personality/index.js';
+import { regionsAt } from './reserved.js';
+import { PROT_R, PROT_W, type Region, type State } from './state.js';
 
 export type DmaReason =
   | 'unknown-device'
@@ -60,39 +61,13 @@ export interface DmaVerdict {
   readonly region?: Region;
 }
 
-const inside = (r: Range, outer: Range): boolean => outer.start <= r.start && r.last <= outer.last;
-const meets = (a: Range, b: Range): boolean => a.start <= b.last && b.start <= a.last;
-
-/** Resolves the effective domain of a device's access. */
-export const effectiveDomain = (
-  state: State,
-  device: string,
-  pasid: number | null = null,
-): { domain: Domain | null; path: string; viaGroup?: string[] } => {
+/** Resolves the effective domain of a device's access: its IOMMU's personality decides how. */
+export const effectiveDomain = (state: State, device: string, pasid: number | null = null): EffectiveDomain => {
   const dev = state.devices.get(device);
   if (!dev || dev.group === null) return { domain: null, path: 'none' };
   const g = state.groups.get(dev.group)!;
   const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
-  if (iommu?.personality === 'virtio') {
-    if (pasid !== null) return { domain: null, path: 'blocked' };
-    if (dev.endpointDomain) return { domain: state.domains.get(dev.endpointDomain) ?? null, path: 'attached' };
-    return { domain: null, path: iommu.bypass ? 'bypass' : 'blocked' };
-  }
-  if (pasid !== null) {
-    const att = g.attachments.get(pasid);
-    return att ? { domain: state.domains.get(att.domain) ?? null, path: 'pasid' } : { domain: null, path: 'blocked' };
-  }
-  const att = g.attachments.get(0);
-  if (att) {
-    const self = att.devices.includes(device);
-    return {
-      domain: state.domains.get(att.domain) ?? null,
-      path: self ? 'attached' : 'group',
-      ...(self ? {} : { viaGroup: [...att.devices] }),
-    };
-  }
-  const cur = currentDomain(g);
-  return cur === null ? { domain: null, path: 'blocked' } : { domain: state.domains.get(cur) ?? null, path: 'default' };
+  return personalityOf(iommu).effectiveDomain(state, dev, g, iommu, pasid);
 };
 
 const NO_SEGMENTS: readonly Segment[] = Object.freeze([]);
@@ -147,18 +122,7 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
   if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
   const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
-  // One pass over the IOMMU's and the device's regions (most have none): direct, msi, reserved.
-  let direct: Region | undefined;
-  let msi: Region | undefined;
-  let reserved: Region | undefined;
-  for (const list of [iommu?.reserved, dev.reserved]) {
-    if (!list || list.length === 0) continue;
-    for (const r of list) {
-      if ((r.kind === 'direct' || r.kind === 'direct-relaxable') && !direct && inside(range, r)) direct = r;
-      else if ((r.kind === 'msi' || r.kind === 'sw-msi') && !msi && inside(range, r)) msi = r;
-      else if (r.kind === 'reserved' && !reserved && meets(range, r)) reserved = r;
-    }
-  }
+  const { direct, msi, reserved } = regionsAt(iommu, dev, range);
   // Kernel DMA domains identity-map the device's direct regions.
   if (dom.kind === 'dma' && direct) return identity('identity', direct);
   if (msi) return identity('msi', msi);

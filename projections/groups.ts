@@ -1,5 +1,5 @@
 /** The group listing (SPEC §10 `groups`): members with why, viability and blockers, owner, domain. */
-import { currentDomain, describeReason, type GroupReason, type State } from '../domain/index.js';
+import { describeReason, groupDomainLabel, isViable, type GroupReason, type State } from '../domain/index.js';
 
 export interface GroupMemberView {
   readonly device: string;
@@ -40,17 +40,16 @@ export const groupView = (state: State, id: number): GroupView | null => {
     .map((m) => state.devices.get(m)!)
     .filter((d) => d.driver !== null && !d.managedDma)
     .map((d) => ({ device: d.id, driver: d.driver! }));
-  const virtio = state.iommus.get(g.iommu)?.personality === 'virtio';
   return {
     id: g.id,
     iommu: g.iommu,
     members,
-    viable: g.kernelUsers === 0 || g.owner !== null,
+    viable: isViable(g),
     blockers: g.owner !== null ? [] : blockers,
     owner: g.owner,
     vm: g.owner ? (state.ctxs.get(g.owner)?.vm ?? null) : null,
     claimPath: g.claimPath,
-    domain: virtio ? 'per-endpoint' : (currentDomain(g) ?? 'blocked'),
+    domain: groupDomainLabel(state, g),
     pasids: [...g.attachments].filter(([p]) => p !== 0).map(([pasid, a]) => ({ pasid, domain: a.domain })),
   };
 };

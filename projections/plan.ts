@@ -3,7 +3,7 @@
  * of its group), which members must be rebound and which may stay (bridges, pcieport, pci-stub,
  * vfio drivers, unbound devices), and the minimal commands, in order, that make it happen.
  */
-import { isManagedDriver, type State } from '../domain/index.js';
+import { isManagedDriver, isVfioDriver, isViable, requiresIdentity, type State } from '../domain/index.js';
 
 export interface PlanMember {
   readonly device: string;
@@ -46,11 +46,11 @@ export const plan = (s: State, o: PlanOptions): Plan => {
   const commands: Record<string, unknown>[] = [];
   for (const m of g.members) {
     const md = s.devices.get(m)!;
-    if (md.reserved.some((r) => r.kind === 'direct')) problems.push(`${m} has a firmware "direct" region (1:1 mapping required): the group can never be blocked or given to a user (EINVAL)`);
+    if (requiresIdentity(md.reserved)) problems.push(`${m} has a firmware "direct" region (1:1 mapping required): the group can never be blocked or given to a user (EINVAL)`);
     const iommu = md.iommu ? s.iommus.get(md.iommu) : undefined;
     if (iommu && !iommu.msiIsolation) problems.push(`IOMMU ${iommu.id} cannot isolate MSIs: giving group ${g.id} to a user is refused (EPERM)`);
     if (m === d.id) {
-      const vfio = md.driver !== null && /^vfio[-_]/.test(md.driver);
+      const vfio = isVfioDriver(md.driver);
       members.push({ device: m, driver: md.driver, action: vfio ? 'target' : 'bind-vfio', why: vfio ? 'the device to hand over (already on a vfio driver)' : 'the device to hand over: it must be bound to vfio-pci' });
       if (!vfio) {
         if (md.driver) commands.push({ type: 'driver.unbind', device: m });
@@ -73,7 +73,7 @@ export const plan = (s: State, o: PlanOptions): Plan => {
   return {
     device: d.id,
     group: g.id,
-    viable: g.kernelUsers === 0 || g.owner !== null,
+    viable: isViable(g),
     possible: problems.length === 0,
     problems: [...new Set(problems)],
     members,

@@ -4,7 +4,20 @@
  * index, so the cost is O(log n + answers) in the number of mappings; identity, bypass and
  * untranslated (no-IOMMU) devices reach everything and are always listed.
  */
-import { currentDomain, hex, unpackPos, PROT_R, PROT_W, type Range, type State } from '../domain/index.js';
+import {
+  attachesPerEndpoint,
+  currentDomain,
+  deviceRegions,
+  hex,
+  isIdentityRegion,
+  isMsiRegion,
+  personalityOf,
+  unpackPos,
+  PROT_R,
+  PROT_W,
+  type Range,
+  type State,
+} from '../domain/index.js';
 
 export interface ReachQuery {
   readonly pa: bigint;
@@ -44,7 +57,7 @@ const domainUsers = (s: State): Map<string, DomainUser[]> => {
     else out.set(dom, [u]);
   };
   for (const g of s.groups.values()) {
-    if (s.iommus.get(g.iommu)?.personality === 'virtio') continue;
+    if (attachesPerEndpoint(s.iommus.get(g.iommu))) continue; // their endpoints are listed below
     const rid = g.attachments.get(0);
     const dom = rid?.domain ?? currentDomain(g);
     for (const m of g.members) add(dom, { device: m, pasid: null, viaGroup: rid !== undefined && !rid.devices.includes(m) });
@@ -91,27 +104,19 @@ export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
       continue;
     }
     const iommu = dev.iommu ? s.iommus.get(dev.iommu) : undefined;
-    let domId: string | null;
-    if (iommu?.personality === 'virtio') {
-      domId = dev.endpointDomain;
-      if (domId === null) {
-        if (iommu.bypass) out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: null, group: dev.group, ...ownerOf(dev.group) });
-        continue;
-      }
-    } else {
-      const g = s.groups.get(dev.group)!;
-      domId = g.attachments.get(0)?.domain ?? currentDomain(g);
+    const dom = personalityOf(iommu).ridDomain(s, dev, s.groups.get(dev.group)!, iommu);
+    if (dom === 'bypass') {
+      out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: null, group: dev.group, ...ownerOf(dev.group) });
+      continue;
     }
-    const dom = domId ? s.domains.get(domId) : undefined;
     if (!dom) continue;
     if (dom.kind === 'identity' || dom.kind === 'bypass') {
       out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
       continue;
     }
-    const regions = [...(iommu?.reserved ?? []), ...dev.reserved];
-    for (const r of regions) {
-      const direct = dom.kind === 'dma' && (r.kind === 'direct' || r.kind === 'direct-relaxable');
-      const msi = (r.kind === 'msi' || r.kind === 'sw-msi') && q.access === 'w';
+    for (const r of deviceRegions(s, dev)) {
+      const direct = dom.kind === 'dma' && isIdentityRegion(r);
+      const msi = isMsiRegion(r) && q.access === 'w';
       if (!(direct || msi) || r.start > want.last || r.last < want.start) continue;
       const part = clip(r, want);
       out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: direct ? 'identity' : 'msi', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });

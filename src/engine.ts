@@ -4,7 +4,23 @@
  * manager wraps an engine with a store; the test kit uses one directly (no I/O).
  */
 import { randomUUID } from 'node:crypto';
-import { decide, evolveAll, initialState, type Actor, type Command, type DomainEvent, type NewEvent, type RecordedEvent, type State, type UnidentifiedEvent } from '../domain/index.js';
+import {
+  FieldError,
+  decide,
+  evolveAll,
+  initialState,
+  parseCommand,
+  rejectUnparsed,
+  rejectionEvent,
+  type Command,
+  type Decision,
+  type DomainEvent,
+  type State,
+  type Actor,
+  type NewEvent,
+  type RecordedEvent,
+  type UnidentifiedEvent,
+} from '../domain/index.js';
 
 export interface ExecResult {
   readonly ok: boolean;
@@ -37,28 +53,22 @@ const actorOf = (raw: unknown): Actor => {
   return typeof a?.uid === 'number' && Number.isInteger(a.uid) && a.uid >= 0 ? { uid: a.uid, ...(typeof a.comm === 'string' ? { comm: a.comm } : {}) } : { uid: 0 };
 };
 
-/** JSON-safe copy of a raw command for CommandRejected (bigints as hex). */
-const commandJson = (raw: unknown): Record<string, unknown> => {
-  const big = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    const value = typeof raw === 'string' ? raw.slice(0, 512) : typeof raw === 'bigint' ? big('', raw) : Array.isArray(raw) ? '[array]' : (raw ?? null);
-    return { value: value as never };
-  }
-  let text: string;
+/** Parses the input, then decides it; input that does not parse is refused the way the domain says. */
+const decideInput = (state: State, raw: unknown, at: string): Decision => {
+  let command: Command;
   try {
-    text = JSON.stringify(raw, big);
-  } catch {
-    // Absurd nesting or a cycle: keep what identifies the command, not the whole value.
-    text = '';
+    command = parseCommand(raw);
+  } catch (err) {
+    if (err instanceof FieldError) return rejectUnparsed(state, raw, err);
+    throw err;
   }
-  const type = (raw as { type?: unknown }).type;
-  return text === '' || text.length > 8192 ? { type: typeof type === 'string' ? type.slice(0, 64) : null, truncated: true } : (JSON.parse(text) as Record<string, unknown>);
+  return decide({ ...command, meta: { at } }, state);
 };
 
 /** Decides one command against `state` and builds the envelopes to append. */
 export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; newId: () => string }): Decided => {
   const at = options.now.toISOString();
-  const d = decide(raw, state, at);
+  const d = decideInput(state, raw, at);
   const actor = d.command?.actor ?? actorOf(raw);
   const commandId = d.command?.id ?? options.newId();
   const meta = { at, actor, host: options.host, command: commandId };
@@ -66,7 +76,7 @@ export const decideEnvelopes = (state: State, raw: unknown, options: { host: str
   const envelopes = d.events.map(wrap);
   let next = d.state;
   if (!d.ok) {
-    const rejected = wrap({ type: 'CommandRejected', data: { command: commandJson(raw), status: d.status, message: d.message } });
+    const rejected = wrap(rejectionEvent(raw, d.status, d.message));
     envelopes.push(rejected);
     next = evolveAll(next, [{ ...rejected, pos: next.pos + 1 }]);
   }

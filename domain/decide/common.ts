@@ -3,15 +3,25 @@
  * they go (so later checks see earlier effects), and the ctx/ownership checks of SPEC §4.1.
  */
 import type { Command } from '../commands.js';
+import { hex, type Range } from '../encoding.js';
 import type { DomainEvent } from '../events.js';
 import { evolve } from '../evolve/index.js';
-import type { Ctx, Device, Domain, Group, Personality, Region, State } from '../state.js';
+import type { Status } from '../personality/index.js';
+import { groupOf } from '../queries.js';
+import type { Ctx, Device, Domain, Group, State } from '../state.js';
 
-/** A refusal thrown inside a decider and returned as a value by `decide`. */
+/** One command type of the union, narrowed. */
+export type Cmd<T extends Command['type']> = Command & { type: T };
+
+/**
+ * A refusal thrown inside a decider and returned as a value by `decide`. `keepEmitted`: the events
+ * emitted before it still happened (only the non-atomic linux unmap refuses that way).
+ */
 export class Refusal extends Error {
   constructor(
-    readonly status: string,
+    readonly status: Status,
     message: string,
+    readonly keepEmitted = false,
   ) {
     super(message);
     this.name = 'Refusal';
@@ -19,68 +29,42 @@ export class Refusal extends Error {
   }
 }
 
-export const refuse = (status: string, message: string): never => {
+export const refuse = (status: Status, message: string): never => {
   throw new Refusal(status, message);
 };
 
-/** errno → virtio status, for rules shared by both personalities (SPEC §4). */
-const VIRTIO_STATUS: Record<string, string> = {
-  ENOENT: 'S_NOENT',
-  ENODEV: 'S_NOENT',
-  EINVAL: 'S_INVAL',
-  EEXIST: 'S_INVAL',
-  EBUSY: 'S_INVAL',
-  EOVERFLOW: 'S_RANGE',
-  ERANGE: 'S_RANGE',
-  ENOSPC: 'S_NOMEM',
-  EADDRINUSE: 'S_UNSUPP',
-  EOPNOTSUPP: 'S_UNSUPP',
-};
-
-export const statusFor = (personality: Personality | null, errno: string): string =>
-  personality === 'virtio' && !errno.startsWith('S_') ? (VIRTIO_STATUS[errno] ?? errno) : errno;
-
-/** Commands that touch a domain answer in their personality's codes. */
-export const DOMAIN_COMMANDS: ReadonlySet<string> = new Set(['domain.alloc', 'domain.free', 'device.attach', 'device.detach', 'map', 'unmap']);
-
-/** The personality deciding a command's status codes: the named device's IOMMU, else the domain's, else `iommu`. */
-export const personalityOf = (state: State, raw: Record<string, unknown>): Personality | null => {
-  const byIommu = (id: unknown): Personality | null => (typeof id === 'string' ? (state.iommus.get(id)?.personality ?? null) : null);
-  if (typeof raw.device === 'string') {
-    const d = state.devices.get(raw.device.toLowerCase()) ?? state.devices.get(raw.device);
-    if (d?.iommu) return byIommu(d.iommu);
-  }
-  if (typeof raw.domain === 'string') {
-    const dom = state.domains.get(raw.domain);
-    if (dom) return byIommu(dom.iommu);
-  }
-  return byIommu(raw.iommu);
-};
+export const describeRange = (r: Range): string => `${hex(r.start)}-${hex(r.last)}`;
 
 /** Evolves a scratch copy as events are emitted, so a command's later events see earlier ones. */
 export interface Working {
   state: State;
   readonly events: DomainEvent[];
-  emit(e: DomainEvent): void;
+  /** `after`: the state `e` leads to when already known from `preview` (see there). */
+  emit(e: DomainEvent, after?: State): void;
+  /**
+   * The state `e` would lead to, without emitting it: for an event that records what the reducer
+   * derives. Emitting the completed event with that state is exact when the reducer reads both alike.
+   */
+  preview(e: DomainEvent): State;
 }
 
-export const working = (state: State, now: string): Working => {
+export const working = (state: State, at: string): Working => {
+  const next = (s: State, e: DomainEvent): State => evolve(s, { pos: s.pos + 1, type: e.type, data: e.data, meta: { at } });
   const w: Working = {
     state,
     events: [],
-    emit(e) {
+    emit(e, after) {
       w.events.push(e);
-      w.state = evolve(w.state, { pos: w.state.pos + 1, type: e.type, data: e.data, meta: { at: now } });
+      w.state = after ?? next(w.state, e);
     },
+    preview: (e) => next(w.state, e),
   };
   return w;
 };
 
-export const getDevice = (state: State, id: string, personality: Personality | null = null): Device =>
-  state.devices.get(id) ?? refuse(statusFor(personality, 'ENODEV'), `device: unknown device ${id}`);
+export const getDevice = (state: State, id: string): Device => state.devices.get(id) ?? refuse('ENODEV', `device: unknown device ${id}`);
 
-export const getDomain = (state: State, id: string, personality: Personality | null = null): Domain =>
-  state.domains.get(id) ?? refuse(statusFor(personality, 'ENOENT'), `domain: unknown domain ${id}`);
+export const getDomain = (state: State, id: string): Domain => state.domains.get(id) ?? refuse('ENOENT', `domain: unknown domain ${id}`);
 
 /** SPEC §4.1: the ctx must exist and be open [ENOENT], the actor must own it or be root [EPERM]. */
 export const checkCtx = (state: State, id: string, cmd: Command): Ctx => {
@@ -90,13 +74,14 @@ export const checkCtx = (state: State, id: string, cmd: Command): Ctx => {
   return ctx!;
 };
 
-/**
- * A device's reserved regions as the IOMMU driver reports them: its own plus its IOMMU's (SPEC §7:
- * an IOMMU-level region is "on an IOMMU (all its devices)").
- */
-export const deviceRegions = (state: State, d: Device): Region[] => [...(d.iommu ? (state.iommus.get(d.iommu)?.reserved ?? []) : []), ...d.reserved];
-
-export const groupOf = (state: State, d: Device): Group | undefined => (d.group === null ? undefined : state.groups.get(d.group));
+/** The actor may act on a domain: its ctx's owner (or root); kernel domains only root [EPERM]. */
+export const checkDomainOwner = (s: State, dom: Domain, c: Command): void => {
+  if (dom.ctx === null) {
+    if (c.actor.uid !== 0) refuse('EPERM', `domain: ${dom.id} is a kernel domain; only root may change it`);
+    return;
+  }
+  checkCtx(s, dom.ctx, c);
+};
 
 /** Resolves "group:N" or a member device id. */
 export const resolveGroup = (state: State, ref: string): Group => {
@@ -105,11 +90,6 @@ export const resolveGroup = (state: State, ref: string): Group => {
   const d = state.devices.get(ref.toLowerCase()) ?? state.devices.get(ref) ?? refuse('ENODEV', `group: unknown device ${ref}`);
   return groupOf(state, d) ?? refuse('ENODEV', `group: ${ref} has no IOMMU group`);
 };
-
-/** The current (RID) domain of a linux group: its attachment, else blocked when owned, else the default. */
-export const currentDomain = (g: Group): string | null => g.attachments.get(0)?.domain ?? (g.owner !== null ? null : g.defaultDomain);
-
-export const hasPasids = (g: Group): boolean => [...g.attachments.keys()].some((p) => p !== 0);
 
 /** Detach events for every attachment of a device (linux group lists and virtio endpoint). */
 export const detachAll = (w: Working, dev: Device): void => {

@@ -1,31 +1,57 @@
 /**
- * `decide(command, state)`: validates a command against the current state and returns the events
- * it yields, or a refusal with the personality's status code (SPEC §4). Rejections are values.
+ * `decide(command, state)`: checks a parsed command against the current state and returns the
+ * events it yields, or a rejection with the status of the addressed personality (SPEC §4).
+ * Rejections are values; the command's time arrives in its metadata.
  */
-import { PRIVILEGED, parseCommand, type Command } from '../commands.js';
-import { FieldError } from '../encoding.js';
+import { PRIVILEGED, type Command } from '../commands.js';
 import type { DomainEvent } from '../events.js';
+import { personalityOf, type PersonalityStrategy, type Status } from '../personality/index.js';
 import type { State } from '../state.js';
-import { DOMAIN_COMMANDS, Refusal, personalityOf, statusFor, working, type Working } from './common.js';
+import { Refusal, working, type Cmd, type Working } from './common.js';
+import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
+import { statusesOf } from './rejection.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideIommuAdd } from './topology.js';
-import { decideAttach, decideDetach, decideDma, decideDomainAlloc, decideDomainFree, decideMap, decideUnmap } from './translation.js';
-import { decideVirtioAttach, decideVirtioDetach, decideVirtioMap, decideVirtioUnmap, isVirtioCommand } from './virtio.js';
+
+export { rejectUnparsed, rejectionEvent } from './rejection.js';
+
+/** What the caller knows about a command besides its content. */
+export interface CommandMeta {
+  /** The time the events will carry (ISO 8601). */
+  readonly at: string;
+}
+
+export type CommandWithMeta = Command & { readonly meta: CommandMeta };
 
 export type Decision =
   | { readonly ok: true; readonly command: Command; readonly events: readonly DomainEvent[]; readonly state: State }
   | {
       readonly ok: false;
+      /** null: the input did not parse. */
       readonly command: Command | null;
-      readonly status: string;
+      readonly status: Status;
       readonly message: string;
       /** Events that still happened (only the non-atomic linux unmap has any). */
       readonly events: readonly DomainEvent[];
       readonly state: State;
     };
 
+/** The personality whose rules decide an attach/detach/map/unmap: the device's IOMMU, else the domain's, else the named one. */
+const rulesOf = (s: State, c: Cmd<'device.attach' | 'device.detach' | 'map' | 'unmap'>): PersonalityStrategy => {
+  if (c.type === 'device.attach' || c.type === 'device.detach') {
+    const dev = s.devices.get(c.device);
+    if (dev) return personalityOf(dev.iommu ? s.iommus.get(dev.iommu) : undefined);
+  }
+  const id = (c.domain !== null ? s.domains.get(c.domain)?.iommu : undefined) ?? c.iommu;
+  return personalityOf(id ? s.iommus.get(id) : undefined);
+};
+
+/** A dispatch that compiles only while every command type has its case. */
+const assertNever = (c: never): never => {
+  throw new Error(`decide: no decider for ${(c as { type?: unknown }).type}`);
+};
+
 const dispatch = (w: Working, c: Command): void => {
-  const virtio = isVirtioCommand(w.state, c);
   switch (c.type) {
     case 'iommu.add':
       return decideIommuAdd(w, c);
@@ -59,54 +85,40 @@ const dispatch = (w: Working, c: Command): void => {
     case 'domain.free':
       return decideDomainFree(w, c);
     case 'device.attach':
-      return virtio ? decideVirtioAttach(w, c) : decideAttach(w, c);
+      return rulesOf(w.state, c).attach(w, c);
     case 'device.detach':
-      return virtio ? decideVirtioDetach(w, c) : decideDetach(w, c);
+      return rulesOf(w.state, c).detach(w, c);
     case 'map':
-      return virtio ? decideVirtioMap(w, c) : decideMap(w, c);
+      return rulesOf(w.state, c).map(w, c);
     case 'unmap':
-      return virtio ? decideVirtioUnmap(w, c) : decideUnmap(w, c);
+      return rulesOf(w.state, c).unmap(w, c);
     case 'kvm.associate':
     case 'kvm.dissociate':
       return decideKvm(w, c);
     case 'dma':
       return decideDma(w, c);
+    default:
+      return assertNever(c);
   }
 };
 
 /**
- * Decides a command given as parsed value or raw JSON. `now` is the time the events will carry
- * (the returned `state` is the state after them, valid when they are appended right after
- * `state.pos`).
+ * Decides a parsed command (parse with `parseCommand`; input that does not parse is refused by
+ * `rejectUnparsed`). The returned `state` is the state after the events, valid when they are
+ * appended right after `state.pos`.
  */
-export const decide = (input: Command | unknown, state: State, now: string = new Date().toISOString()): Decision => {
-  const raw = (typeof input === 'object' && input !== null ? input : {}) as Record<string, unknown>;
-  const type = typeof raw.type === 'string' ? raw.type : '';
-  const personality = DOMAIN_COMMANDS.has(type) ? personalityOf(state, raw) : null;
-  let command: Command | null = null;
-  const w = working(state, now);
+export const decide = (command: CommandWithMeta, state: State): Decision => {
+  if (PRIVILEGED.has(command.type) && command.actor.uid !== 0) {
+    return { ok: false, command, status: 'EACCES', message: `actor: ${command.type} needs uid 0 (got uid ${command.actor.uid})`, events: [], state };
+  }
+  const w = working(state, command.meta.at);
   try {
-    command = isParsed(input) ? input : parseCommand(input);
-    if (PRIVILEGED.has(command.type) && command.actor.uid !== 0) {
-      return { ok: false, command, status: 'EACCES', message: `actor: ${command.type} needs uid 0 (got uid ${command.actor.uid})`, events: [], state };
-    }
     dispatch(w, command);
     return { ok: true, command, events: w.events, state: w.state };
   } catch (err) {
-    if (err instanceof FieldError) {
-      return { ok: false, command, status: statusFor(personality, 'EINVAL'), message: err.message, events: [], state };
-    }
-    if (err instanceof Refusal) {
-      // Only the linux unmap is not atomic: what it removed stays removed (SPEC §4.1).
-      const keep = command?.type === 'unmap' && personality !== 'virtio' ? w.events : [];
-      return { ok: false, command, status: statusFor(personality, err.status), message: err.message, events: keep, state: keep.length > 0 ? w.state : state };
-    }
-    throw err;
+    if (!(err instanceof Refusal)) throw err;
+    const keep = err.keepEmitted ? w.events : [];
+    const status = statusesOf(state, command).status(err.status);
+    return { ok: false, command, status, message: err.message, events: keep, state: keep.length > 0 ? w.state : state };
   }
 };
-
-const PARSED = Symbol.for('isogroup.parsedCommand');
-const isParsed = (c: unknown): c is Command => typeof c === 'object' && c !== null && (c as Record<symbol, unknown>)[PARSED] === true;
-
-/** Marks a command value as already parsed (the testkit builds typed commands directly). */
-export const parsed = (c: Command): Command => Object.assign(c, { [PARSED]: true });

@@ -2,13 +2,10 @@
  * Deciders for DMA ownership (SPEC §6 rules 2–6, 11, 12; kernel.md §2–4): contexts, group claim,
  * device bind, KVM association.
  */
-import type { Command } from '../commands.js';
+import { currentDomain, groupOf, hasPasids, isVfioDriver } from '../queries.js';
+import { deviceRegions, requiresIdentity } from '../reserved.js';
 import type { Device, Group, State } from '../state.js';
-import { checkCtx, currentDomain, detachAll, deviceRegions, getDevice, groupOf, hasPasids, refuse, resolveGroup, type Working } from './common.js';
-
-type Cmd<T extends Command['type']> = Command & { type: T };
-
-const isVfioDriver = (driver: string | null): boolean => driver !== null && (driver.startsWith('vfio-') || driver.startsWith('vfio_'));
+import { checkCtx, detachAll, getDevice, refuse, resolveGroup, type Cmd, type Working } from './common.js';
 
 const membersOf = (s: State, g: Group): Device[] => g.members.map((m) => s.devices.get(m)).filter((d): d is Device => d !== undefined);
 
@@ -17,7 +14,7 @@ const checkTakeOwnership = (s: State, g: Group): void => {
   if (currentDomain(g) !== g.defaultDomain) refuse('EBUSY', `group: group ${g.id} is not on its default domain`);
   if (hasPasids(g)) refuse('EBUSY', `group: group ${g.id} has PASID attachments`);
   // IOMMU-level regions count: they are reported for every device of the IOMMU.
-  const direct = membersOf(s, g).find((d) => deviceRegions(s, d).some((r) => r.kind === 'direct'));
+  const direct = membersOf(s, g).find((d) => requiresIdentity(deviceRegions(s, d)));
   if (direct) refuse('EINVAL', `group: ${direct.id} has a firmware "direct" reserved region (1:1 mapping required), so group ${g.id} cannot be blocked or given to a user`);
 };
 

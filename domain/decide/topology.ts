@@ -1,11 +1,9 @@
 /** Deciders for topology and driver binding: iommu.add, device.*, driver.*, grants (SPEC §4, §5). */
-import type { Command } from '../commands.js';
 import { hex, rangeJson } from '../encoding.js';
-import type { PciJson, RegionJson } from '../events.js';
+import type { EventDataMap, PciJson, RegionJson } from '../events.js';
+import { groupOf, hasPasids } from '../queries.js';
 import type { Device, PciInfo, Region } from '../state.js';
-import { detachAll, getDevice, groupOf, hasPasids, refuse, type Working } from './common.js';
-
-type Cmd<T extends Command['type']> = Command & { type: T };
+import { detachAll, getDevice, refuse, type Cmd, type Working } from './common.js';
 
 export const regionsJson = (list: readonly Region[]): RegionJson[] => list.map((r) => ({ ...rangeJson(r), kind: r.kind }));
 
@@ -43,26 +41,23 @@ export const decideDeviceAdd = (w: Working, c: Cmd<'device.add'>): void => {
   if (s.devices.has(c.device)) refuse('EEXIST', `device: ${c.device} already exists`);
   if (c.parent !== null && !s.devices.has(c.parent)) refuse('ENODEV', `parent: unknown device ${c.parent}`);
   if (c.iommu !== null && !s.iommus.has(c.iommu)) refuse('ENODEV', `iommu: unknown IOMMU ${c.iommu}`);
-  w.emit({
-    type: 'DeviceAdded',
-    data: {
-      device: c.device,
-      parent: c.parent,
-      bus: c.bus,
-      iommu: c.iommu,
-      pci: c.pci ? pciJson(c.pci) : null,
-      reserved: regionsJson(c.reserved),
-      vendor: c.vendor,
-      product: c.product,
-      class: c.class,
-      name: c.name,
-    },
-  });
-  // Record the derived group in the entry too, so the log reads on its own (the reducer recomputes it).
-  const added = w.state.devices.get(c.device);
-  const data = w.events[w.events.length - 1]!.data as { group?: number | null; reason?: unknown };
-  data.group = added?.group ?? null;
-  data.reason = added?.reason ?? null;
+  const data: EventDataMap['DeviceAdded'] = {
+    device: c.device,
+    parent: c.parent,
+    bus: c.bus,
+    iommu: c.iommu,
+    pci: c.pci ? pciJson(c.pci) : null,
+    reserved: regionsJson(c.reserved),
+    vendor: c.vendor,
+    product: c.product,
+    class: c.class,
+    name: c.name,
+  };
+  // The entry records the group the reducer derives, so the log reads on its own. The reducer
+  // ignores the recorded group, so the state previewed without it is the state after the entry.
+  const after = w.preview({ type: 'DeviceAdded', data });
+  const added = after.devices.get(c.device);
+  w.emit({ type: 'DeviceAdded', data: { ...data, group: added?.group ?? null, reason: added?.reason ?? null } }, after);
 };
 
 /** Post-order: children before their parent (leaves first). */

@@ -6,6 +6,7 @@
 import type { Draft } from 'immer';
 import { defaultDomainId } from '../default-domain.js';
 import { IntervalMap } from '../intervalMap.js';
+import { hasDefaultDomain } from '../personality/traits.js';
 import type { Device, Domain, Group } from '../state.js';
 import type { Batch } from './batch.js';
 import type { EvolveEvent, S } from './common.js';
@@ -22,8 +23,7 @@ export const joinGroup = (s: S, dev: Device, e: EvolveEvent, b: Batch): void => 
     gid = b.rules.newGroupId(s.groups);
     const iommu = s.iommus.get(dev.iommu ?? '') ?? null;
     let defaultDomain: string | null = null;
-    // personality: routed at merge
-    if (iommu && iommu.personality === 'linux') {
+    if (hasDefaultDomain(iommu)) {
       defaultDomain = defaultDomainId(gid);
       s.domains.set(defaultDomain, {
         id: defaultDomain,

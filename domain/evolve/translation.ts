@@ -9,6 +9,7 @@ import type { Range } from '../encoding.js';
 import type { EventDataMap } from '../events.js';
 import { IntervalMap } from '../intervalMap.js';
 import { packPos } from '../mapping-word.js';
+import { attachesPerEndpoint } from '../personality/traits.js';
 import { blockingRegions } from '../reserved.js';
 import type { Domain, Region } from '../state.js';
 import type { Batch } from './batch.js';
@@ -52,8 +53,7 @@ export const deviceAttached: DraftHandler<'DeviceAttached'> = (s, d, e) => {
   const pasid = d.pasid ?? 0;
   dom.users.set(dev.id, [...(dom.users.get(dev.id) ?? []).filter((p) => p !== pasid), pasid]);
   const iommu = s.iommus.get(dom.iommu);
-  // personality: routed at merge
-  if (iommu?.personality === 'virtio') {
+  if (attachesPerEndpoint(iommu)) {
     dev.endpointDomain = dom.id;
     return;
   }

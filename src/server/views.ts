@@ -6,7 +6,9 @@ import {
   currentDomain,
   effectiveDomain,
   formatProt,
+  groupDomainLabel,
   hex,
+  isViable,
   unpackPos,
   type Device,
   type Domain,
@@ -108,19 +110,16 @@ export const devicesTreeJson = (s: State): Record<string, unknown> => {
 export const groupsBriefJson = (s: State): Record<string, unknown> => {
   const groups = [...s.groups.values()]
     .sort((a, b) => a.id - b.id)
-    .map((g) => {
-      const virtio = s.iommus.get(g.iommu)?.personality === 'virtio';
-      return {
-        id: g.id,
-        iommu: g.iommu,
-        size: g.members.length,
-        first: g.members[0] ?? null,
-        owner: g.owner,
-        vm: g.owner ? (s.ctxs.get(g.owner)?.vm ?? null) : null,
-        viable: g.kernelUsers === 0 || g.owner !== null,
-        domain: virtio ? 'per-endpoint' : (currentDomain(g) ?? 'blocked'),
-      };
-    });
+    .map((g) => ({
+      id: g.id,
+      iommu: g.iommu,
+      size: g.members.length,
+      first: g.members[0] ?? null,
+      owner: g.owner,
+      vm: g.owner ? (s.ctxs.get(g.owner)?.vm ?? null) : null,
+      viable: isViable(g),
+      domain: groupDomainLabel(s, g),
+    }));
   let groupless = 0;
   for (const d of s.devices.values()) if (d.group === null && d.pci?.kind !== 'host-bridge') groupless++;
   return { groups, groupless };

@@ -7,6 +7,8 @@
  * realistic command too. `apply` predicts acceptance and updates the model when it expects one.
  */
 
+import { isVfioDriver } from '../../domain/queries.js';
+
 export interface SIommu {
   readonly id: string;
   readonly virtio: boolean;
@@ -90,7 +92,7 @@ export const MSI_START = 0xfee00000n;
 export const MSI_LAST = 0xfeefffffn;
 export const TWO_POW_64 = 1n << 64n;
 
-const isManaged = (driver: string): boolean => driver === 'pcieport' || driver === 'pci-stub' || driver.startsWith('vfio-') || driver.startsWith('vfio_');
+const isManaged = (driver: string): boolean => driver === 'pcieport' || driver === 'pci-stub' || isVfioDriver(driver);
 const isBridgeKind = (k: SKind): boolean => k === 'root-port' || k === 'switch-upstream' || k === 'switch-downstream' || k === 'pcie-to-pci-bridge';
 
 export interface Shadow {
@@ -251,9 +253,10 @@ export const createShadow = (): Shadow => {
     switch (c.type) {
       case 'iommu.add': {
         if (iommus.has(String(c.iommu))) return false;
+        const kind = c.personality;
         iommus.set(String(c.iommu), {
           id: String(c.iommu),
-          virtio: c.personality === 'virtio',
+          virtio: kind === 'virtio',
           bypass: c.bypass === true,
           segment: 0,
           hostBridge: '',
@@ -387,7 +390,7 @@ export const createShadow = (): Shadow => {
         const ctx = ctxOk(c.ctx, c);
         if (!d || !ctx) return false;
         if (uid !== 0 && !d.grants.includes(uid)) return false;
-        if (!d.driver || !(d.driver.startsWith('vfio-') || d.driver.startsWith('vfio_'))) return false;
+        if (!isVfioDriver(d.driver)) return false;
         const g = groupOf(d);
         if (!g || d.boundCtx !== null || g.path === 'group' || kernelUsers(g) > 0) return false;
         if (g.owner !== null && g.owner !== ctx.id) return false;

@@ -10,6 +10,7 @@
  * does with them. Multi-step stories (a VM launch, a race) are generators that interleave with
  * each other and with single commands, the way udev, libvirt and several VMMs interleave.
  */
+import { isVfioDriver } from '../../domain/queries.js';
 import { createRng, picker, type Rng, type Seed } from './prng.js';
 import { MSI_LAST, MSI_START, TWO_POW_64, createShadow, isBridge, type SDev, type SDomain, type SGroup, type Shadow } from './shadow.js';
 
@@ -151,7 +152,6 @@ const hex = (n: bigint): string => `0x${n.toString(16)}`;
 const h2 = (n: number): string => n.toString(16).padStart(2, '0');
 const h4 = (n: number): string => n.toString(16).padStart(4, '0');
 const fnId = (segment: number, bus: number, dev: number, fn: number): string => `${h4(segment)}:${h2(bus)}:${h2(dev)}.${fn}`;
-const isVfio = (driver: string | null): boolean => driver !== null && (driver.startsWith('vfio-') || driver.startsWith('vfio_'));
 const isEndpoint = (d: SDev): boolean => d.kind === 'endpoint' || d.kind === 'rc-endpoint' || d.kind === 'pci-device';
 
 const KB4 = 0x1000n;
@@ -188,7 +188,9 @@ const allocBus = (g: Gen, segment: number): number | null => {
   return null;
 };
 
-const preamble = (g: Gen, personality: 'linux' | 'virtio' | 'both'): Emit[] => {
+/** The host's IOMMUs and what sits behind them: `which` is the storm's `personality` option. */
+const preamble = (g: Gen, which: 'linux' | 'virtio' | 'both'): Emit[] => {
+  const kinds: readonly string[] = which === 'both' ? ['linux', 'virtio'] : [which];
   const out: Emit[] = [];
   const addPort = (segment: number, slot: number, acs: boolean, hostBridge: string): void => {
     const id = fnId(segment, 0, slot, 0);
@@ -198,14 +200,14 @@ const preamble = (g: Gen, personality: 'linux' | 'virtio' | 'both'): Emit[] => {
   const bindPorts = (segment: number, count: number): void => {
     for (let s = 1; s <= count; s++) out.push({ c: { type: 'driver.bind', device: fnId(segment, 0, s, 0), driver: 'pcieport', actor: root('kernel') } });
   };
-  if (personality !== 'virtio') {
+  if (kinds.includes('linux')) {
     out.push({ c: { type: 'iommu.add', iommu: 'dmar0', personality: 'linux', pageSizes: '0x40201000', reserved: MSI_REGION, actor: root('kernel') } });
     out.push({ c: { type: 'device.add', device: 'pci0000:00', parent: null, bus: 'pci', iommu: 'dmar0', pci: { kind: 'host-bridge' }, actor: root('kernel') } });
     // Two root ports without ACS, as on many client platforms: whatever is plugged there shares a group with the port.
     [true, true, false, true, false, true].forEach((acs, i) => addPort(0, i + 1, acs, 'pci0000:00'));
     bindPorts(0, 6);
   }
-  if (personality !== 'linux') {
+  if (kinds.includes('virtio')) {
     const bypass = g.rng.chance(0.5);
     out.push({
       c: {
@@ -491,7 +493,7 @@ function* launch(g: Gen, path: 'group' | 'device'): Scenario {
   for (const id of eps) {
     const d = alive(id);
     if (!d) continue;
-    if (d.driver !== null && !isVfio(d.driver)) yield { c: { type: 'driver.unbind', device: id, actor: root('driverctl') } };
+    if (d.driver !== null && !isVfioDriver(d.driver)) yield { c: { type: 'driver.unbind', device: id, actor: root('driverctl') } };
     if (alive(id)?.driver === null) yield { c: { type: 'driver.bind', device: id, driver: 'vfio-pci', actor: root('driverctl') } };
   }
   for (const id of path === 'device' ? eps : eps.slice(0, 1)) {
@@ -554,7 +556,7 @@ function* race(g: Gen): Scenario {
   const me = user(uid);
   const alive = (id: string): SDev | undefined => g.sh.devices.get(id);
   yield { c: { type: 'device.grant', device: first, uid, actor: root('libvirtd') } };
-  if (alive(first)?.driver && !isVfio(alive(first)!.driver)) yield { c: { type: 'driver.unbind', device: first, actor: root('driverctl') } };
+  if (alive(first)?.driver && !isVfioDriver(alive(first)!.driver)) yield { c: { type: 'driver.unbind', device: first, actor: root('driverctl') } };
   if (alive(first)?.driver === null) yield { c: { type: 'driver.bind', device: first, driver: 'vfio-pci', actor: root('driverctl') } };
   const sib = alive(sibling);
   if (sib && sib.driver === null) yield { c: { type: 'driver.bind', device: sibling, driver: sib.kdriver ?? 'snd_hda_intel', actor: root('udevd') } };
@@ -569,7 +571,7 @@ function* race(g: Gen): Scenario {
   yield take();
   if (!g.rng.chance(0.7)) return;
   const s = alive(sibling);
-  if (s?.driver && !isVfio(s.driver) && s.boundCtx === null) yield { c: { type: 'driver.unbind', device: sibling, actor: root('driverctl') } };
+  if (s?.driver && !isVfioDriver(s.driver) && s.boundCtx === null) yield { c: { type: 'driver.unbind', device: sibling, actor: root('driverctl') } };
   if (alive(sibling)?.driver === null) yield { c: { type: 'driver.bind', device: sibling, driver: 'vfio-pci', actor: root('driverctl') } };
   yield take();
 }
@@ -724,7 +726,7 @@ const invalidCmd = (g: Gen): StormCommand | null => {
       return port ? { type: 'device.remove', device: port.id, actor: root('pciehp') } : null;
     }
     case 2: {
-      const d = maybe(g, live(g, (x) => isEndpoint(x) && x.driver !== null && !isVfio(x.driver)));
+      const d = maybe(g, live(g, (x) => isEndpoint(x) && x.driver !== null && !isVfioDriver(x.driver)));
       const c = maybe(g, openCtxs(g));
       return d && c ? { type: 'device.bind', device: d.id, ctx: c.id, actor: c.uid === 0 ? root('qemu') : user(c.uid) } : null;
     }

@@ -153,6 +153,9 @@ const ACS_ON = { cap: 'SV,TB,RR,CR,UF,DT', ctl: 'SV,RR,CR,UF' };
 const ACS_FUNCTION = { cap: 'SV,RR,CR,UF,DT', ctl: 'SV,RR,CR,UF' };
 const X86_MSI: readonly RegionInput[] = [{ start: 0xfee00000n, last: 0xfeefffffn, kind: 'msi' }];
 
+/** Default id prefix and page sizes of an IOMMU of each personality (Intel DMAR, virtio-iommu). */
+const IOMMU_LOOK = { linux: { prefix: 'dmar', pageSizes: 0x40201000n }, virtio: { prefix: 'viommu', pageSizes: 0xfffffffffffff000n } } as const;
+
 const acsJson = (a: AcsSpec | undefined, on: { cap: string; ctl: string }): { cap: string; ctl: string } | null =>
   a === true ? on : a === false || a === null || a === undefined ? null : { cap: a.cap, ctl: a.ctl };
 
@@ -297,12 +300,13 @@ export const createTopology = (core: TopologyCore): Topology => {
   return {
     iommu: (o = {}) => {
       const personality = o.personality ?? 'linux';
-      const id = o.id ?? `${personality === 'linux' ? 'dmar' : 'viommu'}${iommuCount[personality]++}`;
+      const look = IOMMU_LOOK[personality];
+      const id = o.id ?? `${look.prefix}${iommuCount[personality]++}`;
       const c: Record<string, unknown> = {
         type: 'iommu.add',
         iommu: id,
         personality,
-        pageSizes: addr(o.pageSizes ?? (personality === 'linux' ? 0x40201000n : 0xfffffffffffff000n)),
+        pageSizes: addr(o.pageSizes ?? look.pageSizes),
         reserved: regionsJson(o.reserved ?? X86_MSI),
       };
       if (o.bypass !== undefined) c.bypass = o.bypass;

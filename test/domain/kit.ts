@@ -8,7 +8,7 @@ import { expect } from '@jest/globals';
 import { createEngine, type Engine, type ExecResult } from '../../src/engine.js';
 import type { RecordedEvent } from '../../src/store/types.js';
 import { canDmaAt, type DmaVerdict } from '../../domain/dma.js';
-import { currentDomain } from '../../domain/decide/common.js';
+import { currentDomain } from '../../domain/queries.js';
 import type { Group, State } from '../../domain/state.js';
 import { canonicalState, hostWith } from '../helpers.js';
 import { checkInvariants } from './invariants.js';

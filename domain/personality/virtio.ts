@@ -1,20 +1,37 @@
 /**
- * virtio-iommu personality (SPEC §6 virtio paragraph; virtio-iommu.md rules 6–40): endpoint-level
- * attachment, implicit domains that die with their last endpoint, implicit detach on re-attach,
- * bypass domains, atomic unmap, virtio status codes.
+ * The virtio-iommu personality (SPEC §6 virtio paragraph; virtio-iommu.md rules 6–40): endpoints
+ * attach one by one, domains are created by the first attach that names them and die with their
+ * last endpoint, re-attaching detaches implicitly, bypass domains, atomic unmap, S_* statuses.
  */
 import type { Command } from '../commands.js';
 import { formatProt } from '../commands.js';
 import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
-import { blockingRegions } from '../reserved.js';
+import { checkCtx, describeRange, refuse as refuseAny, type Cmd, type Working } from '../decide/common.js';
+import { groupOf } from '../queries.js';
+import { blockingRegions, deviceRegions, msiConflict, regionBlocking, regionUnderMapping } from '../reserved.js';
 import type { Device, Domain, Iommu, State } from '../state.js';
-import { checkCtx, deviceRegions, getDevice, groupOf, refuse, type Working } from './common.js';
-import { checkMsiKinds } from './translation.js';
+import { TRAITS } from './traits.js';
+import type { AccessStatus, EffectiveDomain, PersonalityStrategy, Status } from './index.js';
+import type { LinuxStatus } from './linux.js';
 
-type Cmd<T extends Command['type']> = Command & { type: T };
+/** The virtio-iommu request statuses (plus the host's own access refusals). */
+export type VirtioStatus = AccessStatus | 'S_INVAL' | 'S_NOENT' | 'S_RANGE' | 'S_NOMEM' | 'S_UNSUPP';
 
-const describeRange = (r: Range): string => `${hex(r.start)}-${hex(r.last)}`;
-const meets = (a: Range, b: Range): boolean => a.start <= b.last && b.start <= a.last;
+const refuse = (status: VirtioStatus, message: string): never => refuseAny(status, message);
+
+/** How a rule shared with linux (ctx, ownership, ids) reads in virtio statuses (SPEC §4). */
+const FROM_ERRNO: Readonly<Record<Exclude<LinuxStatus, AccessStatus>, VirtioStatus>> = {
+  ENOENT: 'S_NOENT',
+  ENODEV: 'S_NOENT',
+  EINVAL: 'S_INVAL',
+  EEXIST: 'S_INVAL',
+  EBUSY: 'S_INVAL',
+  EOVERFLOW: 'S_RANGE',
+  ENOSPC: 'S_NOMEM',
+  EADDRINUSE: 'S_UNSUPP',
+};
+
+const status = (code: Status): VirtioStatus => (Object.hasOwn(FROM_ERRNO, code) ? FROM_ERRNO[code as keyof typeof FROM_ERRNO] : (code as VirtioStatus));
 
 /** Rule 9/27: with a domainRange, domain ids are integers inside it [S_RANGE]. */
 const checkDomainRange = (iommu: Iommu, domain: string): void => {
@@ -43,24 +60,7 @@ const virtioIommu = (s: State, id: string | null): Iommu | null => {
   return i?.personality === 'virtio' ? i : null;
 };
 
-export const isVirtioCommand = (s: State, c: Command): boolean => {
-  switch (c.type) {
-    case 'device.attach':
-    case 'device.detach': {
-      const dev = s.devices.get(c.device);
-      if (dev) return virtioIommu(s, dev.iommu) !== null;
-      const dom = c.domain ? s.domains.get(c.domain) : undefined;
-      return virtioIommu(s, dom?.iommu ?? c.iommu) !== null;
-    }
-    case 'map':
-    case 'unmap': {
-      const dom = s.domains.get(c.domain);
-      return virtioIommu(s, dom?.iommu ?? c.iommu) !== null;
-    }
-    default:
-      return false;
-  }
-};
+const getEndpoint = (s: State, id: string): Device => s.devices.get(id) ?? refuse('S_NOENT', `device: unknown device ${id}`);
 
 /** Detaching an endpoint: its domain dies with its last endpoint (rule 20). */
 const emitDetach = (w: Working, dev: Device, domainId: string): void => {
@@ -69,24 +69,23 @@ const emitDetach = (w: Working, dev: Device, domainId: string): void => {
   if (dom && dom.implicit && dom.users.size === 0) w.emit({ type: 'DomainFreed', data: { domain: domainId } });
 };
 
-export const decideVirtioAttach = (w: Working, c: Cmd<'device.attach'>): void => {
+const attach = (w: Working, c: Cmd<'device.attach'>): void => {
   const s = w.state;
   if (c.pasid !== null) refuse('S_UNSUPP', 'pasid: virtio-iommu has no PASID support');
-  const dev = getDevice(s, c.device, 'virtio');
+  const dev = getEndpoint(s, c.device);
   const iommu = virtioIommu(s, dev.iommu) ?? refuse('S_NOENT', `device: ${dev.id} is not an endpoint of a virtio-iommu`);
   checkDomainRange(iommu, c.domain);
   checkEndpointOwner(s, dev, c);
-  checkMsiKinds(deviceRegions(s, dev), dev.id, 'S_INVAL');
+  const msi = msiConflict(deviceRegions(s, dev), dev.id);
+  if (msi !== null) refuse('S_INVAL', msi);
   const existing = s.domains.get(c.domain);
   if (existing) {
     if (existing.iommu !== iommu.id) refuse('S_INVAL', `domain: ${c.domain} belongs to IOMMU ${existing.iommu}, not ${iommu.id}`);
     if ((existing.kind === 'bypass') !== c.bypass) {
       refuse('S_INVAL', `bypass: domain ${c.domain} is ${existing.kind === 'bypass' ? 'a bypass' : 'a translated'} domain; the attach asked for ${c.bypass ? 'bypass' : 'translation'}`);
     }
-    for (const r of dev.reserved) {
-      const hit = existing.mappings.overlapping(r.start, r.last, 1)[0];
-      if (hit) refuse('S_UNSUPP', `device: ${dev.id}'s ${r.kind} region ${describeRange(r)} overlaps mapping ${describeRange(hit)} of domain ${c.domain}`);
-    }
+    const clash = regionUnderMapping(dev.reserved, existing);
+    if (clash) refuse('S_UNSUPP', `device: ${dev.id}'s ${clash.region.kind} region ${describeRange(clash.region)} overlaps mapping ${describeRange(clash.mapping)} of domain ${c.domain}`);
   }
   if (dev.endpointDomain === c.domain) return; // rule 15: attaching to the current domain is a no-op
   if (dev.endpointDomain !== null) emitDetach(w, dev, dev.endpointDomain); // rule 14: implicit detach
@@ -99,9 +98,9 @@ export const decideVirtioAttach = (w: Working, c: Cmd<'device.attach'>): void =>
   w.emit({ type: 'DeviceAttached', data: { device: dev.id, domain: c.domain, pasid: null } });
 };
 
-export const decideVirtioDetach = (w: Working, c: Cmd<'device.detach'>): void => {
+const detach = (w: Working, c: Cmd<'device.detach'>): void => {
   const s = w.state;
-  const dev = getDevice(s, c.device, 'virtio');
+  const dev = getEndpoint(s, c.device);
   if (c.pasid !== null) refuse('S_UNSUPP', 'pasid: virtio-iommu has no PASID support');
   const cur = dev.endpointDomain;
   if (cur === null) refuse('S_INVAL', `device: endpoint ${dev.id} is not attached to any domain`);
@@ -135,22 +134,22 @@ const checkRequest = (s: State, c: Cmd<'map' | 'unmap'>, all: boolean): { dom: D
   return { dom, iommu, r };
 };
 
-export const decideVirtioMap = (w: Working, c: Cmd<'map'>): void => {
+const map = (w: Working, c: Cmd<'map'>): void => {
   const s = w.state;
   if (c.length >= U64_MAX) refuse('S_RANGE', `length: ${hex(c.length)} is too large`);
   if (c.pa + c.length > TWO_POW_64) refuse('S_RANGE', `pa + length overflows 2^64`);
   const { dom, iommu, r } = checkRequest(s, c, false);
   const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
   if (hit) refuse('S_INVAL', `iova: ${describeRange(r)} overlaps existing mapping ${describeRange(hit)} of domain ${dom.id}`);
-  const regions = [...blockingRegions(s, dom), ...[...dom.users.keys()].flatMap((d) => s.devices.get(d)?.reserved ?? [])];
-  const bad = regions.find((x) => x.kind !== 'direct-relaxable' && meets(x, r));
+  // Every endpoint's own regions count, whatever its attachment's PASID (virtio has none).
+  const bad = regionBlocking([...blockingRegions(s, dom), ...[...dom.users.keys()].flatMap((d) => s.devices.get(d)?.reserved ?? [])], r);
   if (bad) refuse('S_INVAL', `iova: ${describeRange(r)} overlaps the ${bad.kind} reserved region ${describeRange(bad)}`);
   if (iommu.maxMappings !== null && dom.mappings.size >= iommu.maxMappings) refuse('S_NOMEM', `domain: ${dom.id} already holds ${iommu.maxMappings} mappings`);
   w.emit({ type: 'Mapped', data: { domain: dom.id, iova: hex(r.start), last: hex(r.last), pa: hex(c.pa), prot: formatProt(c.prot) } });
 };
 
 /** virtio UNMAP is atomic: a range that would split any mapping removes nothing [S_RANGE]. */
-export const decideVirtioUnmap = (w: Working, c: Cmd<'unmap'>): void => {
+const unmap = (w: Working, c: Cmd<'unmap'>): void => {
   const all = c.iova === 0n && c.length === TWO_POW_64;
   const { dom, r } = checkRequest(w.state, c, all);
   const hits = dom.mappings.overlapping(r.start, r.last);
@@ -158,4 +157,25 @@ export const decideVirtioUnmap = (w: Working, c: Cmd<'unmap'>): void => {
   if (split) refuse('S_RANGE', `iova: ${describeRange(r)} would split mapping ${describeRange(split)}; nothing was removed`);
   if (hits.length === 0) return; // rule 39: S_OK, nothing removed
   w.emit({ type: 'Unmapped', data: { domain: dom.id, areas: hits.map((m) => ({ iova: hex(m.start), last: hex(m.last), pa: hex(m.aux) })) } });
+};
+
+/** The endpoint's own domain; unattached endpoints bypass when the IOMMU allows it, else are blocked. */
+const effectiveDomain = (state: State, dev: Device, _g: unknown, iommu: Iommu | undefined, pasid: number | null): EffectiveDomain => {
+  if (pasid !== null) return { domain: null, path: 'blocked' };
+  if (dev.endpointDomain) return { domain: state.domains.get(dev.endpointDomain) ?? null, path: 'attached' };
+  return { domain: null, path: iommu?.bypass ? 'bypass' : 'blocked' };
+};
+
+export const virtio: PersonalityStrategy = {
+  name: 'virtio',
+  status,
+  ...TRAITS.virtio,
+  allocDomain: () => refuse('S_UNSUPP', `domain: virtio domains are created by the first device.attach that names them`),
+  attach,
+  detach,
+  map,
+  unmap,
+  effectiveDomain,
+  ridDomain: (state, dev, _g, iommu) => (dev.endpointDomain ? (state.domains.get(dev.endpointDomain) ?? null) : iommu?.bypass ? 'bypass' : null),
+  groupDomain: () => 'per-endpoint',
 };

@@ -1,63 +1,26 @@
 /**
- * Deciders for domains, attachment and mappings, linux personality (SPEC §6 rules 7–10, §7;
- * kernel.md §4–6). The virtio personality lives in virtio.ts.
+ * The linux personality (SPEC §6 rules 7–10, §7; kernel.md §4–6): a group shares one domain per
+ * PASID, groups start on a kernel default domain, unmap is not atomic, refusals are errno names.
  */
-import type { Command } from '../commands.js';
 import { formatProt } from '../commands.js';
-import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
-import { DEFAULT_DOMAIN_PREFIX } from '../default-domain.js';
-import { blockingRegions } from '../reserved.js';
-import { canDmaAt } from '../dma.js';
-import { PROT_R, PROT_W, type Domain, type Region, type State } from '../state.js';
-import { checkCtx, deviceRegions, getDevice, getDomain, groupOf, refuse, type Working } from './common.js';
+import { TWO_POW_64, U64_MAX, granuleOf, hex, overlaps, type Range } from '../encoding.js';
+import { checkDomainOwner, describeRange, getDevice, getDomain, Refusal, refuse as refuseAny, type Cmd, type Working } from '../decide/common.js';
+import { currentDomain, groupOf } from '../queries.js';
+import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionUnderMapping } from '../reserved.js';
+import { PROT_R, PROT_W, type Device, type Domain, type Group, type Iommu, type State } from '../state.js';
+import { TRAITS } from './traits.js';
+import type { AccessStatus, EffectiveDomain, PersonalityStrategy } from './index.js';
 
-type Cmd<T extends Command['type']> = Command & { type: T };
+/** The errno names linux answers with. */
+export type LinuxStatus = AccessStatus | 'EINVAL' | 'ENOENT' | 'ENODEV' | 'EEXIST' | 'EBUSY' | 'EOVERFLOW' | 'ENOSPC' | 'EADDRINUSE';
 
-const meets = (a: Range, b: Range): boolean => a.start <= b.last && b.start <= a.last;
-const describeRange = (r: Range): string => `${hex(r.start)}-${hex(r.last)}`;
+// A function, not an alias: modules of this folder and the reducer import each other, so nothing here
+// reads an imported binding while the modules load.
+const refuse = (status: LinuxStatus, message: string): never => refuseAny(status, message);
 
-/** The actor may act on a domain: its ctx's owner (or root); kernel domains only root [EPERM]. */
-export const checkDomainOwner = (s: State, dom: Domain, c: Command): void => {
-  if (dom.ctx === null) {
-    if (c.actor.uid !== 0) refuse('EPERM', `domain: ${dom.id} is a kernel domain; only root may change it`);
-    return;
-  }
-  checkCtx(s, dom.ctx, c);
-};
+const isPaging = (d: Domain): boolean => d.kind === 'paging' || d.kind === 'dma';
 
-export const decideDomainAlloc = (w: Working, c: Cmd<'domain.alloc'>): void => {
-  const s = w.state;
-  if (c.ctx === null && c.actor.uid !== 0) refuse('EACCES', 'ctx: a kernel domain (no ctx) needs uid 0');
-  if (c.ctx !== null) checkCtx(s, c.ctx, c);
-  if (c.domain.startsWith(DEFAULT_DOMAIN_PREFIX)) refuse('EINVAL', `domain: ids starting with "${DEFAULT_DOMAIN_PREFIX}" name kernel default domains`);
-  if (s.domains.has(c.domain)) refuse('EEXIST', `domain: ${c.domain} already exists`);
-  const iommu = s.iommus.get(c.iommu) ?? refuse('ENODEV', `iommu: unknown IOMMU ${c.iommu}`);
-  if (iommu.personality === 'virtio') refuse('S_UNSUPP', `domain: virtio domains are created by the first device.attach that names them`);
-  w.emit({ type: 'DomainAllocated', data: { domain: c.domain, ctx: c.ctx, iommu: c.iommu, kind: c.kind, pasidCapable: c.pasidCapable } });
-};
-
-export const decideDomainFree = (w: Working, c: Cmd<'domain.free'>): void => {
-  const s = w.state;
-  const dom = getDomain(s, c.domain, s.iommus.get(s.domains.get(c.domain)?.iommu ?? '')?.personality ?? null);
-  if (dom.defaultOf !== null) refuse('EBUSY', `domain: ${dom.id} is the default domain of group ${dom.defaultOf}`);
-  if (dom.implicit) refuse('S_UNSUPP', `domain: virtio domain ${dom.id} dies with its last endpoint; detach its endpoints`);
-  checkDomainOwner(s, dom, c);
-  if (dom.users.size > 0) refuse('EBUSY', `domain: ${dom.id} is attached to ${[...dom.users.keys()].join(', ')}`);
-  w.emit({ type: 'DomainFreed', data: { domain: dom.id } });
-};
-
-/** Both MSI kinds on one device cannot be attached (kernel.md rule 54). */
-export const checkMsiKinds = (regions: readonly Region[], device: string, status = 'EINVAL'): void => {
-  if (regions.some((r) => r.kind === 'msi') && regions.some((r) => r.kind === 'sw-msi')) {
-    refuse(status, `device: ${device} reports both msi and sw-msi reserved regions and cannot be attached`);
-  }
-  // SPEC names only the mixed case; the kernel also refuses a second sw-msi window (kernel.md rule 54).
-  if (regions.filter((r) => r.kind === 'sw-msi').length > 1) {
-    refuse(status, `device: ${device} reports more than one sw-msi reserved region and cannot be attached`);
-  }
-};
-
-export const decideAttach = (w: Working, c: Cmd<'device.attach'>): void => {
+const attach = (w: Working, c: Cmd<'device.attach'>): void => {
   const s = w.state;
   const dev = getDevice(s, c.device);
   const dom = getDomain(s, c.domain);
@@ -86,18 +49,16 @@ export const decideAttach = (w: Working, c: Cmd<'device.attach'>): void => {
     if (pasid !== null) refuse('EBUSY', `pasid: ${pasid} of group ${g.id} is taken by domain ${att.domain}`);
     refuse('EINVAL', `device: group ${g.id} is attached to ${att.domain}; all devices of a group share one domain (${att.devices.join(', ')})`);
   }
-  checkMsiKinds(deviceRegions(s, dev), dev.id);
+  const msi = msiConflict(deviceRegions(s, dev), dev.id);
+  if (msi !== null) refuse('EINVAL', msi);
   if (pasid === null) {
-    for (const r of dev.reserved) {
-      if (r.kind === 'direct-relaxable') continue;
-      const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
-      if (hit) refuse('EADDRINUSE', `device: ${dev.id}'s ${r.kind} region ${describeRange(r)} overlaps mapping ${describeRange(hit)} of ${dom.id}`);
-    }
+    const clash = regionUnderMapping(dev.reserved.filter(blocksMappings), dom);
+    if (clash) refuse('EADDRINUSE', `device: ${dev.id}'s ${clash.region.kind} region ${describeRange(clash.region)} overlaps mapping ${describeRange(clash.mapping)} of ${dom.id}`);
   }
   w.emit({ type: 'DeviceAttached', data: { device: dev.id, domain: dom.id, pasid } });
 };
 
-export const decideDetach = (w: Working, c: Cmd<'device.detach'>): void => {
+const detach = (w: Working, c: Cmd<'device.detach'>): void => {
   const s = w.state;
   const dev = getDevice(s, c.device);
   const g = groupOf(s, dev);
@@ -113,9 +74,7 @@ export const decideDetach = (w: Working, c: Cmd<'device.detach'>): void => {
   });
 };
 
-const isPaging = (d: Domain): boolean => d.kind === 'paging' || d.kind === 'dma';
-
-export const decideMap = (w: Working, c: Cmd<'map'>): void => {
+const map = (w: Working, c: Cmd<'map'>): void => {
   const s = w.state;
   if (c.length >= U64_MAX) refuse('EOVERFLOW', `length: ${hex(c.length)} is too large (at most 2^64-2)`);
   if ((c.prot & (PROT_R | PROT_W)) === 0) refuse('EINVAL', `prot: "${formatProt(c.prot)}" has neither r nor w`);
@@ -132,7 +91,7 @@ export const decideMap = (w: Working, c: Cmd<'map'>): void => {
   if (r.start < iommu.aperture.start || r.last > iommu.aperture.last) {
     refuse('EINVAL', `iova: ${describeRange(r)} is outside the aperture ${describeRange(iommu.aperture)} of IOMMU ${iommu.id}`);
   }
-  const bad = blockingRegions(s, dom).find((x) => meets(x, r));
+  const bad = blockingRegions(s, dom).find((x) => overlaps(x, r));
   if (bad) refuse('EINVAL', `iova: ${describeRange(r)} overlaps the ${bad.kind} reserved region ${describeRange(bad)}`);
   const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
   if (hit) refuse('EEXIST', `iova: ${describeRange(r)} overlaps existing mapping ${describeRange(hit)} of ${dom.id}`);
@@ -146,7 +105,7 @@ export const decideMap = (w: Working, c: Cmd<'map'>): void => {
  * Linux unmap is not atomic (kernel.md §6.5): areas meeting the range are removed in ascending
  * order until the first one that crosses the range's edge; those already removed stay removed.
  */
-export const decideUnmap = (w: Working, c: Cmd<'unmap'>): void => {
+const unmap = (w: Working, c: Cmd<'unmap'>): void => {
   const s = w.state;
   if (c.length === 0n) refuse('EINVAL', 'length: must not be 0');
   const all = c.iova === 0n && c.length === TWO_POW_64;
@@ -165,25 +124,43 @@ export const decideUnmap = (w: Working, c: Cmd<'unmap'>): void => {
   }
   if (removed.length > 0) w.emit({ type: 'Unmapped', data: { domain: dom.id, areas: removed } });
   if (crossing) {
-    refuse('ENOENT', `iova: mapping ${describeRange(crossing)} crosses the edge of ${describeRange(r)} and is never split${removed.length > 0 ? `; ${removed.length} mapping(s) before it were removed` : ''}`);
+    const more = removed.length > 0 ? `; ${removed.length} mapping(s) before it were removed` : '';
+    // What was removed stays removed: the refusal keeps the Unmapped event.
+    throw new Refusal('ENOENT' satisfies LinuxStatus, `iova: mapping ${describeRange(crossing)} crosses the edge of ${describeRange(r)} and is never split${more}`, true);
   }
   if (removed.length === 0 && !all) refuse('ENOENT', `iova: no mapping inside ${describeRange(r)} in ${dom.id}`);
 };
 
-export const decideDma = (w: Working, c: Cmd<'dma'>): void => {
-  const s = w.state;
-  getDevice(s, c.device);
-  if (c.length === 0n) refuse('EINVAL', 'length: must not be 0');
-  if (c.iova + c.length > TWO_POW_64) refuse('EOVERFLOW', `iova + length overflows 2^64`);
-  const v = canDmaAt(s, { device: c.device, iova: c.iova, length: c.length, access: c.access, pasid: c.pasid });
-  w.emit({
-    type: 'DmaChecked',
-    data: { device: c.device, iova: hex(c.iova), length: hex(c.length), access: c.access, pasid: c.pasid, allowed: v.allowed, reason: v.reason, domain: v.domain },
-  });
-  if (!v.allowed && v.fault) {
-    w.emit({
-      type: 'FaultRecorded',
-      data: { device: c.device, iova: hex(c.iova), access: c.access, pasid: c.pasid, reason: v.fault.reason, flags: [...v.fault.flags], domain: v.domain, source: 'dma' },
-    });
+/** A PASID's own attachment, else the group's RID attachment, else blocked or the default domain. */
+const effectiveDomain = (state: State, dev: Device, g: Group, _iommu: Iommu | undefined, pasid: number | null): EffectiveDomain => {
+  if (pasid !== null) {
+    const att = g.attachments.get(pasid);
+    return att ? { domain: state.domains.get(att.domain) ?? null, path: 'pasid' } : { domain: null, path: 'blocked' };
   }
+  const att = g.attachments.get(0);
+  if (att) {
+    const domain = state.domains.get(att.domain) ?? null;
+    return att.devices.includes(dev.id) ? { domain, path: 'attached' } : { domain, path: 'group', viaGroup: [...att.devices] };
+  }
+  const cur = currentDomain(g);
+  return cur === null ? { domain: null, path: 'blocked' } : { domain: state.domains.get(cur) ?? null, path: 'default' };
+};
+
+export const linux: PersonalityStrategy = {
+  name: 'linux',
+  status: (code) => code,
+  ...TRAITS.linux,
+  allocDomain: (w, c) => {
+    w.emit({ type: 'DomainAllocated', data: { domain: c.domain, ctx: c.ctx, iommu: c.iommu, kind: c.kind, pasidCapable: c.pasidCapable } });
+  },
+  attach,
+  detach,
+  map,
+  unmap,
+  effectiveDomain,
+  ridDomain: (state, _dev, g) => {
+    const id = currentDomain(g);
+    return id === null ? null : (state.domains.get(id) ?? null);
+  },
+  groupDomain: (g) => currentDomain(g) ?? 'blocked',
 };

@@ -1,0 +1,69 @@
+/**
+ * Refused commands: which personality's statuses a refusal answers in, the refusal of a command
+ * that does not parse, and the CommandRejected event that records either in the log.
+ */
+import type { FieldError } from '../encoding.js';
+import type { DomainEvent } from '../events.js';
+import { personalityOf, type PersonalityStrategy, type Status } from '../personality/index.js';
+import type { State } from '../state.js';
+import type { Decision } from './index.js';
+
+/** Commands that touch a domain answer in their personality's codes; the others in errno names. */
+const DOMAIN_COMMANDS: ReadonlySet<unknown> = new Set(['domain.alloc', 'domain.free', 'device.attach', 'device.detach', 'map', 'unmap']);
+
+/** The fields that name what a command addresses, parsed or not. */
+interface Addressed {
+  readonly type?: unknown;
+  readonly device?: unknown;
+  readonly domain?: unknown;
+  readonly iommu?: unknown;
+}
+
+/**
+ * The personality whose codes a command answers in: the named device's IOMMU, else the domain's,
+ * else the IOMMU the command names. Works on raw input too, so a command that does not parse is
+ * refused in the same codes.
+ */
+export const statusesOf = (state: State, c: Addressed): PersonalityStrategy => {
+  if (!DOMAIN_COMMANDS.has(c.type)) return personalityOf(null);
+  const byIommu = (id: unknown): PersonalityStrategy => personalityOf(typeof id === 'string' ? state.iommus.get(id) : undefined);
+  if (typeof c.device === 'string') {
+    const d = state.devices.get(c.device.toLowerCase()) ?? state.devices.get(c.device);
+    if (d?.iommu) return byIommu(d.iommu);
+  }
+  if (typeof c.domain === 'string') {
+    const dom = state.domains.get(c.domain);
+    if (dom) return byIommu(dom.iommu);
+  }
+  return byIommu(c.iommu);
+};
+
+/** The refusal of input that is not a command: EINVAL naming the field, in the addressed personality's codes. */
+export const rejectUnparsed = (state: State, raw: unknown, err: FieldError): Decision => {
+  const fields = (typeof raw === 'object' && raw !== null ? raw : {}) as Addressed;
+  return { ok: false, command: null, status: statusesOf(state, fields).status('EINVAL'), message: err.message, events: [], state };
+};
+
+/** JSON-safe copy of the input as given (bigints as hex), bounded: it is recorded in the log. */
+const commandJson = (raw: unknown): Record<string, unknown> => {
+  const big = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    const value = typeof raw === 'string' ? raw.slice(0, 512) : typeof raw === 'bigint' ? big('', raw) : Array.isArray(raw) ? '[array]' : (raw ?? null);
+    return { value: value as never };
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(raw, big);
+  } catch {
+    // Absurd nesting or a cycle: keep what identifies the command, not the whole value.
+    text = '';
+  }
+  const type = (raw as { type?: unknown }).type;
+  return text === '' || text.length > 8192 ? { type: typeof type === 'string' ? type.slice(0, 64) : null, truncated: true } : (JSON.parse(text) as Record<string, unknown>);
+};
+
+/** The event that records a refusal: the input as given, the status and the message. */
+export const rejectionEvent = (raw: unknown, status: Status, message: string): DomainEvent => ({
+  type: 'CommandRejected',
+  data: { command: commandJson(raw), status, message },
+});
