@@ -10,7 +10,9 @@ import {
   evolveAll,
   initialState,
   parseCommand,
+  isUnreadable,
   rejectUnparsed,
+  rejectUnreadable,
   rejectionEvent,
   type Command,
   type Decision,
@@ -55,6 +57,7 @@ const actorOf = (raw: unknown): Actor => {
 
 /** Parses the input, then decides it; input that does not parse is refused the way the domain says. */
 const decideInput = (state: State, raw: unknown, at: string): Decision => {
+  if (isUnreadable(raw)) return rejectUnreadable(state, raw);
   let command: Command;
   try {
     command = parseCommand(raw);

@@ -13,7 +13,7 @@ import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, de
 import { statusesOf } from './rejection.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideIommuAdd } from './topology.js';
 
-export { rejectUnparsed, rejectionEvent } from './rejection.js';
+export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
 
 /** What the caller knows about a command besides its content. */
 export interface CommandMeta {

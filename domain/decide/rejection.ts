@@ -44,8 +44,25 @@ export const rejectUnparsed = (state: State, raw: unknown, err: FieldError): Dec
   return { ok: false, command: null, status: statusesOf(state, fields).status('EINVAL'), message: err.message, events: [], state };
 };
 
+const UNREADABLE = Symbol.for('isogroup.unreadableInput');
+
+/** Input that never became a value (a line that is not JSON, or not text): only why is known. */
+export interface UnreadableInput {
+  readonly [UNREADABLE]: true;
+  readonly reason: string;
+}
+
+/** Marks input that could not be read; deciding it refuses with `reason` as the message. */
+export const unreadable = (reason: string): UnreadableInput => ({ [UNREADABLE]: true, reason });
+
+export const isUnreadable = (raw: unknown): raw is UnreadableInput => typeof raw === 'object' && raw !== null && (raw as Partial<UnreadableInput>)[UNREADABLE] === true;
+
+/** The refusal of unreadable input: EINVAL with the reader's own reason. */
+export const rejectUnreadable = (state: State, input: UnreadableInput): Decision => ({ ok: false, command: null, status: 'EINVAL', message: input.reason, events: [], state });
+
 /** JSON-safe copy of the input as given (bigints as hex), bounded: it is recorded in the log. */
 const commandJson = (raw: unknown): Record<string, unknown> => {
+  if (isUnreadable(raw)) return { value: raw.reason.slice(0, 512) };
   const big = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     const value = typeof raw === 'string' ? raw.slice(0, 512) : typeof raw === 'bigint' ? big('', raw) : Array.isArray(raw) ? '[array]' : (raw ?? null);

@@ -49,9 +49,12 @@ describe('isogroup exec / import / export / groups / replay / check on the embed
     expect(res[3]!.message).toMatch(/type: unknown command type "frobnicate"/);
     expect(res[4]).toMatchObject({ ok: false, status: 'ENODEV' });
     expect(res[4]!.message).toMatch(/parent: unknown device pci0000:00/);
-    const log = (await cli(['--store', store, 'export'])).json<{ type: string }>();
+    const log = (await cli(['--store', store, 'export'])).json<{ type: string; data: { message?: string } }>();
     expect(log[0]!.type).toBe('IommuAdded');
-    expect(log.filter((e) => e.type === 'CommandRejected')).toHaveLength(4);
+    const rejected = log.filter((e) => e.type === 'CommandRejected');
+    expect(rejected).toHaveLength(4);
+    // The log records the same reason the user read, without the line number.
+    expect(rejected[1]!.data.message).toBe(res[2]!.message!.replace(/^line 3: /, ''));
   });
 
   test('groups --json has the documented shape; --at travels back in time', async () => {

@@ -1,7 +1,7 @@
 /** Core commands: exec, import, export, groups, replay, check, demo. */
 import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { FieldError, validateEvent, type State } from '../../../domain/index.js';
+import { FieldError, unreadable, validateEvent, type State } from '../../../domain/index.js';
 import { groupsJson, groupsView, ownershipIndex, sentence, type GroupsView } from '../../../projections/index.js';
 import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
@@ -45,35 +45,34 @@ const execLines = async (ctx: CliContext, file: string): Promise<number> => {
   const m = await ctx.manager({ write: true });
   let accepted = 0;
   let refused = 0;
-  // `refusal`: why the line is not a command at all, which is what the user reads for it.
-  let batch: { line: number; cmd: unknown; refusal?: string }[] = [];
+  let batch: { line: number; cmd: unknown }[] = [];
   const flush = async (): Promise<void> => {
     const items = batch;
     batch = [];
     await m.execMany(
       items.map((i) => i.cmd),
       (r, k) => {
-        const { line, refusal } = items[k]!;
+        const { line } = items[k]!;
         if (r.ok) accepted++;
         else refused++;
-        printResult(ctx, line, r.ok ? r : { ...r, message: `line ${line}: ${refusal ?? r.message}` });
+        printResult(ctx, line, r.ok ? r : { ...r, message: `line ${line}: ${r.message}` });
       },
     );
   };
   for await (const l of inputLines(ctx.io, file)) {
-    // A line that is not a command still goes through decide, so that its refusal is logged too.
+    // A line that is not a command still goes through decide, so that its refusal is logged too
+    // (with the reader's reason as its message).
     let cmd: unknown;
-    let refusal: string | undefined;
-    if ('problem' in l) cmd = `the line is ${l.problem}`;
-    else if (jsonDepth(l.text) > MAX_JSON_DEPTH) cmd = `JSON nested deeper than ${MAX_JSON_DEPTH} levels`;
+    if ('problem' in l) cmd = unreadable(`the line is ${l.problem}`);
+    else if (jsonDepth(l.text) > MAX_JSON_DEPTH) cmd = unreadable(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
     else {
       try {
         cmd = JSON.parse(l.text);
       } catch (err) {
-        cmd = refusal = notJson(err);
+        cmd = unreadable(notJson(err));
       }
     }
-    batch.push({ line: l.line, cmd, ...(refusal === undefined ? {} : { refusal }) });
+    batch.push({ line: l.line, cmd });
     if (batch.length >= BATCH) await flush();
   }
   await flush();
