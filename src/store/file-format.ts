@@ -1,5 +1,5 @@
 /**
- * The on-disk form of the file store: SPEC §3 envelopes as JSON Lines, one log for all streams.
+ * The on-disk form of the file store: log envelopes (see docs/model.md) as JSON Lines, one log for all streams.
  *
  *   {"pos":3,"id":"…","type":"…","data":{…},"meta":{…},"stream":"host-a","batch":2,"crc":"1c291ca3"}
  *

@@ -1,5 +1,5 @@
 /**
- * `openStore(url)`: the one place that knows the store URL schemes (SPEC §10). Backends with heavy
+ * `openStore(url)`: the one place that knows the store URL schemes (docs/stores.md). Backends with heavy
  * dependencies (pg, the KurrentDB gRPC client) are imported only when their scheme is used, so the
  * CLI on a file log never loads them.
  */
