@@ -127,6 +127,18 @@ const verdict = (
   region: more.region,
 }) as DmaVerdict;
 
+/**
+ * The hardware `msi` window deciding an access: a write wholly inside one, or a read touching one
+ * (no byte of the window can be read). Undefined when none applies.
+ */
+export const hardwareMsi = (iommuRegions: readonly Region[] | undefined, devRegions: readonly Region[], range: Range, access: 'r' | 'w'): Region | undefined => {
+  for (const list of [iommuRegions, devRegions]) {
+    if (!list || list.length === 0) continue;
+    for (const r of list) if (r.kind === 'msi' && (access === 'w' ? inside(range, r) : meets(range, r))) return r;
+  }
+  return undefined;
+};
+
 export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const length = q.length ?? 1n;
   const range: Range = { start: q.iova, last: q.iova + (length === 0n ? 1n : length) - 1n };
@@ -142,26 +154,28 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
   const identity = (reason: DmaReason, region?: Region): DmaVerdict =>
     verdict(true, reason, g.id, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
+  const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
+  // A hardware MSI window is not translated (IOMMU_RESV_MSI): a write there is an interrupt request
+  // that interrupt remapping handles whatever the DMA domain; it cannot be read. sw-msi windows are
+  // translated like any address (the kernel maps its doorbells into the domain).
+  const hw = hardwareMsi(iommu?.reserved, dev.reserved, range, q.access);
+  if (hw) return q.access === 'w' ? identity('msi', hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
   if (eff.path === 'bypass') return identity('identity');
   const dom = eff.domain;
   if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
   if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
-  const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
-  // One pass over the IOMMU's and the device's regions (most have none): direct, msi, reserved.
+  // One pass over the IOMMU's and the device's regions (most have none): direct, reserved.
   let direct: Region | undefined;
-  let msi: Region | undefined;
   let reserved: Region | undefined;
   for (const list of [iommu?.reserved, dev.reserved]) {
     if (!list || list.length === 0) continue;
     for (const r of list) {
       if ((r.kind === 'direct' || r.kind === 'direct-relaxable') && !direct && inside(range, r)) direct = r;
-      else if ((r.kind === 'msi' || r.kind === 'sw-msi') && !msi && inside(range, r)) msi = r;
       else if (r.kind === 'reserved' && !reserved && meets(range, r)) reserved = r;
     }
   }
   // Kernel DMA domains identity-map the device's direct regions.
   if (dom.kind === 'dma' && direct) return identity('identity', direct);
-  if (msi) return identity('msi', msi);
   if (reserved) return verdict(false, 'reserved', g.id, owner, dom.id, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: reserved });
   const need = q.access === 'w' ? PROT_W : PROT_R;
   const segments: Segment[] = [];

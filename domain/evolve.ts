@@ -111,11 +111,15 @@ const dropGroupMember = (s: S, e: EvolveEvent, dev: Draft<Device>): void => {
   }
   if (!dev.managedDma && dev.driver !== null) g.kernelUsers = Math.max(0, g.kernelUsers - 1);
   if (dev.boundCtx !== null) releaseRef(g);
-  if (g.members.length === 0) {
-    if (g.defaultDomain) dropDomain(s, g.defaultDomain);
-    s.groups.delete(g.id);
-  }
+  // A group claimed through its group node outlives its devices (SPEC §5.4): the VFIO group file
+  // holds the kernel's group until it is released or its ctx closes.
+  if (g.members.length === 0 && !(g.claimPath === 'group' && g.owner !== null)) dropGroup(s, g);
   void e;
+};
+
+const dropGroup = (s: S, g: Draft<Group>): void => {
+  if (g.defaultDomain) dropDomain(s, g.defaultDomain);
+  s.groups.delete(g.id);
 };
 
 const releaseRef = (g: Draft<Group>): void => {
@@ -296,6 +300,9 @@ const handlers: Handlers = {
       c.open = false;
       c.vm = null;
     }
+    // The file release lets go of any group the ctx still held with no devices left (logs written
+    // before a claimed group outlived its devices have no GroupReleased for it).
+    for (const g of [...s.groups.values()]) if (g.owner === d.ctx && g.claimPath === 'group' && g.members.length === 0) dropGroup(s, g);
   },
   GroupClaimed: (s, d, e) => {
     const g = s.groups.get(d.group);
@@ -316,6 +323,7 @@ const handlers: Handlers = {
     g.ownerRefs = 0;
     g.claimPath = null;
     g.attachments.clear();
+    if (g.members.length === 0) dropGroup(s, g);
   },
   DeviceBound: (s, d, e) => {
     const dev = deviceOf(s, e, d.device);
@@ -378,6 +386,23 @@ const handlers: Handlers = {
     } else if (att) {
       if (!att.devices.includes(dev.id)) att.devices.push(dev.id);
     } else g.attachments.set(pasid, { domain: dom.id, devices: [dev.id], at: e.pos });
+  },
+  DomainReplaced: (s, d, e) => {
+    const g = s.groups.get(d.group);
+    if (!g) return alert(s, e, 'unknown-reference', `DomainReplaced names unknown group ${d.group}`, { group: d.group });
+    const to = s.domains.get(d.domain);
+    if (!to) return alert(s, e, 'unknown-reference', `DomainReplaced names unknown domain ${d.domain}`, { domain: d.domain });
+    const pasid = d.pasid ?? 0;
+    const from = s.domains.get(d.from);
+    for (const id of d.devices) {
+      if (from) {
+        const rest = (from.users.get(id) ?? []).filter((p) => p !== pasid);
+        if (rest.length === 0) from.users.delete(id);
+        else from.users.set(id, rest);
+      }
+      to.users.set(id, [...(to.users.get(id) ?? []).filter((p) => p !== pasid), pasid]);
+    }
+    g.attachments.set(pasid, { domain: to.id, devices: [...d.devices], at: e.pos });
   },
   DeviceDetached: (s, d, e) => {
     const dev = deviceOf(s, e, d.device);

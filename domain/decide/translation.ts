@@ -7,8 +7,8 @@ import { formatProt } from '../commands.js';
 import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
 import { DEFAULT_DOMAIN_PREFIX, blockingRegions } from '../evolve.js';
 import { canDmaAt } from '../dma.js';
-import { PROT_R, PROT_W, type Domain, type Region, type State } from '../state.js';
-import { checkCtx, deviceRegions, getDevice, getDomain, groupOf, refuse, type Working } from './common.js';
+import { PROT_R, PROT_W, type Device, type Domain, type Group, type Region, type State } from '../state.js';
+import { checkCtx, deviceRegions, getDevice, getDomain, groupOf, hasPasids, refuse, type Working } from './common.js';
 
 type Cmd<T extends Command['type']> = Command & { type: T };
 
@@ -80,20 +80,53 @@ export const decideAttach = (w: Working, c: Cmd<'device.attach'>): void => {
   }
   const key = pasid ?? 0;
   const att = g.attachments.get(key);
-  if (att?.devices.includes(dev.id)) refuse('EBUSY', `device: ${dev.id} is already attached to ${att.domain}${pasid !== null ? ` at pasid ${pasid}` : ''}`);
-  if (att && att.domain !== dom.id) {
+  if (att?.devices.includes(dev.id)) {
+    // The kernel attach API (iommu_attach_device, __iommu_attach_group) has no replace: a group
+    // already off its default domain is EBUSY.
+    const cur = s.domains.get(att.domain);
+    if (dom.ctx === null || !cur || cur.ctx === null) refuse('EBUSY', `device: ${dev.id} is already attached to ${att.domain}${pasid !== null ? ` at pasid ${pasid}` : ''}`);
+    // VFIO turns ATTACH of an attached device into iommufd_device_replace (drivers/vfio/iommufd.c
+    // vfio_iommufd_physical_attach_ioas / _pasid_attach_ioas): the same domain is a no-op.
+    if (att.domain === dom.id) return;
+  } else if (att && att.domain !== dom.id) {
     if (pasid !== null) refuse('EBUSY', `pasid: ${pasid} of group ${g.id} is taken by domain ${att.domain}`);
     refuse('EINVAL', `device: group ${g.id} is attached to ${att.domain}; all devices of a group share one domain (${att.devices.join(', ')})`);
   }
-  checkMsiKinds(deviceRegions(s, dev), dev.id);
+  checkPasidCompat(s, g, dom, pasid);
+  // A replace moves every device attached at this PASID: each must pass the attach checks.
+  const moving = att?.devices.includes(dev.id) ? att.devices.map((id) => s.devices.get(id)).filter((d): d is Device => d !== undefined) : [dev];
+  for (const m of moving) checkMsiKinds(deviceRegions(s, m), m.id);
   if (pasid === null) {
-    for (const r of dev.reserved) {
-      if (r.kind === 'direct-relaxable') continue;
-      const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
-      if (hit) refuse('EADDRINUSE', `device: ${dev.id}'s ${r.kind} region ${describeRange(r)} overlaps mapping ${describeRange(hit)} of ${dom.id}`);
+    for (const m of moving) {
+      for (const r of m.reserved) {
+        if (r.kind === 'direct-relaxable') continue;
+        const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
+        if (hit) refuse('EADDRINUSE', `device: ${m.id}'s ${r.kind} region ${describeRange(r)} overlaps mapping ${describeRange(hit)} of ${dom.id}`);
+      }
     }
   }
+  if (att?.devices.includes(dev.id)) {
+    w.emit({ type: 'DomainReplaced', data: { device: dev.id, domain: dom.id, from: att.domain, group: g.id, pasid, devices: [...att.devices] } });
+    return;
+  }
   w.emit({ type: 'DeviceAttached', data: { device: dev.id, domain: dom.id, pasid } });
+};
+
+/**
+ * iommufd needs PASID-compatible domains on both sides (iommufd_hwpt_pasid_compat, iommufd
+ * device.c, v6.15+): a PASID attach while the RID is on a domain that is not pasidCapable, and a
+ * RID attach of such a domain while PASIDs are attached, are EINVAL.
+ */
+const checkPasidCompat = (s: State, g: Group, dom: Domain, pasid: number | null): void => {
+  if (pasid !== null) {
+    const rid = g.attachments.get(0);
+    const ridDom = rid ? s.domains.get(rid.domain) : undefined;
+    if (ridDom && ridDom.ctx !== null && !ridDom.pasidCapable) {
+      refuse('EINVAL', `pasid: group ${g.id}'s RID is attached to ${ridDom.id}, which was not allocated pasidCapable`);
+    }
+  } else if (!dom.pasidCapable && hasPasids(g)) {
+    refuse('EINVAL', `domain: ${dom.id} was not allocated pasidCapable and group ${g.id} has PASID attachments`);
+  }
 };
 
 export const decideDetach = (w: Working, c: Cmd<'device.detach'>): void => {
