@@ -3,7 +3,7 @@
  * version"). Each test names the kernel or QEMU source it follows.
  */
 import { describe, expect, test } from '@jest/globals';
-import { validateEvent } from '../../domain/index.js';
+import { evolveAll, initialState, validateEvent, type EvolveEvent } from '../../domain/index.js';
 import { arrayLog, audit, explainSync, groupsView, sentence, whoCanReach } from '../../projections/index.js';
 import { ACS_ON, NO_ACS, dma, domainOf, groupOf, host, hostBridge, invariants, linuxIommu, ok, pci, refused, story, virtioIommu, type Cmd } from './kit.js';
 
@@ -206,6 +206,23 @@ describe('3. a claimed group outlives its devices (SPEC §5.4; drivers/vfio/grou
     ]);
     expect(h.state.groups.has(id)).toBe(false);
     invariants(h);
+  });
+
+  test('replaying logs written before the change: GroupReleased then DeviceRemoved still frees the id; an observed removal without it keeps the group until ContextClosed', () => {
+    const h = claimed();
+    const id = groupOf(h, NIC0).id;
+    const base = h.log.map((e): EvolveEvent => ({ pos: e.pos, type: e.type, data: e.data, meta: { at: e.meta.at } }));
+    const at = base[base.length - 1]!.meta.at;
+    const more = (...evs: [string, unknown][]): EvolveEvent[] => [...base, ...evs.map(([type, data], i) => ({ pos: base.length + i + 1, type, data, meta: { at } }))];
+    // The old decider released the claim before removing the last member: same state as before.
+    const old = evolveAll(initialState(), more(['DriverUnbound', { device: NIC0, driver: 'vfio-pci' }], ['GroupReleased', { group: id, ctx: 'c1' }], ['DeviceRemoved', { device: NIC0, surprise: false }]));
+    expect(old.groups.has(id)).toBe(false);
+    // An observed log without the release: the group now outlives its device (SPEC §5.4) until the ctx closes.
+    const seen = more(['DeviceRemoved', { device: NIC0, surprise: true }]);
+    expect(evolveAll(initialState(), seen).groups.get(id)).toMatchObject({ members: [], owner: 'c1' });
+    const closed = evolveAll(initialState(), [...seen, { pos: seen.length + 1, type: 'ContextClosed', data: { ctx: 'c1' }, meta: { at } }]);
+    expect(closed.groups.has(id)).toBe(false);
+    expect(closed.domains.has(`default:${id}`)).toBe(false);
   });
 
   test('a group held only through device.bind dies with its last device, as before', () => {
