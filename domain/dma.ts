@@ -6,7 +6,7 @@
 import { hex, type Range } from './encoding.js';
 import { unpackPos } from './mapping-word.js';
 import { personalityOf, type EffectiveDomain } from './personality/index.js';
-import { regionsAt } from './reserved.js';
+import { hardwareMsi, regionsAt } from './reserved.js';
 import { PROT_R, PROT_W, type Region, type State } from './state.js';
 
 export type DmaReason =
@@ -117,15 +117,19 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
   const identity = (reason: DmaReason, region?: Region): DmaVerdict =>
     verdict(true, reason, g.id, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
+  const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
+  // A hardware MSI window is not translated (IOMMU_RESV_MSI): a write there is an interrupt request
+  // that interrupt remapping handles whatever the DMA domain; it cannot be read. sw-msi windows are
+  // translated like any address (the kernel maps its doorbells into the domain).
+  const hw = hardwareMsi(iommu, dev, range, q.access);
+  if (hw) return q.access === 'w' ? identity('msi', hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
   if (eff.path === 'bypass') return identity('identity');
   const dom = eff.domain;
   if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
   if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
-  const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
-  const { direct, msi, reserved } = regionsAt(iommu, dev, range);
+  const { direct, reserved } = regionsAt(iommu, dev, range);
   // Kernel DMA domains identity-map the device's direct regions.
   if (dom.kind === 'dma' && direct) return identity('identity', direct);
-  if (msi) return identity('msi', msi);
   if (reserved) return verdict(false, 'reserved', g.id, owner, dom.id, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: reserved });
   const need = q.access === 'w' ? PROT_W : PROT_R;
   const segments: Segment[] = [];

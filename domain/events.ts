@@ -76,6 +76,11 @@ export interface EventDataMap {
   };
   DomainFreed: { domain: string };
   DeviceAttached: { device: string; domain: string; pasid: number | null };
+  /**
+   * A re-attach of an attached device to another domain (iommufd_device_replace): the group's
+   * attachment at `pasid` moves from `from` to `domain` as a whole, with no blocked window between.
+   */
+  DomainReplaced: { device: string; domain: string; from: string; group: number; pasid: number | null; devices: string[] };
   DeviceDetached: {
     device: string;
     domain: string;
@@ -130,6 +135,7 @@ export const EVENT_TYPES = [
   'DomainFreed',
   'DeviceAttached',
   'DeviceDetached',
+  'DomainReplaced',
   'Mapped',
   'Unmapped',
   'KvmAssociated',

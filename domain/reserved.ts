@@ -67,17 +67,29 @@ export const regionUnderMapping = (regions: readonly Region[], dom: Domain): { r
 /** The first region of `regions` that blocks a mapping of `range`. */
 export const regionBlocking = (regions: readonly Region[], range: Range): Region | undefined => regions.find((x) => blocksMappings(x) && overlaps(x, range));
 
-/** What the reserved regions say about an access range: the first of each kind that decides it. */
+/**
+ * The hardware `msi` window deciding an access: a write wholly inside one, or a read touching one
+ * (no byte of the window can be read). A hardware MSI window is not translated (IOMMU_RESV_MSI):
+ * a write there is an interrupt request, handled whatever the DMA domain. `sw-msi` windows are
+ * translated like any address (the kernel maps its doorbells into the domain).
+ */
+export const hardwareMsi = (iommu: Iommu | undefined, dev: Device, range: Range, access: 'r' | 'w'): Region | undefined => {
+  for (const list of [iommu?.reserved, dev.reserved]) {
+    if (!list || list.length === 0) continue;
+    for (const r of list) if (r.kind === 'msi' && (access === 'w' ? contains(r, range) : overlaps(range, r))) return r;
+  }
+  return undefined;
+};
+
+/** What the reserved regions say about a translated access range: the first of each kind that decides it. */
 export interface RegionsAt {
   /** An identity region holding the whole range. */
   readonly direct: Region | undefined;
-  /** An MSI window holding the whole range. */
-  readonly msi: Region | undefined;
   /** A hole the range touches. */
   readonly reserved: Region | undefined;
 }
 
-const NOTHING: RegionsAt = Object.freeze({ direct: undefined, msi: undefined, reserved: undefined });
+const NOTHING: RegionsAt = Object.freeze({ direct: undefined, reserved: undefined });
 
 /** One pass over the IOMMU's and the device's regions (most have none: then no allocation). */
 export const regionsAt = (iommu: Iommu | undefined, dev: Device, range: Range): RegionsAt => {
@@ -85,15 +97,13 @@ export const regionsAt = (iommu: Iommu | undefined, dev: Device, range: Range): 
   const shared = iommu?.reserved;
   if (own.length === 0 && (!shared || shared.length === 0)) return NOTHING;
   let direct: Region | undefined;
-  let msi: Region | undefined;
   let reserved: Region | undefined;
   for (const list of [shared, own]) {
     if (!list || list.length === 0) continue;
     for (const r of list) {
       if (isIdentityRegion(r) && !direct && contains(r, range)) direct = r;
-      else if (isMsiRegion(r) && !msi && contains(r, range)) msi = r;
       else if (r.kind === 'reserved' && !reserved && overlaps(range, r)) reserved = r;
     }
   }
-  return { direct, msi, reserved };
+  return { direct, reserved };
 };

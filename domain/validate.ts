@@ -52,6 +52,10 @@ const domainRange: Check = (v, f) => {
   int((v as Obj).start, `${f}.start`);
   int((v as Obj).last, `${f}.last`);
 };
+const strs: Check = (v, f) => {
+  if (!Array.isArray(v)) throw new FieldError(f, `expected a list of strings, got ${describe(v)}`);
+  for (let i = 0; i < v.length; i++) str(v[i], `${f}[${i}]`);
+};
 const any: Check = () => {};
 
 const SCHEMA: Record<EventType, Record<string, Check>> = {
@@ -73,6 +77,7 @@ const SCHEMA: Record<EventType, Record<string, Check>> = {
   DomainFreed: { domain: str },
   DeviceAttached: { device: str, domain: str, pasid: optInt },
   DeviceDetached: { device: str, domain: str, pasid: optInt },
+  DomainReplaced: { device: str, domain: str, from: str, group: int, pasid: optInt, devices: strs },
   Mapped: { domain: str, iova: u64, last: u64, pa: u64, prot },
   Unmapped: { domain: str, areas },
   KvmAssociated: { ctx: str, vm: str },
@@ -90,6 +95,7 @@ const DEFAULTS: Partial<Record<EventType, Obj>> = {
   DomainAllocated: { ctx: null, pasidCapable: false },
   DeviceAttached: { pasid: null },
   DeviceDetached: { pasid: null },
+  DomainReplaced: { pasid: null },
 };
 
 export interface ObservedEvent {

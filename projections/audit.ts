@@ -46,7 +46,8 @@ export const audit = async (state: State, log: LogSource, f: AuditFilter): Promi
     const cmd = e.type === 'CommandRejected' ? (field(d, 'command') as Obj | undefined) : undefined;
     const get = (k: string): unknown => d?.[k] ?? cmd?.[k];
     if (f.device !== undefined) {
-      if (get('device') !== f.device && get('parent') !== f.device && !(Array.isArray(d?.stillReachableVia) && d.stillReachableVia.includes(f.device))) return false;
+      const listed = (k: string): boolean => Array.isArray(d?.[k]) && (d[k] as unknown[]).includes(f.device);
+      if (get('device') !== f.device && get('parent') !== f.device && !listed('stillReachableVia') && !listed('devices')) return false;
     }
     if (f.group !== undefined) {
       const g = get('group');
@@ -58,7 +59,7 @@ export const audit = async (state: State, log: LogSource, f: AuditFilter): Promi
       const dom = get('domain');
       if (get('ctx') !== f.ctx && !(typeof dom === 'string' && idx.ctxOfDomain?.(dom) === f.ctx)) return false;
     }
-    if (f.domain !== undefined && get('domain') !== f.domain) return false;
+    if (f.domain !== undefined && get('domain') !== f.domain && get('from') !== f.domain) return false;
     if (f.uid !== undefined && e.meta.actor?.uid !== f.uid && get('uid') !== f.uid) return false;
     return true;
   };

@@ -63,9 +63,11 @@ const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
     case 'identity':
       return `${what}: allowed, identity (pa = iova)${through}${owner}${via}`;
     case 'msi':
-      return `${what}: allowed, it is an MSI doorbell (identity)${owner}`;
+      return v.region?.kind === 'msi'
+        ? `${what}: allowed, it is an interrupt request into the hardware MSI window (identity; interrupt remapping handles it whatever the DMA domain)${owner}`
+        : `${what}: allowed, it is an MSI doorbell (identity)${owner}`;
     case 'reserved':
-      return `${what}: denied, reserved region${through}`;
+      return v.region?.kind === 'msi' ? `${what}: denied, the hardware MSI window takes interrupt writes only and cannot be read${owner}` : `${what}: denied, reserved region${through}`;
     case 'mapped':
       return `${what}: allowed, mapped${through} to pa ${v.segments.map((x) => `0x${x.pa.start.toString(16)}`).join(', ')}${owner}${via}`;
     case 'permission':

@@ -10,12 +10,12 @@ import {
   deviceRegions,
   hex,
   isIdentityRegion,
-  isMsiRegion,
   personalityOf,
   unpackPos,
   PROT_R,
   PROT_W,
   type Range,
+  type Region,
   type State,
 } from '../domain/index.js';
 
@@ -69,6 +69,28 @@ const domainUsers = (s: State): Map<string, DomainUser[]> => {
 
 const clip = (a: Range, b: Range): Range => ({ start: a.start > b.start ? a.start : b.start, last: a.last < b.last ? a.last : b.last });
 
+/** The parts of `want` inside a hardware `msi` window of the device or its IOMMU, sorted. */
+const msiWindows = (iommuRegions: readonly Region[] | undefined, devRegions: readonly Region[], want: Range): Range[] =>
+  [...(iommuRegions ?? []), ...devRegions]
+    .filter((r) => r.kind === 'msi' && r.start <= want.last && want.start <= r.last)
+    .map((r) => clip(r, want))
+    .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
+
+/** `r` minus the (sorted) holes. */
+const outside = (r: Range, holes: readonly Range[]): Range[] => {
+  if (holes.length === 0) return [r];
+  const out: Range[] = [];
+  let from = r.start;
+  for (const h of holes) {
+    if (h.last < from || h.start > r.last) continue;
+    if (h.start > from) out.push({ start: from, last: h.start - 1n });
+    if (h.last >= r.last) return out;
+    from = h.last + 1n;
+  }
+  out.push({ start: from, last: r.last });
+  return out;
+};
+
 export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
   const len = q.length ?? 1n;
   const want: Range = { start: q.pa, last: q.pa + (len === 0n ? 1n : len) - 1n };
@@ -96,7 +118,8 @@ export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
     }
   }
 
-  // Identity, bypass and untranslated devices reach every address.
+  // Identity, bypass and untranslated devices reach every address; hardware MSI windows take
+  // writes whatever the domain and are never read (as canDma says).
   for (const dev of s.devices.values()) {
     if (dev.pci?.kind === 'host-bridge') continue;
     if (dev.group === null) {
@@ -104,22 +127,19 @@ export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
       continue;
     }
     const iommu = dev.iommu ? s.iommus.get(dev.iommu) : undefined;
-    const dom = personalityOf(iommu).ridDomain(s, dev, s.groups.get(dev.group)!, iommu);
-    if (dom === 'bypass') {
-      out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: null, group: dev.group, ...ownerOf(dev.group) });
+    const rid = personalityOf(iommu).ridDomain(s, dev, s.groups.get(dev.group)!, iommu);
+    const bypass = rid === 'bypass';
+    const dom = bypass ? null : rid;
+    const msi = msiWindows(iommu?.reserved, dev.reserved, want);
+    if (q.access === 'w') for (const part of msi) out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: 'msi', domain: dom?.id ?? null, group: dev.group, ...ownerOf(dev.group) });
+    if (bypass || dom?.kind === 'identity' || dom?.kind === 'bypass') {
+      for (const part of outside(want, msi)) out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: 'identity', domain: dom?.id ?? null, group: dev.group, ...ownerOf(dev.group) });
       continue;
     }
-    if (!dom) continue;
-    if (dom.kind === 'identity' || dom.kind === 'bypass') {
-      out.push({ device: dev.id, pasid: null, iova: want, pa: want, reason: 'identity', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
-      continue;
-    }
+    if (!dom || dom.kind !== 'dma') continue;
     for (const r of deviceRegions(s, dev)) {
-      const direct = dom.kind === 'dma' && isIdentityRegion(r);
-      const msi = isMsiRegion(r) && q.access === 'w';
-      if (!(direct || msi) || r.start > want.last || r.last < want.start) continue;
-      const part = clip(r, want);
-      out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: direct ? 'identity' : 'msi', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
+      if (!isIdentityRegion(r) || r.start > want.last || r.last < want.start) continue;
+      for (const part of outside(clip(r, want), msi)) out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: 'identity', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
     }
   }
   return out;

@@ -66,6 +66,8 @@ const R: Renderers = {
     (d.stillReachableVia && d.stillReachableVia.length > 0
       ? `, but it can still DMA through ${d.domain}: its group stays attached through ${d.stillReachableVia.join(', ')}`
       : ''),
+  DomainReplaced: (d) =>
+    `${d.device} was re-attached from domain ${d.from} to ${d.domain}${d.pasid !== null ? ` at pasid ${d.pasid}` : ''}: group ${d.group} moved as a whole (${d.devices.join(', ')}), with no blocked window in between`,
   Mapped: (d, e, c) => `${domainOwner(c, d.domain, e)} mapped iova ${range(d.iova, d.last)} → pa ${d.pa} ${d.prot} in domain ${d.domain}`,
   Unmapped: (d, e, c) =>
     `${domainOwner(c, d.domain, e)} unmapped ${d.areas.length === 1 ? `iova ${range(d.areas[0]!.iova, d.areas[0]!.last)}` : `${d.areas.length} areas`} from domain ${d.domain}`,

@@ -68,8 +68,11 @@ export const decideGroupClaim = (w: Working, c: Cmd<'group.claim'>): void => {
   }
   const bound = members.find((d) => d.boundCtx !== null);
   if (bound) refuse('EBUSY', `group: ${bound.id} is bound to ctx ${bound.boundCtx} through its device file; the group node cannot be opened`);
+  // A claimed group's node is open: another ctx cannot open it (vfio_group_fops_open, EBUSY); its
+  // own ctx already has it in its container (vfio_group_ioctl_set_container, EINVAL).
+  if (g.owner !== null && g.owner !== ctx.id) refuse('EBUSY', `group: group ${g.id} is claimed by ctx ${g.owner}; its group node is already open`);
+  if (g.owner === ctx.id) refuse('EINVAL', `group: group ${g.id} is already claimed by ctx ${ctx.id} (already in its container)`);
   if (g.kernelUsers > 0) refuse('EPERM', `group: group ${g.id} is not viable: kernel drivers still use it: ${kernelBlockers(s, g)}`);
-  if (g.owner !== null) refuse('EPERM', `group: group ${g.id} is already owned by ctx ${g.owner}`);
   checkTakeOwnership(s, g);
   checkMsiIsolation(s, g);
   w.emit({ type: 'GroupClaimed', data: { group: g.id, ctx: ctx.id } });

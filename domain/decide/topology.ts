@@ -91,10 +91,8 @@ export const decideDeviceRemove = (w: Working, c: Cmd<'device.remove'>): void =>
     detachAll(w, dev);
     if (dev.boundCtx !== null) w.emit({ type: 'DeviceUnbound', data: { device: dev.id, ctx: dev.boundCtx } });
     if (dev.driver !== null) w.emit({ type: 'DriverUnbound', data: { device: dev.id, driver: dev.driver } });
-    const g = groupOf(w.state, dev);
-    if (g && g.members.length === 1 && g.owner !== null && g.claimPath === 'group') {
-      w.emit({ type: 'GroupReleased', data: { group: g.id, ctx: g.owner } });
-    }
+    // A claimed group stays claimed when its last device goes (SPEC §5.4): the VFIO group node
+    // keeps it alive until group.release or ctx.close.
     w.emit({ type: 'DeviceRemoved', data: { device: dev.id, surprise: c.surprise, ...(heldBy !== null ? { ctx: heldBy } : {}) } });
   }
 };

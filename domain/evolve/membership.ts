@@ -10,7 +10,6 @@ import { hasDefaultDomain } from '../personality/traits.js';
 import type { Device, Domain, Group } from '../state.js';
 import type { Batch } from './batch.js';
 import type { EvolveEvent, S } from './common.js';
-import { releaseRef } from './ownership.js';
 import { dropDomain } from './translation.js';
 
 /** Puts a just-added device into its group (none for a host bridge or a device without IOMMU). */
@@ -57,7 +56,20 @@ export const joinGroup = (s: S, dev: Device, e: EvolveEvent, b: Batch): void => 
   target.reason = choice.reason as Draft<Device>['reason'];
 };
 
-/** Takes a leaving device out of its group; an emptied group and its default domain go too. */
+/** Drops one ownership reference; the last one returns the group to the kernel. */
+export const releaseRef = (g: Draft<Group>): void => {
+  g.ownerRefs = Math.max(0, g.ownerRefs - 1);
+  if (g.ownerRefs === 0) {
+    g.owner = null;
+    g.claimPath = null;
+    g.attachments.clear();
+  }
+};
+
+/**
+ * Takes a leaving device out of its group; an emptied group and its default domain go too, unless
+ * a ctx holds the group through group.claim.
+ */
 export const leaveGroup = (s: S, dev: Draft<Device>, b: Batch): void => {
   if (dev.group === null) return;
   const g = s.groups.get(dev.group);
@@ -72,8 +84,14 @@ export const leaveGroup = (s: S, dev: Draft<Device>, b: Batch): void => {
   }
   if (!dev.managedDma && dev.driver !== null) g.kernelUsers = Math.max(0, g.kernelUsers - 1);
   if (dev.boundCtx !== null) releaseRef(g);
-  if (g.members.length === 0) {
-    if (g.defaultDomain) dropDomain(s, g.defaultDomain, b);
-    s.groups.delete(g.id);
-  }
+  // A group claimed through its group node outlives its devices: the VFIO group file holds the
+  // kernel's group until it is released or its ctx closes.
+  if (g.members.length === 0 && !(g.claimPath === 'group' && g.owner !== null)) dropGroup(s, g, b);
 };
+
+/** Removes a group and its kernel default domain. */
+export const dropGroup = (s: S, g: Draft<Group>, b: Batch): void => {
+  if (g.defaultDomain) dropDomain(s, g.defaultDomain, b);
+  s.groups.delete(g.id);
+};
+

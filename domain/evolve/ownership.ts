@@ -2,19 +2,8 @@
  * DMA ownership: kernel drivers (kernel users of a group), contexts and their KVM association,
  * access grants, and user ownership of groups, claimed whole or through bound devices.
  */
-import type { Draft } from 'immer';
-import type { Group } from '../state.js';
+import { dropGroup, releaseRef } from './membership.js';
 import { alert, deviceOf, raise, raiseUnknown, runDevice, runGroup, type DraftHandler, type PlainHandler } from './common.js';
-
-/** Drops one ownership reference; the last one returns the group to the kernel. */
-export const releaseRef = (g: Draft<Group>): void => {
-  g.ownerRefs = Math.max(0, g.ownerRefs - 1);
-  if (g.ownerRefs === 0) {
-    g.owner = null;
-    g.claimPath = null;
-    g.attachments.clear();
-  }
-};
 
 // Driver events are frequent (every bind/unbind cycle): they take the plain path.
 
@@ -53,12 +42,15 @@ export const contextOpened: DraftHandler<'ContextOpened'> = (s, d, e) => {
   s.ctxs.set(d.ctx, { id: d.ctx, kind: d.kind, uid: d.uid, open: true, vm: null, openedAt: e.pos, vmAt: 0 });
 };
 
-export const contextClosed: DraftHandler<'ContextClosed'> = (s, d) => {
+export const contextClosed: DraftHandler<'ContextClosed'> = (s, d, _e, b) => {
   const c = s.ctxs.get(d.ctx);
   if (c) {
     c.open = false;
     c.vm = null;
   }
+  // The file release lets go of any group the ctx still held with no devices left (logs written
+  // before a claimed group outlived its devices have no GroupReleased for it).
+  for (const g of [...s.groups.values()]) if (g.owner === d.ctx && g.claimPath === 'group' && g.members.length === 0) dropGroup(s, g, b);
 };
 
 export const groupClaimed: DraftHandler<'GroupClaimed'> = (s, d, e) => {
@@ -74,13 +66,14 @@ export const groupClaimed: DraftHandler<'GroupClaimed'> = (s, d, e) => {
   g.attachments.clear();
 };
 
-export const groupReleased: DraftHandler<'GroupReleased'> = (s, d) => {
+export const groupReleased: DraftHandler<'GroupReleased'> = (s, d, _e, b) => {
   const g = s.groups.get(d.group);
   if (!g) return;
   g.owner = null;
   g.ownerRefs = 0;
   g.claimPath = null;
   g.attachments.clear();
+  if (g.members.length === 0) dropGroup(s, g, b);
 };
 
 export const deviceBound: DraftHandler<'DeviceBound'> = (s, d, e) => {

@@ -42,6 +42,7 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DomainAllocated: draft(translation.domainAllocated),
   DomainFreed: draft(translation.domainFreed),
   DeviceAttached: draft(translation.deviceAttached),
+  DomainReplaced: draft(translation.domainReplaced),
   DeviceDetached: draft(translation.deviceDetached),
   Mapped: plain(translation.mapped),
   Unmapped: plain(translation.unmapped),

@@ -68,6 +68,25 @@ export const deviceAttached: DraftHandler<'DeviceAttached'> = (s, d, e) => {
   } else g.attachments.set(pasid, { domain: dom.id, devices: [dev.id], at: e.pos });
 };
 
+/** A replace moves the group's attachment at one PASID (or the RID) to another domain in one step. */
+export const domainReplaced: DraftHandler<'DomainReplaced'> = (s, d, e) => {
+  const g = s.groups.get(d.group);
+  if (!g) return alert(s, e, 'unknown-reference', `DomainReplaced names unknown group ${d.group}`, { group: d.group });
+  const to = s.domains.get(d.domain);
+  if (!to) return alert(s, e, 'unknown-reference', `DomainReplaced names unknown domain ${d.domain}`, { domain: d.domain });
+  const pasid = d.pasid ?? 0;
+  const from = s.domains.get(d.from);
+  for (const id of d.devices) {
+    if (from) {
+      const rest = (from.users.get(id) ?? []).filter((p) => p !== pasid);
+      if (rest.length === 0) from.users.delete(id);
+      else from.users.set(id, rest);
+    }
+    to.users.set(id, [...(to.users.get(id) ?? []).filter((p) => p !== pasid), pasid]);
+  }
+  g.attachments.set(pasid, { domain: to.id, devices: [...d.devices], at: e.pos });
+};
+
 export const deviceDetached: DraftHandler<'DeviceDetached'> = (s, d, e) => {
   const dev = deviceOf(s, e, d.device);
   if (!dev) return;

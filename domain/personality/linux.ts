@@ -5,7 +5,7 @@
 import { formatProt } from '../commands.js';
 import { TWO_POW_64, U64_MAX, granuleOf, hex, overlaps, type Range } from '../encoding.js';
 import { checkDomainOwner, describeRange, getDevice, getDomain, Refusal, refuse as refuseAny, type Cmd, type Working } from '../decide/common.js';
-import { currentDomain, groupOf } from '../queries.js';
+import { currentDomain, groupOf, hasPasids } from '../queries.js';
 import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionUnderMapping } from '../reserved.js';
 import { PROT_R, PROT_W, type Device, type Domain, type Group, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
@@ -44,18 +44,54 @@ const attach = (w: Working, c: Cmd<'device.attach'>): void => {
   }
   const key = pasid ?? 0;
   const att = g.attachments.get(key);
-  if (att?.devices.includes(dev.id)) refuse('EBUSY', `device: ${dev.id} is already attached to ${att.domain}${pasid !== null ? ` at pasid ${pasid}` : ''}`);
-  if (att && att.domain !== dom.id) {
+  const replace = att?.devices.includes(dev.id) === true;
+  if (att && replace) {
+    // The kernel attach API (iommu_attach_device, __iommu_attach_group) has no replace: a group
+    // already off its default domain is EBUSY.
+    const cur = s.domains.get(att.domain);
+    if (dom.ctx === null || !cur || cur.ctx === null) refuse('EBUSY', `device: ${dev.id} is already attached to ${att.domain}${pasid !== null ? ` at pasid ${pasid}` : ''}`);
+    // VFIO turns ATTACH of an attached device into iommufd_device_replace (drivers/vfio/iommufd.c
+    // vfio_iommufd_physical_attach_ioas / _pasid_attach_ioas): the same domain is a no-op.
+    if (att.domain === dom.id) return;
+  } else if (att && att.domain !== dom.id) {
     if (pasid !== null) refuse('EBUSY', `pasid: ${pasid} of group ${g.id} is taken by domain ${att.domain}`);
     refuse('EINVAL', `device: group ${g.id} is attached to ${att.domain}; all devices of a group share one domain (${att.devices.join(', ')})`);
   }
-  const msi = msiConflict(deviceRegions(s, dev), dev.id);
-  if (msi !== null) refuse('EINVAL', msi);
+  checkPasidCompat(s, g, dom, pasid);
+  // A replace moves every device attached at this PASID: each must pass the attach checks.
+  const moving = att && replace ? att.devices.map((id) => s.devices.get(id)).filter((d): d is Device => d !== undefined) : [dev];
+  for (const m of moving) {
+    const msi = msiConflict(deviceRegions(s, m), m.id);
+    if (msi !== null) refuse('EINVAL', msi);
+  }
   if (pasid === null) {
-    const clash = regionUnderMapping(dev.reserved.filter(blocksMappings), dom);
-    if (clash) refuse('EADDRINUSE', `device: ${dev.id}'s ${clash.region.kind} region ${describeRange(clash.region)} overlaps mapping ${describeRange(clash.mapping)} of ${dom.id}`);
+    for (const m of moving) {
+      const clash = regionUnderMapping(m.reserved.filter(blocksMappings), dom);
+      if (clash) refuse('EADDRINUSE', `device: ${m.id}'s ${clash.region.kind} region ${describeRange(clash.region)} overlaps mapping ${describeRange(clash.mapping)} of ${dom.id}`);
+    }
+  }
+  if (att && replace) {
+    w.emit({ type: 'DomainReplaced', data: { device: dev.id, domain: dom.id, from: att.domain, group: g.id, pasid, devices: [...att.devices] } });
+    return;
   }
   w.emit({ type: 'DeviceAttached', data: { device: dev.id, domain: dom.id, pasid } });
+};
+
+/**
+ * iommufd needs PASID-compatible domains on both sides (iommufd_hwpt_pasid_compat, iommufd
+ * device.c, v6.15+): a PASID attach while the RID is on a user domain that is not pasidCapable,
+ * and a RID attach of such a domain while PASIDs are attached, are EINVAL.
+ */
+const checkPasidCompat = (s: State, g: Group, dom: Domain, pasid: number | null): void => {
+  if (pasid !== null) {
+    const rid = g.attachments.get(0);
+    const ridDom = rid ? s.domains.get(rid.domain) : undefined;
+    if (ridDom && ridDom.ctx !== null && !ridDom.pasidCapable) {
+      refuse('EINVAL', `pasid: group ${g.id}'s RID is attached to ${ridDom.id}, which was not allocated pasidCapable`);
+    }
+  } else if (!dom.pasidCapable && hasPasids(g)) {
+    refuse('EINVAL', `domain: ${dom.id} was not allocated pasidCapable and group ${g.id} has PASID attachments`);
+  }
 };
 
 const detach = (w: Working, c: Cmd<'device.detach'>): void => {

@@ -9,7 +9,7 @@ import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js'
 import { checkCtx, describeRange, refuse as refuseAny, type Cmd, type Working } from '../decide/common.js';
 import { groupOf } from '../queries.js';
 import { blockingRegions, deviceRegions, msiConflict, regionBlocking, regionUnderMapping } from '../reserved.js';
-import type { Device, Domain, Iommu, State } from '../state.js';
+import { PROT_X, type Device, type Domain, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
 import type { AccessStatus, EffectiveDomain, PersonalityStrategy, Status } from './index.js';
 import type { LinuxStatus } from './linux.js';
@@ -33,12 +33,18 @@ const FROM_ERRNO: Readonly<Record<Exclude<LinuxStatus, AccessStatus>, VirtioStat
 
 const status = (code: Status): VirtioStatus => (Object.hasOwn(FROM_ERRNO, code) ? FROM_ERRNO[code as keyof typeof FROM_ERRNO] : (code as VirtioStatus));
 
-/** Rule 9/27: with a domainRange, domain ids are integers inside it [S_RANGE]. */
+/**
+ * Without DOMAIN_RANGE any 32-bit value is a domain id (the request's `domain` field is a u32;
+ * QEMU's default domain_range is 0..UINT32_MAX).
+ */
+const U32_RANGE = { start: 0, last: 0xffffffff } as const;
+
+/** Rule 9/27: domain ids are integers inside domainRange, or 32-bit without one [S_RANGE]. */
 const checkDomainRange = (iommu: Iommu, domain: string): void => {
-  if (!iommu.domainRange) return;
+  const range = iommu.domainRange ?? U32_RANGE;
   const n = /^\d+$/.test(domain) ? Number(domain) : NaN;
-  if (!(n >= iommu.domainRange.start && n <= iommu.domainRange.last)) {
-    refuse('S_RANGE', `domain: ${domain} is outside domainRange ${iommu.domainRange.start}-${iommu.domainRange.last} of ${iommu.id}`);
+  if (!(n >= range.start && n <= range.last)) {
+    refuse('S_RANGE', `domain: ${domain} is outside ${iommu.domainRange ? 'domainRange' : 'the 32-bit domain range'} ${range.start}-${range.last} of ${iommu.id}`);
   }
 };
 
@@ -136,6 +142,8 @@ const checkRequest = (s: State, c: Cmd<'map' | 'unmap'>, all: boolean): { dom: D
 
 const map = (w: Working, c: Cmd<'map'>): void => {
   const s = w.state;
+  // Rule 22, checked first as QEMU does: MAP flags are READ, WRITE and MMIO only.
+  if ((c.prot & PROT_X) !== 0) refuse('S_INVAL', `prot: "${formatProt(c.prot)}" has x; virtio MAP flags are READ, WRITE and MMIO only`);
   if (c.length >= U64_MAX) refuse('S_RANGE', `length: ${hex(c.length)} is too large`);
   if (c.pa + c.length > TWO_POW_64) refuse('S_RANGE', `pa + length overflows 2^64`);
   const { dom, iommu, r } = checkRequest(s, c, false);

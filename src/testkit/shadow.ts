@@ -441,7 +441,17 @@ export const createShadow = (): Shadow => {
         if (!dom || !g || !domainOwnerOk(dom, c) || dom.ctx === null || dom.iommu !== d.iommu || c.pasid !== undefined) return false;
         const mine = d.boundCtx === dom.ctx || (g.path === 'group' && g.owner === dom.ctx);
         if (!mine) return false;
-        if (g.att && (g.att.devices.includes(d.id) || g.att.domain !== dom.id)) return false;
+        if (g.att?.devices.includes(d.id)) {
+          // A re-attach is a replace (SPEC §6 rule 8): the same domain is a no-op, another one takes the whole group.
+          const from = domains.get(g.att.domain);
+          if (from && from.id !== dom.id) {
+            for (const m of g.att.devices) dropUser(from, m);
+            dom.users.push(...g.att.devices);
+            g.att.domain = dom.id;
+          }
+          return true;
+        }
+        if (g.att && g.att.domain !== dom.id) return false;
         if (!g.att) g.att = { domain: dom.id, devices: [] };
         g.att.devices.push(d.id);
         dom.users.push(d.id);

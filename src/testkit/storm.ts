@@ -666,7 +666,7 @@ const attachCmd = (g: Gen): StormCommand | null => {
       return { type: 'device.detach', device: d.id, actor: dom.virtio ? (uid === null ? root('kernel') : user(uid)) : actorFor(g, dom) };
     }
   }
-  // Mostly devices not attached yet (a second attach is EBUSY; a different domain of the group EINVAL).
+  // Mostly devices not attached yet (a second attach is a replace; a different domain of the group EINVAL).
   const candidates = live(g, (x) => isEndpoint(x) && (isVirtioDev(g, x) || g.sh.groupOf(x)?.owner != null));
   const fresh = candidates.filter((x) => x.vdomain === null && !g.sh.groupOf(x)?.att?.devices.includes(x.id));
   const d = maybe(g, fresh.length > 0 && g.rng.chance(0.85) ? fresh : candidates);

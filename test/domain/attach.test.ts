@@ -95,12 +95,11 @@ describe('group-level attachment (SPEC §6 rules 8–9)', () => {
     invariants(h);
   });
 
-  test('attach refusals: not bound to the ctx [EINVAL], another IOMMU [EINVAL], already attached [EBUSY], a kernel default domain [EINVAL]', () => {
+  test('attach refusals: not bound to the ctx [EINVAL], another IOMMU [EINVAL], a kernel default domain [EINVAL] (re-attach is a replace: kernel-fidelity.test.ts)', () => {
     const h = box(as(ALICE, { type: 'device.bind', device: NIC0, ctx: 'vm1' }), alloc('ioas'), linuxIommu({ iommu: 'iommu1' }), alloc('other', { iommu: 'iommu1' }));
     refused(h, attach(GPU, 'ioas'), 'EINVAL', /not bound to ctx vm1/);
     refused(h, attach(NIC0, 'other'), 'EINVAL', /IOMMU iommu1/);
     ok(h, attach(NIC0, 'ioas'));
-    refused(h, attach(NIC0, 'ioas'), 'EBUSY', /already attached/);
     refused(h, { type: 'device.attach', device: NIC0, domain: `default:${groupOf(h, NIC0).id}` }, 'EBUSY');
     invariants(h);
   });
@@ -138,25 +137,24 @@ describe('group-level attachment (SPEC §6 rules 8–9)', () => {
 });
 
 describe('PASIDs (SPEC §6 rule 8, kernel.md §4.7)', () => {
-  const pasidBox = (): ReturnType<typeof host> => box(...bindAll(), alloc('ioas'), alloc('svm', { pasidCapable: true }), alloc('svm2', { pasidCapable: true }));
+  const pasidBox = (): ReturnType<typeof host> =>
+    box(...bindAll(), alloc('ioas'), alloc('svm', { pasidCapable: true }), alloc('svm2', { pasidCapable: true }), alloc('rid', { pasidCapable: true }));
 
-  test('PASID 0 [EINVAL], ≥ maxPasids [EINVAL], a domain not pasidCapable [EINVAL], a taken PASID [EBUSY]', () => {
+  test('PASID 0 [EINVAL], ≥ maxPasids [EINVAL], a domain not pasidCapable [EINVAL] (re-attach at a PASID: kernel-fidelity.test.ts)', () => {
     const h = pasidBox();
     refused(h, attach(GPU, 'svm', { pasid: 0 }), 'EINVAL', /PASID 0/);
     refused(h, attach(GPU, 'svm', { pasid: 8 }), 'EINVAL', /maxPasids 8/);
     refused(h, attach(GPU, 'ioas', { pasid: 1 }), 'EINVAL', /pasidCapable/);
     const r = ok(h, attach(GPU, 'svm', { pasid: 7 }));
     expect(story(h, r)).toEqual([['DeviceAttached', { device: GPU, domain: 'svm', pasid: 7 }]]);
-    refused(h, attach(GPU, 'svm2', { pasid: 7 }), 'EBUSY', /pasid 7/);
-    refused(h, attach(GPU, 'svm', { pasid: 7 }), 'EBUSY', /already attached/);
-    // The RID and other PASIDs are independent.
-    ok(h, attach(GPU, 'ioas'));
+    // The RID and other PASIDs are independent (the RID domain must be PASID-compatible too).
+    ok(h, attach(GPU, 'rid'));
     ok(h, attach(GPU, 'svm2', { pasid: 1 }));
     ok(h, map('svm', '0x10000', '0x1000', '0x7000000'));
     expect(dma(h, GPU, 0x10000, 'r', { pasid: 7 })).toMatchObject({ allowed: true, reason: 'mapped', domain: 'svm', path: 'pasid' });
     expect(dma(h, GPU, 0x10000, 'r', { pasid: 1 })).toMatchObject({ allowed: false, reason: 'unmapped', domain: 'svm2' });
     expect(dma(h, GPU, 0x10000, 'r', { pasid: 2 })).toMatchObject({ allowed: false, reason: 'blocked' });
-    expect(dma(h, GPU, 0x10000, 'r')).toMatchObject({ allowed: false, reason: 'unmapped', domain: 'ioas' });
+    expect(dma(h, GPU, 0x10000, 'r')).toMatchObject({ allowed: false, reason: 'unmapped', domain: 'rid' });
     invariants(h);
 
     // device.unbind detaches every PASID (highest first) and the RID, then drops the reference.
@@ -164,7 +162,7 @@ describe('PASIDs (SPEC §6 rule 8, kernel.md §4.7)', () => {
     expect(story(h, un)).toEqual([
       ['DeviceDetached', { device: GPU, domain: 'svm', pasid: 7 }],
       ['DeviceDetached', { device: GPU, domain: 'svm2', pasid: 1 }],
-      ['DeviceDetached', { device: GPU, domain: 'ioas', pasid: null }],
+      ['DeviceDetached', { device: GPU, domain: 'rid', pasid: null }],
       ['DeviceUnbound', { device: GPU, ctx: 'vm1' }],
     ]);
     expect(domainOf(h, GPU)).toBe(groupOf(h, GPU).defaultDomain);
@@ -306,7 +304,7 @@ describe('ctx.close releases everything (SPEC §6 rule 11)', () => {
     const h = box(
       ...bindAll(),
       alloc('ioas'),
-      alloc('gpu-ioas'),
+      alloc('gpu-ioas', { pasidCapable: true }),
       alloc('svm', { pasidCapable: true }),
       attach(NIC0, 'ioas'),
       attach(NIC1, 'ioas'),

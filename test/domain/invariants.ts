@@ -30,7 +30,8 @@ export const invariantViolations = (s: State): string[] => {
   }
   const memberOf = new Map<string, number>();
   for (const [id, g] of s.groups) {
-    if (g.members.length === 0) bad('1', `group ${id} is live but empty`);
+    // SPEC §5.4: only a group held through group.claim outlives its devices.
+    if (g.members.length === 0 && !(g.claimPath === 'group' && g.owner !== null)) bad('1', `group ${id} is live but empty`);
     for (const m of g.members) {
       const prev = memberOf.get(m);
       if (prev !== undefined) bad('1', `${m} is a member of groups ${prev} and ${id}`);

@@ -25,7 +25,9 @@ export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
         : p.yellow(`not viable: ${g.blockers.map((b) => `${b.device} uses ${b.driver}`).join(', ')}`);
     out.push(`${p.bold(`group ${g.id}`)}  ${status}  domain ${g.domain}${g.pasids.length ? `  pasids ${g.pasids.map((x) => `${x.pasid}→${x.domain}`).join(',')}` : ''}`);
     out.push(
-      table(g.members.map((m) => ['  ', m.device, m.driver ?? '-', m.name ?? '', p.dim(m.why)])).trimEnd(),
+      g.members.length === 0
+        ? p.dim('    (no devices left: its group node keeps it until group.release or ctx.close)')
+        : table(g.members.map((m) => ['  ', m.device, m.driver ?? '-', m.name ?? '', p.dim(m.why)])).trimEnd(),
     );
   }
   if (v.groupless.length > 0) out.push(`${p.bold('no group')} (DMA not translated: never assignable)  ${v.groupless.join(', ')}`);
