@@ -8,4 +8,4 @@ export * from './evolve.js';
 export * from './dma.js';
 export { decide, parsed, type Decision } from './decide/index.js';
 export { currentDomain } from './decide/common.js';
-export * from './validate.js';
+export * from './schema/index.js';
