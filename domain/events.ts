@@ -25,9 +25,9 @@ import {
   rangeJson,
   regionsJson,
   text,
-} from './schema/leaves.js';
+} from './schema/stored.js';
 
-export type { AreaJson, PciJson, RegionJson } from './schema/leaves.js';
+export type { AreaJson, PciJson, RegionJson } from './schema/stored.js';
 
 type Obj = Record<string, unknown>;
 

@@ -1,7 +1,7 @@
 /**
- * The field vocabulary of commands and events: each leaf is a JSON Schema and a reader whose
- * messages are the ones the CLI prints (tests and users read them; they do not change).
- * Commands are lenient (null means "use the default"); events are checked as they are stored.
+ * The field vocabulary of commands (and what events share with them): each leaf is a JSON Schema
+ * and a reader whose messages are the ones the CLI prints (tests and users read them; they do not
+ * change). Commands are lenient: null means "use the default". Event leaves: stored.ts.
  */
 import Type from 'typebox';
 import {
@@ -16,26 +16,26 @@ import {
   type Where,
 } from '../encoding.js';
 import { ACS_BITS, PCI_KINDS, REGION_KINDS, type Acs, type AcsBit, type PciInfo, type Region } from '../state.js';
-import { annotated, exact, type Field } from './field.js';
+import { annotated, type Field } from './field.js';
 
 type Obj = Record<string, unknown>;
 
-const absent = (v: unknown): v is null | undefined => v === undefined || v === null;
-const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
-const nullable = Type.Null();
+export const absent = (v: unknown): v is null | undefined => v === undefined || v === null;
+export const isObject = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const nullable = Type.Null();
 
 // ---------------------------------------------------------------------------------------------
 // JSON Schemas shared by both flavours. A published schema never accepts more than the reader:
 // the compiled event check relies on that (what it accepts, the readers accept).
 
 /** Canonical 64-bit forms (the reader also takes surrounding blanks and leading zeros). */
-const U64_JSON = Type.Union([
+export const U64_JSON = Type.Union([
   Type.String({ pattern: '^(0[xX][0-9a-fA-F]{1,16}|[0-9]{1,19})$', description: '64-bit value: hex ("0x1000") or decimal string' }),
   Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
 ]);
-const RANGE_JSON = Type.Object({ start: U64_JSON, last: U64_JSON }, { description: 'inclusive range: last is the last byte' });
-const REGION_JSON = Type.Object({ start: U64_JSON, last: U64_JSON, kind: Type.Union(REGION_KINDS.map((k) => Type.Literal(k))) });
-const ACS_JSON = Type.Union([Type.String({ description: `comma list of ${ACS_BITS.join(',')}` }), Type.Array(Type.String())]);
+export const RANGE_JSON = Type.Object({ start: U64_JSON, last: U64_JSON }, { description: 'inclusive range: last is the last byte' });
+export const REGION_JSON = Type.Object({ start: U64_JSON, last: U64_JSON, kind: Type.Union(REGION_KINDS.map((k) => Type.Literal(k))) });
+export const ACS_JSON = Type.Union([Type.String({ description: `comma list of ${ACS_BITS.join(',')}` }), Type.Array(Type.String())]);
 export const PCI_JSON = Type.Object({
   kind: Type.Union(PCI_KINDS.map((k) => Type.Literal(k))),
   multifunction: Type.Optional(Type.Union([Type.Boolean(), nullable])),
@@ -44,7 +44,7 @@ export const PCI_JSON = Type.Object({
   aliases: Type.Optional(Type.Union([Type.Array(Type.String({ maxLength: 256 }), { maxItems: 256 }), nullable])),
   pcieBridgeAlias: Type.Optional(Type.Union([Type.Boolean(), nullable])),
 });
-const PROT_JSON = Type.String({ pattern: '^[-+,| rwxRWX]*([mM][mM][iI][oO])?[-+,| rwxRWX]*$', description: 'protection: r, w, x and mmio (e.g. "rw", "w+mmio"; "-" is none)' });
+export const PROT_JSON = Type.String({ pattern: '^[-+,| rwxRWX]*([mM][mM][iI][oO])?[-+,| rwxRWX]*$', description: 'protection: r, w, x and mmio (e.g. "rw", "w+mmio"; "-" is none)' });
 const DEVICE_JSON = Type.String({ minLength: 1, maxLength: 256, pattern: '^\\S+$', description: 'device id: PCI function (0000:03:00.1), host bridge (pci0000:00) or a platform name' });
 
 // ---------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ export const parseRegions = (value: unknown, field: Where): Region[] => {
   });
 };
 
-const choiceOf = <T extends string>(v: unknown, field: Where, allowed: readonly T[]): T => {
+export const choiceOf = <T extends string>(v: unknown, field: Where, allowed: readonly T[]): T => {
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
     throw new FieldError(field, `expected one of ${allowed.join(', ')}, got ${describe(v)}`, 'invalid_value');
   }
@@ -252,160 +252,3 @@ export const commandId = (): Field<string, true> => ({
 
 /** A field computed by hand from the whole raw object (rules that span fields). */
 export const derived = <T>(json: Field<unknown, boolean>['json'], read: Field<T>['read']): Field<T> => ({ json, read });
-
-// ---------------------------------------------------------------------------------------------
-// Event leaves: the data as stored (64-bit values stay strings); defaults only for absent keys
-
-const readText = (v: unknown, p: Path): string => {
-  if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new FieldError(p, `expected a string (1-256 characters), got ${describe(v)}`, 'invalid_type');
-  return v;
-};
-// JSON Schema counts code points, the reader UTF-16 units: the refinement keeps them in step.
-const textJson = Type.Refine(Type.String({ minLength: 1, maxLength: 256 }), (v: string) => v.length <= 256);
-
-/** A non-empty string of at most 256 (UTF-16) characters. */
-export const text = (): Field<string> => ({ json: textJson, read: readText });
-
-export const optText = (): Field<string | null, true> => {
-  const t = text();
-  return { json: Type.Optional(Type.Union([textJson, nullable])), read: (v, p, c) => (absent(v) ? (v as null) : t.read(v, p, c)), optional: true };
-};
-
-export const bool = (): Field<boolean> => ({
-  json: Type.Boolean(),
-  read: (v, p) => {
-    if (typeof v !== 'boolean') throw new FieldError(p, `expected true or false, got ${describe(v)}`, 'invalid_type');
-    return v;
-  },
-});
-
-export const optBool = (): Field<boolean | null, true> => {
-  const b = bool();
-  return { json: Type.Optional(Type.Union([b.json, nullable])), read: (v, p, c) => (absent(v) ? (v as null) : b.read(v, p, c)), optional: true };
-};
-
-export const int = (): Field<number> => ({
-  json: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
-  read: (v, p) => {
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new FieldError(p, `expected a non-negative integer, got ${describe(v)}`, 'invalid_type');
-    return v;
-  },
-});
-
-export const optInt = (): Field<number | null, true> => {
-  const i = int();
-  return { json: Type.Optional(Type.Union([i.json, nullable])), read: (v, p, c) => (absent(v) ? (v as null) : i.read(v, p, c)), optional: true };
-};
-
-export const hex64 = (): Field<string> => ({
-  json: U64_JSON,
-  read: (v, p) => {
-    parseU64(v, p);
-    return v as string;
-  },
-});
-
-/** A stored range: an object with two 64-bit values (no order check: the reducer never needed one). */
-export const rangeJson = (): Field<{ start: string; last: string }> => ({
-  json: RANGE_JSON,
-  read: (v, p) => {
-    if (typeof v !== 'object' || v === null) throw new FieldError(p, 'expected {"start","last"}', 'invalid_type');
-    parseU64((v as Obj).start, [...p, 'start']);
-    parseU64((v as Obj).last, [...p, 'last']);
-    return v as { start: string; last: string };
-  },
-});
-
-export interface RegionJson {
-  readonly start: string;
-  readonly last: string;
-  readonly kind: Region['kind'];
-}
-
-export const regionsJson = (): Field<RegionJson[]> => ({
-  json: exact(Type.Union([Type.Array(REGION_JSON, { maxItems: 4096 }), nullable]), parseRegions),
-  read: (v, p) => {
-    parseRegions(v, p);
-    return v as RegionJson[];
-  },
-});
-
-export interface PciJson {
-  readonly kind: string;
-  readonly multifunction?: boolean | null;
-  readonly acs?: { readonly cap: string; readonly ctl: string } | null;
-  readonly acsQuirk?: boolean | null;
-  readonly aliases?: readonly string[];
-  readonly pcieBridgeAlias?: boolean;
-}
-
-export const pciJson = (): Field<PciJson | null, true> => ({
-  json: Type.Optional(exact(Type.Union([PCI_JSON, nullable]), (v, p) => absent(v) || parsePci(v, p))),
-  read: (v, p) => {
-    if (!absent(v)) parsePci(v, p);
-    return v as PciJson | null;
-  },
-  optional: true,
-});
-
-export const acsJson = (): Field<string> => ({
-  json: exact(ACS_JSON, parseAcsBits),
-  read: (v, p) => {
-    parseAcsBits(v, p);
-    return v as string;
-  },
-});
-
-export const protJson = (): Field<string> => ({
-  json: PROT_JSON,
-  read: (v, p) => {
-    parseProt(v, p);
-    return v as string;
-  },
-});
-
-export interface AreaJson {
-  iova: string;
-  last: string;
-  pa: string;
-}
-
-export const areas = (): Field<AreaJson[]> => ({
-  // The compiled item check skips the holes of a sparse array; the refinement refuses holes.
-  json: Type.Refine(Type.Array(Type.Object({ iova: U64_JSON, last: U64_JSON, pa: U64_JSON })), (list: unknown[]) => {
-    for (let i = 0; i < list.length; i++) if (!(i in list)) return false;
-    return true;
-  }),
-  read: (v, p) => {
-    if (!Array.isArray(v)) throw new FieldError(p, 'expected a list of {iova,last,pa}', 'invalid_type');
-    // An index loop: forEach would skip the holes of a sparse array, which the reducer then meets.
-    for (let i = 0; i < v.length; i++) {
-      const a = v[i] as Obj | undefined;
-      parseU64(a?.iova, [...p, i, 'iova']);
-      parseU64(a?.last, [...p, i, 'last']);
-      parseU64(a?.pa, [...p, i, 'pa']);
-    }
-    return v as AreaJson[];
-  },
-});
-
-/** virtio domain ids: `{start, last}` integers, as `iommu.add` takes them (the reducer stores the value as is). */
-export const domainRangeJson = (): Field<{ start: number; last: number } | null> => {
-  const i = int();
-  return {
-    json: Type.Union([Type.Object({ start: i.json, last: i.json }), nullable]),
-    read: (v, p, c) => {
-      if (absent(v)) return v as null;
-      if (typeof v !== 'object' || Array.isArray(v)) throw new FieldError(p, `expected {"start":N,"last":N} or null, got ${describe(v)}`, 'invalid_type');
-      i.read((v as Obj).start, [...p, 'start'], c);
-      i.read((v as Obj).last, [...p, 'last'], c);
-      return v as { start: number; last: number };
-    },
-  };
-};
-
-export function oneOf<const T extends string>(...allowed: T[]): Field<T> {
-  return { json: Type.Union(allowed.map((a) => Type.Literal(a))), read: (v, p) => choiceOf(v, p, allowed) };
-}
-
-export const anything = (): Field<unknown> => ({ json: Type.Optional(Type.Unknown()), read: (v) => v });
