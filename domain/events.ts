@@ -1,119 +1,149 @@
 /**
- * Event payloads (the `data` of the SPEC §3 envelope). Payloads are JSON: 64-bit values are hex
- * strings here and become bigint when a reducer reads them.
+ * Events (the `data` of the SPEC §3 envelope): one schema per event type, from which the
+ * `EventDataMap` type, the defaults and the check of observed/imported events (`validateEvent`)
+ * derive. Payloads are JSON: 64-bit values are hex strings here and become bigint when a reducer
+ * reads them. `evolve` is total over well-formed events, so every field the reducer reads is
+ * checked on the way in; unknown event types are kept and ignored, unknown fields are kept.
  */
-import type { RangeJson } from './encoding.js';
-import type { GroupReason, RegionKind } from './state.js';
+import { FieldError, describe } from './encoding.js';
+import type { GroupReason } from './state.js';
+import { compileShape, defaultsOf, optional, readShape, shape, typed, unchecked, withFallback, type Data, type Fields, type Shape } from './schema/field.js';
+import {
+  acsJson,
+  anything,
+  areas,
+  bool,
+  domainRangeJson,
+  hex64,
+  int,
+  oneOf,
+  optBool,
+  optInt,
+  optText,
+  pciJson,
+  protJson,
+  rangeJson,
+  regionsJson,
+  text,
+  texts,
+} from './schema/stored.js';
 
-export interface RegionJson extends RangeJson {
-  readonly kind: RegionKind;
-}
+export type { AreaJson, PciJson, RegionJson } from './schema/stored.js';
 
-export interface PciJson {
-  readonly kind: string;
-  readonly multifunction?: boolean | null;
-  readonly acs?: { readonly cap: string; readonly ctl: string } | null;
-  readonly acsQuirk?: boolean | null;
-  readonly aliases?: readonly string[];
-  readonly pcieBridgeAlias?: boolean;
-}
+type Obj = Record<string, unknown>;
 
-export interface EventDataMap {
-  IommuAdded: {
-    iommu: string;
-    personality: 'linux' | 'virtio';
-    pageSizes: string;
-    aperture: RangeJson;
-    domainRange: { start: number; last: number } | null;
-    bypass: boolean;
-    msiIsolation: boolean;
-    maxPasids: number;
-    maxMappings: number | null;
-    defaultDomain: 'dma' | 'identity';
-    reserved: RegionJson[];
-  };
-  DeviceAdded: {
-    device: string;
-    parent: string | null;
-    bus: string;
-    iommu: string | null;
-    pci: PciJson | null;
-    reserved: RegionJson[];
-    vendor: string | null;
-    product: string | null;
-    class: string | null;
-    name: string | null;
+const grant = shape({ device: text(), uid: int() });
+const groupOwnership = shape({ group: int(), ctx: text() });
+const kvm = shape({ ctx: text(), vm: text() });
+
+/** One schema per event type, in the order of EVENT_TYPES. */
+export const EVENT_SCHEMAS = {
+  IommuAdded: shape(
+    {
+      iommu: text(),
+      // Keys with defaults in the order they are filled in (imported data keeps that key order).
+      pageSizes: withFallback(hex64(), '0x1000'),
+      aperture: withFallback(rangeJson(), { start: '0x0', last: '0xffffffffffffffff' }),
+      bypass: withFallback(bool(), false),
+      msiIsolation: withFallback(bool(), true),
+      maxPasids: withFallback(int(), 0),
+      maxMappings: withFallback(optInt(), null),
+      defaultDomain: withFallback(oneOf('dma', 'identity'), 'dma'),
+      reserved: withFallback(regionsJson(), []),
+      domainRange: withFallback(domainRangeJson(), null),
+      personality: withFallback(oneOf('linux', 'virtio'), 'linux'),
+    },
+    ['iommu', 'personality', 'pageSizes', 'aperture', 'domainRange', 'bypass', 'msiIsolation', 'maxPasids', 'maxMappings', 'defaultDomain', 'reserved'],
+  ),
+  DeviceAdded: shape({
+    device: text(),
+    parent: withFallback(optText(), null),
+    bus: withFallback(text(), 'pci'),
+    iommu: withFallback(optText(), null),
+    pci: withFallback(pciJson(), null),
+    reserved: withFallback(regionsJson(), []),
     /** Group the real kernel reported (observed imports only). */
-    reportedGroup?: number | null;
+    reportedGroup: optInt(),
+    vendor: withFallback(optText(), null),
+    product: withFallback(optText(), null),
+    class: withFallback(optText(), null),
+    name: withFallback(optText(), null),
     /** Filled in by decide for readers of the log; the reducer recomputes it. */
-    group?: number | null;
-    reason?: GroupReason | null;
-  };
-  DeviceRemoved: {
-    device: string;
-    surprise: boolean;
+    group: optional(unchecked<number | null>('the group decide computed; the reducer recomputes it')),
+    reason: optional(unchecked<GroupReason | null>('why the device is in its group')),
+  }),
+  DeviceRemoved: shape({
+    device: text(),
+    surprise: withFallback(typed<boolean>(optBool()), false),
     /** Surprise removals: the user context that owned the device's DMA just before (for the alert). */
-    ctx?: string;
-  };
-  AcsChanged: { device: string; ctl: string };
-  DriverBound: { device: string; driver: string; managedDma: boolean };
-  DriverUnbound: { device: string; driver: string };
-  AccessGranted: { device: string; uid: number };
-  AccessRevoked: { device: string; uid: number };
-  ContextOpened: { ctx: string; kind: 'iommufd' | 'vfio-container'; uid: number };
-  ContextClosed: { ctx: string };
-  GroupClaimed: { group: number; ctx: string };
-  GroupReleased: { group: number; ctx: string };
-  DeviceBound: { device: string; ctx: string; group: number };
-  DeviceUnbound: { device: string; ctx: string };
-  DomainAllocated: {
-    domain: string;
-    ctx: string | null;
-    iommu: string;
-    kind: 'paging' | 'identity' | 'blocked' | 'bypass';
-    pasidCapable: boolean;
-    implicit?: boolean;
-  };
-  DomainFreed: { domain: string };
-  DeviceAttached: { device: string; domain: string; pasid: number | null };
+    ctx: optional(unchecked<string>('surprise removals: the context that owned the DMA just before')),
+  }),
+  AcsChanged: shape({ device: text(), ctl: acsJson() }),
+  DriverBound: shape({ device: text(), driver: text(), managedDma: withFallback(bool(), false) }),
+  DriverUnbound: shape({ device: text(), driver: typed<string>(optText()) }),
+  AccessGranted: grant,
+  AccessRevoked: grant,
+  ContextOpened: shape({ ctx: text(), kind: oneOf('iommufd', 'vfio-container'), uid: int() }),
+  ContextClosed: shape({ ctx: text() }),
+  GroupClaimed: groupOwnership,
+  GroupReleased: groupOwnership,
+  DeviceBound: shape({ device: text(), ctx: text(), group: unchecked<number>('the group the device belongs to') }),
+  DeviceUnbound: shape({ device: text(), ctx: typed<string>(optText()) }),
+  DomainAllocated: shape({
+    domain: text(),
+    ctx: withFallback(optText(), null),
+    iommu: text(),
+    kind: oneOf('paging', 'identity', 'blocked', 'bypass'),
+    pasidCapable: withFallback(typed<boolean>(optBool()), false),
+    implicit: optional(unchecked<boolean>('allocated by the kernel (default domains), not by a user')),
+  }),
+  DomainFreed: shape({ domain: text() }),
+  DeviceAttached: shape({ device: text(), domain: text(), pasid: withFallback(optInt(), null) }),
   /**
    * A re-attach of an attached device to another domain (iommufd_device_replace): the group's
    * attachment at `pasid` moves from `from` to `domain` as a whole, with no blocked window between.
    */
-  DomainReplaced: { device: string; domain: string; from: string; group: number; pasid: number | null; devices: string[] };
-  DeviceDetached: {
-    device: string;
-    domain: string;
-    pasid: number | null;
+  DomainReplaced: shape({ device: text(), domain: text(), from: text(), group: int(), pasid: withFallback(optInt(), null), devices: texts() }),
+  DeviceDetached: shape({
+    device: text(),
+    domain: text(),
+    pasid: withFallback(optInt(), null),
     /** Other members still attached: the device keeps reaching the domain through its group. */
-    stillReachableVia?: string[];
-  };
-  Mapped: { domain: string; iova: string; last: string; pa: string; prot: string };
-  Unmapped: { domain: string; areas: { iova: string; last: string; pa: string }[] };
-  KvmAssociated: { ctx: string; vm: string };
-  KvmDissociated: { ctx: string; vm: string };
-  DmaChecked: {
-    device: string;
-    iova: string;
-    length: string;
-    access: 'r' | 'w';
-    pasid: number | null;
-    allowed: boolean;
-    reason: string;
-    domain: string | null;
-  };
-  FaultRecorded: {
-    device: string;
-    iova: string;
-    access: 'r' | 'w';
-    pasid: number | null;
-    reason: 'DOMAIN' | 'MAPPING' | 'UNKNOWN';
-    flags: string[];
-    domain?: string | null;
-    source?: string;
-  };
-  CommandRejected: { command: Record<string, unknown>; status: string; message: string };
-}
+    stillReachableVia: optional(unchecked<string[]>('other members still attached: the device keeps reaching the domain through its group')),
+  }),
+  Mapped: shape({ domain: text(), iova: hex64(), last: hex64(), pa: hex64(), prot: protJson() }),
+  Unmapped: shape({ domain: text(), areas: areas() }),
+  KvmAssociated: kvm,
+  KvmDissociated: kvm,
+  DmaChecked: shape({
+    device: text(),
+    iova: hex64(),
+    length: unchecked<string>('64-bit length'),
+    access: unchecked<'r' | 'w'>('r or w'),
+    pasid: unchecked<number | null>('PASID or null'),
+    allowed: unchecked<boolean>('the verdict'),
+    reason: unchecked<string>('why'),
+    domain: unchecked<string | null>('the domain that answered'),
+  }),
+  FaultRecorded: shape({
+    device: text(),
+    iova: hex64(),
+    access: oneOf('r', 'w'),
+    pasid: unchecked<number | null>('PASID or null'),
+    reason: oneOf('DOMAIN', 'MAPPING', 'UNKNOWN'),
+    flags: unchecked<string[]>('fault flags'),
+    domain: optional(unchecked<string | null>('the domain that faulted')),
+    source: optional(unchecked<string>('where the fault was observed')),
+  }),
+  CommandRejected: shape({
+    command: unchecked<Record<string, unknown>>('the refused command as given'),
+    status: text(),
+    message: typed<string>(anything()),
+  }),
+} as const satisfies Record<string, Shape<Fields>>;
+
+type Schemas = typeof EVENT_SCHEMAS;
+export type EventDataMap = { [K in keyof Schemas]: Schemas[K] extends Shape<infer F> ? Data<F> : never };
 
 export type EventType = keyof EventDataMap;
 export const EVENT_TYPES = [
@@ -150,3 +180,46 @@ export type DomainEvent = { [K in EventType]: { readonly type: K; readonly data:
 
 export const event = <K extends EventType>(type: K, data: EventDataMap[K]): DomainEvent =>
   ({ type, data }) as DomainEvent;
+
+export interface ObservedEvent {
+  readonly type: string;
+  readonly data: Obj;
+}
+
+const DEFAULTS = Object.fromEntries(EVENT_TYPES.map((t) => [t, defaultsOf(EVENT_SCHEMAS[t])])) as Record<EventType, Obj | undefined>;
+/** Compiled on first use: most runs never import an event. */
+const checks = new Map<EventType, (value: unknown) => boolean>();
+const checkOf = (t: EventType): ((value: unknown) => boolean) => {
+  let check = checks.get(t);
+  if (check === undefined) checks.set(t, (check = compileShape(EVENT_SCHEMAS[t])));
+  return check;
+};
+
+/**
+ * What the reducer reads of a `pci` object besides what `parsePci` checks: an `acs` object with
+ * `cap` and `ctl` (a command may leave them out and gets ""; the reducer needs them there).
+ */
+const normalize = (t: EventType, data: Obj): Obj => {
+  if (t !== 'DeviceAdded' || typeof data.pci !== 'object' || data.pci === null) return data;
+  const pci = data.pci as Obj;
+  if (typeof pci.acs !== 'object' || pci.acs === null) return data;
+  const acs = pci.acs as Obj;
+  return { ...data, pci: { ...pci, acs: { ...acs, cap: acs.cap ?? '', ctl: acs.ctl ?? '' } } };
+};
+
+/**
+ * Checks an observed event's data and fills defaults; throws FieldError naming `data.<field>`.
+ * The compiled schema accepts the common forms fast; anything else is read field by field, which
+ * either accepts it (a lenient form: blanks around a number, leading zeros) or names the problem.
+ */
+export const validateEvent = (type: unknown, data: unknown): ObservedEvent => {
+  if (typeof type !== 'string' || type.length === 0 || type.length > 128) throw new FieldError(['type'], `expected an event type string, got ${describe(type)}`, 'invalid_type');
+  // "toString", "__proto__"…: kept as unknown types they would reach the reducer's handler table.
+  if (type in Object.prototype) throw new FieldError(['type'], `${JSON.stringify(type)} is not an event type`, 'invalid_value');
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new FieldError(['data'], `expected an object, got ${describe(data)}`, 'invalid_type');
+  if (!(EVENT_TYPES as readonly string[]).includes(type)) return { type, data: data as Obj };
+  const t = type as EventType;
+  const filled: Obj = { ...(DEFAULTS[t] ?? {}), ...(data as Obj) };
+  if (!checkOf(t)(filled)) readShape(EVENT_SCHEMAS[t] as Shape<Fields>, filled, ['data']);
+  return { type, data: normalize(t, filled) };
+};

@@ -13,4 +13,4 @@ export * from './reserved.js';
 export * from './dma.js';
 export * from './personality/index.js';
 export { decide, isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput, type CommandMeta, type CommandWithMeta, type Decision } from './decide/index.js';
-export * from './validate.js';
+export * from './schema/index.js';

@@ -12,6 +12,7 @@ import { registerCore } from './commands/core.js';
 import { registerQueries } from './commands/queries.js';
 import { registerExtras } from './commands/extras.js';
 import { registerIngest } from './commands/ingest.js';
+import { registerSchema } from './commands/schema.js';
 
 export interface App {
   /** Wraps a command action: context from the global flags, exit code, errors, cleanup. */
@@ -68,6 +69,7 @@ Examples:
   registerQueries(program, app);
   registerExtras(program, app);
   registerIngest(program, app);
+  registerSchema(program, app);
   return program;
 };
 

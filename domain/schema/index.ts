@@ -1,0 +1,3 @@
+export { schemaDocument } from './document.js';
+export type { Data, Decoded, Field, Shape } from './field.js';
+export type { AreaJson, PciJson, RegionJson } from './stored.js';
