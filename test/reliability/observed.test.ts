@@ -102,14 +102,32 @@ describe('what the reducer cannot apply never reaches the log', () => {
     const fine = checked([ev('ContextOpened', { ctx: 'other', kind: 'iommufd', uid: 1001 }, 30)]);
     for (const bad of [
       { type: 'DeviceAdded', data: { device: '0000:02:00.0', parent: null, bus: 'pci', pci: { kind: 'endpoint', acs: {} } }, meta: { at: at(31) } },
-      { type: 'valueOf', data: {}, meta: { at: at(32) } },
-      { type: '__proto__', data: {}, meta: { at: at(33) } },
       { type: 'Unmapped', data: { domain: 'ioas', areas: [null] }, meta: { at: at(34) } },
     ]) {
       await expect(m.import([...(fine as unknown[]), bad] as never)).rejects.toThrow(/^events\[1\]: .* cannot be applied .*nothing was imported/);
       expect(await store.version('host-local')).toBe(HOST.length);
       expect(m.state.pos).toBe(HOST.length);
     }
+  });
+
+  test('event types named like Object properties are unknown types: kept and ignored, like any other', async () => {
+    const store = createMemoryStore();
+    const m = createManager({ store });
+    await m.load();
+    await m.import(checked(HOST));
+    const before = m.state;
+    const pos = await m.import([
+      { type: 'valueOf', data: {}, meta: { at: at(32) } },
+      { type: '__proto__', data: {}, meta: { at: at(33) } },
+      { type: 'constructor', data: {}, meta: { at: at(34) } },
+    ] as never);
+    expect(pos).toEqual([HOST.length + 1, HOST.length + 2, HOST.length + 3]);
+    for (const k of ['iommus', 'devices', 'groups', 'ctxs', 'domains', 'alerts'] as const) expect(m.state[k]).toBe(before[k]);
+    // A fresh load of the log applies them the same way.
+    const again = createManager({ store });
+    await again.load();
+    expect(again.state.pos).toBe(HOST.length + 3);
+    expect(again.state.groups).toEqual(before.groups);
   });
 
   test('the CLI refuses it at validation, naming the line', async () => {
