@@ -12,5 +12,5 @@ export * from './queries.js';
 export * from './reserved.js';
 export * from './dma.js';
 export * from './personality/index.js';
-export { decide, isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput, type CommandMeta, type CommandWithMeta, type Decision } from './decide/index.js';
+export { decide, decideInput, isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput, type CommandMeta, type CommandWithMeta, type Decision } from './decide/index.js';
 export * from './schema/index.js';

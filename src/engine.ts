@@ -5,17 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  FieldError,
-  decide,
+  decideInput,
   evolveAll,
   initialState,
-  parseCommand,
-  isUnreadable,
-  rejectUnparsed,
-  rejectUnreadable,
   rejectionEvent,
   type Command,
-  type Decision,
   type DomainEvent,
   type State,
   type Actor,
@@ -55,23 +49,10 @@ const actorOf = (raw: unknown): Actor => {
   return typeof a?.uid === 'number' && Number.isInteger(a.uid) && a.uid >= 0 ? { uid: a.uid, ...(typeof a.comm === 'string' ? { comm: a.comm } : {}) } : { uid: 0 };
 };
 
-/** Parses the input, then decides it; input that does not parse is refused the way the domain says. */
-const decideInput = (state: State, raw: unknown, at: string): Decision => {
-  if (isUnreadable(raw)) return rejectUnreadable(state, raw);
-  let command: Command;
-  try {
-    command = parseCommand(raw);
-  } catch (err) {
-    if (err instanceof FieldError) return rejectUnparsed(state, raw, err);
-    throw err;
-  }
-  return decide({ ...command, meta: { at } }, state);
-};
-
 /** Decides one command against `state` and builds the envelopes to append. */
 export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; newId: () => string }): Decided => {
   const at = options.now.toISOString();
-  const d = decideInput(state, raw, at);
+  const d = decideInput(raw, state, { at });
   const actor = d.command?.actor ?? actorOf(raw);
   const commandId = d.command?.id ?? options.newId();
   const meta = { at, actor, host: options.host, command: commandId };

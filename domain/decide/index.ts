@@ -3,14 +3,15 @@
  * events it yields, or a rejection with the status of the addressed personality (SPEC §4).
  * Rejections are values; the command's time arrives in its metadata.
  */
-import { PRIVILEGED, type Command } from '../commands.js';
+import { PRIVILEGED, parseCommand, type Command } from '../commands.js';
+import { FieldError } from '../encoding.js';
 import type { DomainEvent } from '../events.js';
 import { personalityOf, type PersonalityStrategy, type Status } from '../personality/index.js';
 import type { State } from '../state.js';
 import { Refusal, working, type Cmd, type Working } from './common.js';
 import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
-import { statusesOf } from './rejection.js';
+import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideIommuAdd } from './topology.js';
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
@@ -121,4 +122,21 @@ export const decide = (command: CommandWithMeta, state: State): Decision => {
     const status = statusesOf(state, command).status(err.status);
     return { ok: false, command, status, message: err.message, events: keep, state: keep.length > 0 ? w.state : state };
   }
+};
+
+/**
+ * Input as it arrives (a JSON value, or unreadable input): parsed first, then decided. Input that
+ * is not a command is refused the way the domain says (EINVAL naming the field, in the addressed
+ * personality's codes), so it can be logged as a CommandRejected like any refusal.
+ */
+export const decideInput = (input: unknown, state: State, meta: CommandMeta): Decision => {
+  if (isUnreadable(input)) return rejectUnreadable(state, input);
+  let command: Command;
+  try {
+    command = parseCommand(input);
+  } catch (err) {
+    if (err instanceof FieldError) return rejectUnparsed(state, input, err);
+    throw err;
+  }
+  return decide({ ...command, meta }, state);
 };

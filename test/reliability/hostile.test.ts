@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { FieldError, TWO_POW_64, U64_MAX, decide, evolveAll, parseCommand, parseU64, rejectUnparsed, validateEvent, type Command, type Decision, type State } from '../../domain/index.js';
+import { FieldError, TWO_POW_64, U64_MAX, decideInput, evolveAll, parseCommand, parseU64, validateEvent, type Decision, type State } from '../../domain/index.js';
 import { MAX_JSON_DEPTH, MAX_LINE_BYTES } from '../../src/cli/input.js';
 import { run } from '../../src/cli/program.js';
 import type { Engine } from '../../src/engine.js';
@@ -148,16 +148,7 @@ const mutated = (templates: readonly Cmd[], values: fc.Arbitrary<unknown>): fc.A
 const STATUS = /^(E[A-Z]+|S_[A-Z]+)$/;
 
 /** What the engine does with a line: parse, then decide; a parse failure is a refusal too. */
-const decideRaw = (raw: unknown, state: State): Decision => {
-  let command: Command;
-  try {
-    command = parseCommand(raw);
-  } catch (err) {
-    if (err instanceof FieldError) return rejectUnparsed(state, raw, err);
-    throw err;
-  }
-  return decide({ ...command, meta: { at: '2026-11-21T10:00:00.000Z' } }, state);
-};
+const decideRaw = (raw: unknown, state: State): Decision => decideInput(raw, state, { at: '2026-11-21T10:00:00.000Z' });
 
 /** What every decision must satisfy, whatever the input. */
 const checkDecision = (raw: unknown, state: State): void => {
