@@ -6,7 +6,7 @@ import type { Command } from '../commands.js';
 import { hex, type Range } from '../encoding.js';
 import type { DomainEvent } from '../events.js';
 import { evolve } from '../evolve/index.js';
-import type { Status } from '../personality/index.js';
+import type { Status } from '../personality/status.js';
 import { groupOf } from '../queries.js';
 import type { Ctx, Device, Domain, Group, State } from '../state.js';
 

@@ -5,10 +5,10 @@
  */
 import { PRIVILEGED, parseCommand, type Command } from '../commands.js';
 import { FieldError } from '../encoding.js';
-import type { DomainEvent } from '../events.js';
-import { personalityOf, type PersonalityStrategy, type Status } from '../personality/index.js';
+import { personalityOf, type PersonalityStrategy } from '../personality/index.js';
 import type { State } from '../state.js';
 import { Refusal, working, type Cmd, type Working } from './common.js';
+import type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
 import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
@@ -16,26 +16,7 @@ import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decid
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
 
-/** What the caller knows about a command besides its content. */
-export interface CommandMeta {
-  /** The time the events will carry (ISO 8601). */
-  readonly at: string;
-}
-
-export type CommandWithMeta = Command & { readonly meta: CommandMeta };
-
-export type Decision =
-  | { readonly ok: true; readonly command: Command; readonly events: readonly DomainEvent[]; readonly state: State }
-  | {
-      readonly ok: false;
-      /** null: the input did not parse. */
-      readonly command: Command | null;
-      readonly status: Status;
-      readonly message: string;
-      /** Events that still happened (only the non-atomic linux unmap has any). */
-      readonly events: readonly DomainEvent[];
-      readonly state: State;
-    };
+export type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 
 /** The personality whose rules decide an attach/detach/map/unmap: the device's IOMMU, else the domain's, else the named one. */
 const rulesOf = (s: State, c: Cmd<'device.attach' | 'device.detach' | 'map' | 'unmap'>): PersonalityStrategy => {

@@ -6,7 +6,7 @@ import type { FieldError } from '../encoding.js';
 import type { DomainEvent } from '../events.js';
 import { personalityOf, type PersonalityStrategy, type Status } from '../personality/index.js';
 import type { State } from '../state.js';
-import type { Decision } from './index.js';
+import type { Decision } from './types.js';
 
 /** Commands that touch a domain answer in their personality's codes; the others in errno names. */
 const DOMAIN_COMMANDS: ReadonlySet<unknown> = new Set(['domain.alloc', 'domain.free', 'device.attach', 'device.detach', 'map', 'unmap']);

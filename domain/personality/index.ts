@@ -4,53 +4,13 @@
  * codes). Each IOMMU's personality is chosen once, here; nothing outside this folder compares
  * personality names.
  */
-import type { Command } from '../commands.js';
-import type { Working } from '../decide/common.js';
-import type { Device, Domain, Group, Iommu, Personality, State } from '../state.js';
-import { linux, type LinuxStatus } from './linux.js';
-import { virtio, type VirtioStatus } from './virtio.js';
-import type { PersonalityTraits } from './traits.js';
+import type { Group, Iommu, State } from '../state.js';
+import { linux } from './linux.js';
+import type { PersonalityStrategy } from './types.js';
+import { virtio } from './virtio.js';
 
-export type { LinuxStatus } from './linux.js';
-export type { VirtioStatus } from './virtio.js';
-
-/** Refusals by the host before a request reaches the IOMMU: errno names in every personality. */
-export type AccessStatus = 'EPERM' | 'EACCES';
-
-/** Every status a decision can answer with. */
-export type Status = LinuxStatus | VirtioStatus;
-
-type Cmd<T extends Command['type']> = Command & { type: T };
-
-/** The domain a device's access goes through and what decided it. */
-export interface EffectiveDomain {
-  readonly domain: Domain | null;
-  /** 'attached', 'group', 'default', 'blocked', 'bypass', 'pasid' or 'none'. */
-  readonly path: string;
-  /** Other members whose attachment the device rides (linux group attachment). */
-  readonly viaGroup?: string[];
-}
-
-export interface PersonalityStrategy extends PersonalityTraits {
-  readonly name: Personality;
-  /** This personality's status for a code a shared rule refused with. */
-  status(code: Status): Status;
-  /** domain.alloc, once the shared checks (ctx, id, IOMMU) passed. */
-  allocDomain(w: Working, c: Cmd<'domain.alloc'>, iommu: Iommu): void;
-  attach(w: Working, c: Cmd<'device.attach'>): void;
-  detach(w: Working, c: Cmd<'device.detach'>): void;
-  map(w: Working, c: Cmd<'map'>): void;
-  unmap(w: Working, c: Cmd<'unmap'>): void;
-  /** The domain an access of `dev` (in group `g`) goes through. */
-  effectiveDomain(state: State, dev: Device, g: Group, iommu: Iommu | undefined, pasid: number | null): EffectiveDomain;
-  /**
-   * The domain a device's RID (PASID-less) DMA goes through, null when blocked, 'bypass' when the
-   * IOMMU lets it through untranslated: `effectiveDomain` without the why, for whole-host scans.
-   */
-  ridDomain(state: State, dev: Device, g: Group, iommu: Iommu | undefined): Domain | 'bypass' | null;
-  /** A group's domain as listings show it: a domain id, "blocked" or "per-endpoint". */
-  groupDomain(g: Group): string;
-}
+export type { AccessStatus, LinuxStatus, Status, VirtioStatus } from './status.js';
+export type { EffectiveDomain, PersonalityStrategy } from './types.js';
 
 /**
  * The strategy of an IOMMU; devices without a known IOMMU follow the linux rules. (A switch rather

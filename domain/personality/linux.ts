@@ -9,10 +9,9 @@ import { currentDomain, groupOf, hasPasids } from '../queries.js';
 import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionUnderMapping } from '../reserved.js';
 import { PROT_R, PROT_W, type Device, type Domain, type Group, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
-import type { AccessStatus, EffectiveDomain, PersonalityStrategy } from './index.js';
+import type { LinuxStatus } from './status.js';
+import type { EffectiveDomain, PersonalityStrategy } from './types.js';
 
-/** The errno names linux answers with. */
-export type LinuxStatus = AccessStatus | 'EINVAL' | 'ENOENT' | 'ENODEV' | 'EEXIST' | 'EBUSY' | 'EOVERFLOW' | 'ENOSPC' | 'EADDRINUSE';
 
 // A function, not an alias: modules of this folder and the reducer import each other, so nothing here
 // reads an imported binding while the modules load.

@@ -11,11 +11,9 @@ import { groupOf } from '../queries.js';
 import { blockingRegions, deviceRegions, msiConflict, regionBlocking, regionUnderMapping } from '../reserved.js';
 import { PROT_X, type Device, type Domain, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
-import type { AccessStatus, EffectiveDomain, PersonalityStrategy, Status } from './index.js';
-import type { LinuxStatus } from './linux.js';
+import type { AccessStatus, LinuxStatus, Status, VirtioStatus } from './status.js';
+import type { EffectiveDomain, PersonalityStrategy } from './types.js';
 
-/** The virtio-iommu request statuses (plus the host's own access refusals). */
-export type VirtioStatus = AccessStatus | 'S_INVAL' | 'S_NOENT' | 'S_RANGE' | 'S_NOMEM' | 'S_UNSUPP';
 
 const refuse = (status: VirtioStatus, message: string): never => refuseAny(status, message);
 

@@ -8,17 +8,14 @@ import { FieldError } from '../../domain/index.js';
 import { StoreError, ExpectedVersionConflictError } from '../store/types.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, type Io } from './io.js';
+import type { App } from './app.js';
 import { registerCore } from './commands/core.js';
 import { registerQueries } from './commands/queries.js';
 import { registerExtras } from './commands/extras.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerSchema } from './commands/schema.js';
 
-export interface App {
-  /** Wraps a command action: context from the global flags, exit code, errors, cleanup. */
-  action<A extends unknown[]>(fn: (ctx: CliContext, ...args: A) => Promise<number | void>): (...args: A) => Promise<void>;
-  readonly io: Io;
-}
+export type { App } from './app.js';
 
 const VERSION = '0.1.0';
 

@@ -10,7 +10,7 @@ import { DEFAULT_STORE_URL, redactUrl } from '../../store/open.js';
 import { parseAt, type CliContext } from '../context.js';
 import { MAX_JSON_DEPTH, inputLines, jsonDepth } from '../input.js';
 import { CliError, table } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 const BATCH = 1000;
 

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { redactUrl } from '../../store/open.js';
 import { hostOfStream } from '../../store/types.js';
 import { CliError } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 import { registerServe } from './serve.js';
 import { registerStorm } from './storm.js';
 

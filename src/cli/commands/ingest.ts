@@ -20,7 +20,7 @@ import type { NewEvent } from '../../store/types.js';
 import type { CliContext } from '../context.js';
 import { readText } from '../input.js';
 import { CliError } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 type Kind = 'lspci' | 'sysfs' | 'dmesg';
 

@@ -5,7 +5,7 @@ import { audit, auditCsv, auditJson, bisect, diffStates, explain, peers, plan, r
 import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 const device = (v: string | undefined): string => parseQueryDevice(v, cliSyntax);
 

@@ -1,7 +1,7 @@
 /** `isogroup schema`: the published JSON Schema of commands and events (docs/schema.md). */
 import type { Command } from 'commander';
 import { schemaDocument } from '../../../domain/index.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 export const registerSchema = (program: Command, app: App): void => {
   program

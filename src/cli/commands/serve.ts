@@ -11,7 +11,7 @@
 import type { Command } from 'commander';
 import { createServer } from '../../server/index.js';
 import { CliError } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 interface ServeFlags {
   port?: string;

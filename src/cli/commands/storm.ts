@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { parseMix, storm, type StormMix } from '../../testkit/storm.js';
 import { CliError } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 /** Lines per write: one write per command is the slow part of a million-step storm. */
 const CHUNK = 512;
