@@ -179,7 +179,7 @@ export interface FollowOptions {
   readonly host?: string;
   readonly iommu?: string;
   readonly actor?: Actor;
-  /** Lines a stream input may queue between polls; older ones are dropped and counted (default 100,000). */
+  /** Lines a stream input may queue between polls (older ones are dropped and counted), and lines one poll reads from a file or device (the rest waits there); default 10,000. */
   readonly maxQueue?: number;
   /** Longest partial line kept (bytes; default 64 KiB): longer ones are cut and counted as malformed. */
   readonly maxLine?: number;
@@ -211,13 +211,16 @@ interface LineInput {
   drain(): { line: string; offset: number }[];
   /** Bytes/lines held (for the bounded-memory check). */
   held(): number;
+  /** The last drain stopped at its line cap: there is more to read now. */
+  behind(): boolean;
   close(): void;
 }
 
-const fileInput = (source: FollowSource, path: string, start: number, maxLine: number, onCut: () => void): LineInput => {
+const fileInput = (source: FollowSource, path: string, start: number, maxLines: number, maxLine: number, onCut: () => void): LineInput => {
   let offset = start;
   let partial = '';
   let partialBytes = 0;
+  let full = false;
   const buf = Buffer.alloc(64 * 1024);
   return {
     source,
@@ -238,7 +241,8 @@ const fileInput = (source: FollowSource, path: string, start: number, maxLine: n
           partialBytes = 0;
         }
         let at = offset + partialBytes;
-        while (at < size) {
+        full = false;
+        while (at < size && !full) {
           const n = readSync(fd, buf, 0, Math.min(buf.length, size - at), at);
           if (n <= 0) break;
           let chunkStart = 0;
@@ -251,7 +255,13 @@ const fileInput = (source: FollowSource, path: string, start: number, maxLine: n
             partialBytes = 0;
             chunkStart = i + 1;
             out.push({ line, offset });
+            if (out.length >= maxLines) {
+              // The rest waits in the file (it is the buffer): the next drain starts at `offset`.
+              full = true;
+              break;
+            }
           }
+          if (full) break;
           if (chunkStart < n) {
             partialBytes += n - chunkStart;
             partial += buf.toString('utf8', chunkStart, n);
@@ -269,6 +279,7 @@ const fileInput = (source: FollowSource, path: string, start: number, maxLine: n
       return out;
     },
     held: () => partial.length,
+    behind: () => full,
     close: () => {},
   };
 };
@@ -301,6 +312,7 @@ const streamInput = (source: FollowSource, stream: Readable, maxQueue: number, m
       return q.map((line) => ({ line, offset: -1 }));
     },
     held: () => queue.length + partial.length,
+    behind: () => false,
     close: () => stream.destroy(),
   };
 };
@@ -315,11 +327,13 @@ const deviceInput = (source: FollowSource, path: string, maxQueue: number, maxLi
   let partial = '';
   const buf = Buffer.alloc(64 * 1024);
   let open = true;
+  let full = false;
   return {
     source,
     drain: () => {
       const out: { line: string; offset: number }[] = [];
-      while (open && out.length < maxQueue) {
+      full = false;
+      while (open && !(full = out.length >= maxQueue)) {
         let n: number;
         try {
           n = readSync(fd, buf, 0, buf.length, null);
@@ -345,6 +359,7 @@ const deviceInput = (source: FollowSource, path: string, maxQueue: number, maxLi
       return out;
     },
     held: () => partial.length,
+    behind: () => full,
     close: () => {
       if (open) closeSync(fd);
       open = false;
@@ -363,6 +378,8 @@ export interface Follower {
   poll(): FollowEvent[];
   /** The lines the inputs hold now (no sysfs poll): the last round before stopping. */
   flush(): FollowEvent[];
+  /** An input stopped at its line cap in the last round: poll again without waiting. */
+  behind(): boolean;
   /** Entries held in memory (snapshot devices + groups + queued lines and partial bytes). */
   held(): number;
   close(): void;
@@ -374,7 +391,7 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
   const actor = options.actor ?? { uid: process.getuid?.() ?? 0, comm: 'isogroup-follow' };
   const iommu = options.iommu ?? DEFAULT_IOMMU;
   const warn = options.warn ?? (() => {});
-  const maxQueue = options.maxQueue ?? 100_000;
+  const maxQueue = options.maxQueue ?? 10_000;
   const maxLine = options.maxLine ?? 64 * 1024;
   const boot = options.boot !== undefined ? options.boot : readTrim('/proc/sys/kernel/random/boot_id');
   const sysfs = options.sysfs ?? null;
@@ -508,7 +525,7 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
       const mark = cursors.get(kind === 'trace' ? 'trace' : `kernel-log:${what}`);
       // A regular file resumes at the offset the log recorded (if the file still reaches it).
       const start = mark?.offset !== undefined && mark.path === what && mark.offset <= st.size ? mark.offset : 0;
-      inputs.push({ input: fileInput(kind, what, start, maxLine, onCut), kind, path: what });
+      inputs.push({ input: fileInput(kind, what, start, maxQueue, maxLine, onCut), kind, path: what });
     } else {
       inputs.push({ input: deviceInput(kind, what, maxQueue, maxLine, onDrop, onCut), kind, path: null });
     }
@@ -634,6 +651,7 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
       return counted([...pollSysfs(false), ...pollInputs()]);
     },
     flush: () => counted(pollInputs()),
+    behind: () => inputs.some((i) => i.input.behind()),
     held: () => snapshot.devices.size + snapshot.groupTypes.size + inputs.reduce((n, i) => n + i.input.held(), 0) + (heldLine ? 1 : 0),
     close: () => {
       for (const i of inputs) i.input.close();

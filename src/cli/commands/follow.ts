@@ -20,6 +20,7 @@ interface FollowFlags {
 }
 
 const KMSG = '/dev/kmsg';
+const IMPORT_BATCH = 2000;
 const TRACE_PIPE = '/sys/kernel/tracing/trace_pipe';
 
 const readable = (path: string): boolean => {
@@ -99,9 +100,12 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
     const f = follower;
     const tty = ctx.io.stderr.isTTY === true;
     const append = async (events: FollowEvent[]): Promise<void> => {
-      if (events.length === 0) return;
-      const pos = await m.import(events as never);
-      if (ctx.json) events.forEach((e, i) => ctx.emit({ pos: pos[i], type: e.type, data: e.data, meta: e.meta }));
+      // In batches: one append (and fdatasync) per batch, and no giant arrays in flight.
+      for (let i = 0; i < events.length; i += IMPORT_BATCH) {
+        const batch = events.slice(i, i + IMPORT_BATCH);
+        const pos = await m.import(batch as never);
+        if (ctx.json) batch.forEach((e, j) => ctx.emit({ pos: pos[j], type: e.type, data: e.data, meta: e.meta }));
+      }
     };
     const status = (): void => {
       if (!tty) return;
@@ -119,7 +123,8 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
     status();
     const until = duration === undefined ? Infinity : Date.now() + duration * 1000;
     while (!stop.signal.aborted && (polls === undefined || f.stats.polls < polls) && Date.now() < until) {
-      await pause(Math.min(interval * 1000, Math.max(0, until - Date.now())), stop.signal);
+      // Behind (an input had more lines than one round reads): go on at once.
+      if (!f.behind()) await pause(Math.min(interval * 1000, Math.max(0, until - Date.now())), stop.signal);
       if (stop.signal.aborted) break;
       await append(f.poll());
       status();
