@@ -380,6 +380,8 @@ export interface Follower {
   flush(): FollowEvent[];
   /** An input stopped at its line cap in the last round: poll again without waiting. */
   behind(): boolean;
+  /** The groups sysfs reports now (device → group), for `verify` (drift). */
+  kernelGroups(): Map<string, number>;
   /** Entries held in memory (snapshot devices + groups + queued lines and partial bytes). */
   held(): number;
   close(): void;
@@ -652,6 +654,11 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
     },
     flush: () => counted(pollInputs()),
     behind: () => inputs.some((i) => i.input.behind()),
+    kernelGroups: () => {
+      const out = new Map<string, number>();
+      for (const [id, v] of snapshot.devices) if (v.group !== null) out.set(id, v.group);
+      return out;
+    },
     held: () => snapshot.devices.size + snapshot.groupTypes.size + inputs.reduce((n, i) => n + i.input.held(), 0) + (heldLine ? 1 : 0),
     close: () => {
       for (const i of inputs) i.input.close();

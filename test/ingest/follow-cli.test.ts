@@ -81,6 +81,20 @@ describe('isogroup follow (the built CLI)', () => {
     expect(v.code).toBe(0);
   });
 
+  test('drift: a hot-plugged device the kernel groups unlike the model is reported with the rule that put it where the model did', async () => {
+    const { sysfs, log } = setup();
+    const run = (): ReturnType<typeof cli> => cli(['--store', `file:${log}`, 'follow', '--sysfs', sysfs, '--kernel-log', 'none', '--trace-pipe', 'none', '--polls', '0']);
+    const first = await run();
+    expect(first.code).toBe(0);
+    expect(first.stderr).not.toMatch(/drift/);
+    // A NIC behind the ACS root port 00:1c.4, which the kernel (say, a quirk) put in group 3 with 02:00.0.
+    buildSysfs(sysfs, { devices: [{ id: '0000:05:00.0', above: ['pci0000:00', '0000:00:1c.4'], class: 0x020000, vendor: 0x8086, device: 0x1533, group: 3, portType: 0 }] });
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(second.stderr).toMatch(/^isogroup: drift: the live kernel's groups differ from the model's .*\n1 disagreement\(s\)/m);
+    expect(second.stderr).toMatch(/0000:05:00\.0/);
+  });
+
   test('errors name the flag: an unreadable kernel log, nothing to follow', async () => {
     const { dir, log } = setup();
     const r = await cli(['--store', `file:${log}`, 'follow', '--sysfs', 'none', '--kernel-log', join(dir, 'missing.log'), '--trace-pipe', 'none']);

@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import type { Command } from 'commander';
 import { createFollower, foldResume, newResume, type FollowEvent, type Follower } from '../../ingest/follow.js';
 import { IngestError } from '../../ingest/model.js';
+import { formatVerify, verify } from '../../ingest/verify.js';
 import type { CliContext } from '../context.js';
 import { CliError } from '../io.js';
 import type { App } from '../program.js';
@@ -107,6 +108,16 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
         if (ctx.json) batch.forEach((e, j) => ctx.emit({ pos: pos[j], type: e.type, data: e.data, meta: e.meta }));
       }
     };
+    // Drift: after a round that changed the devices, the kernel's groups (as sysfs reports them
+    // now) against the groups the model derives; said once per different answer.
+    let lastDrift = '';
+    const drift = (events: FollowEvent[]): void => {
+      if (!events.some((e) => e.meta.source === 'sysfs' && e.type !== 'KernelMessage') && !events.some((e) => e.data.kind === 'iommu-group')) return;
+      const report = verify(m.state, { kernelGroups: f.kernelGroups() });
+      const text = report.agree || report.note ? '' : formatVerify(report);
+      if (text !== lastDrift && text !== '') ctx.err(`isogroup: drift: the live kernel's groups differ from the model's (a rule or quirk the model lacks?):\n${text}`);
+      lastDrift = text;
+    };
     const status = (): void => {
       if (!tty) return;
       const s = f.stats;
@@ -120,13 +131,16 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
       throw err;
     }
     await append(first);
+    drift(first);
     status();
     const until = duration === undefined ? Infinity : Date.now() + duration * 1000;
     while (!stop.signal.aborted && (polls === undefined || f.stats.polls < polls) && Date.now() < until) {
       // Behind (an input had more lines than one round reads): go on at once.
       if (!f.behind()) await pause(Math.min(interval * 1000, Math.max(0, until - Date.now())), stop.signal);
       if (stop.signal.aborted) break;
-      await append(f.poll());
+      const round = f.poll();
+      await append(round);
+      drift(round);
       status();
     }
     // A last round so nothing read before the signal is lost, then the summary.
