@@ -180,3 +180,33 @@ export const faultReport = async (entries: AsyncIterable<Entry> | Iterable<Entry
 export const faultGroupLine = (g: FaultGroup): string =>
   `${g.device} ${g.access === 'w' ? 'write' : 'read'} ${g.low === g.high ? g.low : `${g.low}–${g.high}`} ×${g.count}` +
   ` (#${g.first.pos}${g.count > 1 ? `–#${g.last.pos}` : ''}, ${g.first.at}${g.count > 1 ? ` – ${g.last.at}` : ''})${g.domain ? ` in domain ${g.domain}` : ''}: ${g.sentence}`;
+
+/**
+ * Audit rows with each observed fault's sentence extended by the model's answer at that moment
+ * ("the model agrees it was denied: …" or "the model would have ALLOWED it …"). At most `limit`
+ * faults are explained (each costs a state at its position); a longer trail says to use the
+ * aggregated report instead.
+ */
+export const explainAuditFaults = async <R extends { readonly pos: number; readonly type: string; readonly sentence: string; readonly entry?: Entry }>(
+  rows: readonly R[],
+  stateAt: (pos: number) => Promise<State>,
+  limit = 200,
+): Promise<R[]> => {
+  let explained = 0;
+  const out: R[] = [];
+  for (const r of rows) {
+    const f = r.entry ? faultOf(r.entry) : null;
+    if (f === null || !r.entry?.meta.observed) {
+      out.push(r);
+      continue;
+    }
+    if (explained >= limit) {
+      out.push({ ...r, sentence: `${r.sentence}; (more than ${limit} faults: see isogroup faults)` });
+      continue;
+    }
+    explained++;
+    const v = canDmaAt(await stateAt(r.pos - 1), { device: f.device, iova: f.iova, access: f.access, pasid: f.pasid });
+    out.push({ ...r, sentence: `${r.sentence}; ${agreementSentence(f.device, f.iova, f.access, v)}` });
+  }
+  return out;
+};

@@ -51,6 +51,11 @@ describe('faults, explained', () => {
       expect.stringMatching(/^0000:0a:00\.0 write 0x100000000 ×1 .* denied, mapped through domain vm1-ioas without write permission/),
     ]);
 
+    // The audit trail says the same for each fault (up to 200; then it points at `faults`).
+    const trail = (await cli([...store, 'audit', '--device', '0000:0a:00.0', '--format', 'csv'])).stdout;
+    expect(trail).toMatch(new RegExp(`^#?${first},.*faulted on write of 0x7f001000: MAPPING.*\\(reported by the kernel\\); the model agrees it was denied: denied, nothing is mapped there`, 'm'));
+    expect(trail).toMatch(/more than 200 faults: see isogroup faults/);
+
     // The kernel faults on a read the model allows (0x100000000 is mapped read-only): the log is missing an event.
     await cli([...store, 'ingest', 'dmesg', '-'], { stdin: amd('3130.000000', '0x100000000', false) });
     const after = await cli([...store, '--json', 'faults']);

@@ -1,7 +1,7 @@
 /** Query commands (docs/model.md#verdicts): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
 import { canDmaAt, hex, verdictJson, type DmaQuery } from '../../../domain/index.js';
-import { audit, auditCsv, auditJson, bisect, diffStates, explain, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
+import { audit, auditCsv, auditJson, bisect, diffStates, explain, explainAuditFaults, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
 import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
@@ -186,7 +186,7 @@ export const registerQueries = (program: Command, app: App): void => {
         const m = await ctx.manager();
         const at = parseAt(o.at);
         const to = at === undefined ? m.state.pos : m.positionAt(at);
-        const rows = await audit(await m.stateAt(to), m.log, {
+        const trail = await audit(await m.stateAt(to), m.log, {
           ...(o.device ? { device: device(o.device) } : {}),
           ...(o.group !== undefined ? { group: int(o.group, '--group') } : {}),
           ...(o.ctx ? { ctx: o.ctx } : {}),
@@ -196,6 +196,8 @@ export const registerQueries = (program: Command, app: App): void => {
           ...(o.until ? { until: time(o.until, '--until') } : {}),
           to,
         });
+        // Faults the kernel reported: what the model said at that moment (docs/ingest.md#faults-explained).
+        const rows = await explainAuditFaults(trail, (pos) => m.stateAt(pos));
         if (format === 'json') for (const r of rows) ctx.emit(auditJson(r));
         else if (format === 'csv') ctx.out(auditCsv(rows));
         else if (rows.length === 0) ctx.out('no matching entries\n');
