@@ -48,7 +48,8 @@ export const membershipSentence = (s: State, device: string): string => {
   return d.reason ? describeReason(device, d.group, d.reason) : `${device} is in group ${d.group}`;
 };
 
-const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
+/** A DMA verdict in one sentence. */
+export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
   const what = `${q.device} ${q.access === 'w' ? 'write' : 'read'} at ${`0x${q.iova.toString(16)}`}`;
   const through = v.domain ? ` through domain ${v.domain}` : '';
   const owner = v.owner ? ` (group ${v.group} owned by ctx ${v.owner}${v.vm ? `, reachable by VM ${v.vm}` : ''})` : '';

@@ -14,6 +14,7 @@ import { registerQueries } from './commands/queries.js';
 import { registerExtras } from './commands/extras.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerSchema } from './commands/schema.js';
+import { registerFollow } from './commands/follow.js';
 
 export type { App } from './app.js';
 
@@ -67,6 +68,7 @@ Examples:
   registerExtras(program, app);
   registerIngest(program, app);
   registerSchema(program, app);
+  registerFollow(program, app);
   return program;
 };
 

@@ -4,3 +4,5 @@ export { ingestLspci, parseLspci } from './lspci.js';
 export { ingestSysfs, readSysfs, parseConfig, parseReservedRegions } from './sysfs.js';
 export { ingestDmesg } from './dmesg.js';
 export * from './verify.js';
+export { createFollower, foldResume, newResume, resumeFromLog, snapshotDigest, type FollowEvent, type FollowMark, type FollowOptions, type FollowSource, type FollowStats, type Follower, type Resume } from './follow.js';
+export { parseTraceEvent, splitTraceLine, type TraceLine, type TraceResult } from './trace.js';

@@ -1,7 +1,7 @@
 /** Query commands (docs/model.md#verdicts): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
 import { canDmaAt, hex, verdictJson, type DmaQuery } from '../../../domain/index.js';
-import { audit, auditCsv, auditJson, bisect, diffStates, explain, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
+import { audit, auditCsv, auditJson, bisect, diffStates, explain, explainAuditFaults, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
 import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
@@ -38,6 +38,21 @@ const verdictLine = (ctx: CliContext, q: DmaQuery, v: ReturnType<typeof canDmaAt
     `${v.unsafe ? `\n  ${p.yellow('UNSAFE: no IOMMU translates this device; it can reach any physical address')}` : ''}` +
     `${v.fault ? `\n  fault: ${v.fault.reason} [${v.fault.flags.join(',')}]` : ''}\n`
   );
+};
+
+/** `explain --fault POS`: the fault at POS, from the state just before it. */
+const explainFaultAt = async (ctx: CliContext, posText: string): Promise<number> => {
+  const pos = Number(posText);
+  if (!Number.isSafeInteger(pos) || pos < 1) throw new CliError(`--fault: expected a log position (a positive integer), got ${JSON.stringify(posText)}`);
+  const m = await ctx.manager();
+  if (pos > m.state.pos) throw new CliError(`--fault: #${pos} is beyond the end of the log (#${m.state.pos})`);
+  let entry = null;
+  for await (const e of m.log.read(pos, pos)) entry = e;
+  if (entry === null || entry.type !== 'FaultRecorded') throw new CliError(`--fault: #${pos} is ${entry ? `an entry of type ${entry.type}` : 'not in the log'}, not a FaultRecorded entry`);
+  const x = await explainFault(await m.stateAt(pos - 1), entry, m.log);
+  if (ctx.json) ctx.emit({ ...x, verdict: verdictJson(x.verdict) });
+  else ctx.out(`${x.agrees ? ctx.paint.red('DENIED') : ctx.paint.yellow('DISAGREES')} #${pos}: ${x.sentence}\n`);
+  return 0;
 };
 
 export const registerQueries = (program: Command, app: App): void => {
@@ -94,7 +109,8 @@ export const registerQueries = (program: Command, app: App): void => {
 
   program
     .command('explain')
-    .requiredOption('--device <id>', 'device')
+    .option('--device <id>', 'device (required unless --fault)')
+    .option('--fault <pos>', 'explain the DMA fault recorded at this log position from the state just before it')
     .option('--iova <addr>', 'explain a DMA verdict for this address (with --access)')
     .option('--length <n>', 'bytes (default 1)')
     .option('--access <r|w>', 'read or write')
@@ -102,7 +118,9 @@ export const registerQueries = (program: Command, app: App): void => {
     .option('--at <pos|time>', 'as of this log position or time')
     .description('why: the chain of log entries behind a group membership or a DMA verdict')
     .action(
-      app.action(async (ctx, o: DmaFlags) => {
+      app.action(async (ctx, o: DmaFlags & { fault?: string }, cmd: Command) => {
+        if (o.fault !== undefined) return explainFaultAt(ctx, o.fault);
+        if (o.device === undefined) cmd.error("error: required option '--device <id>' not specified", { code: 'commander.missingMandatoryOptionValue' });
         const m = await ctx.manager();
         const s = await m.stateAt(parseAt(o.at));
         const q = asksForVerdict(o) ? dmaQuery(o) : { device: device(o.device) };
@@ -111,6 +129,30 @@ export const registerQueries = (program: Command, app: App): void => {
         if (x.summary) ctx.out(`${x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
         ctx.out(`${x.membership}\n\nbecause:\n`);
         for (const st of x.chain) ctx.out(`  #${String(st.pos).padEnd(5)} ${ctx.paint.dim(st.at)} ${st.actor ? `uid ${st.actor.uid}`.padEnd(9) : ''} ${st.sentence}\n`);
+      }),
+    );
+
+  program
+    .command('faults')
+    .option('--device <id>', 'only this device')
+    .option('--at <pos|time>', 'only faults up to this position or time')
+    .option('--all', 'also faults the model itself recorded (dma commands), not only those the kernel reported')
+    .description('DMA faults the kernel reported, aggregated per device, domain, access, verdict and 2 MiB window, each explained by the model at that moment')
+    .action(
+      app.action(async (ctx, o: { device?: string; at?: string; all?: boolean }) => {
+        const m = await ctx.manager();
+        const at = parseAt(o.at);
+        const to = at === undefined ? m.state.pos : m.positionAt(at);
+        const groups = await faultReport(m.log.read(1, to), { to, observedOnly: !o.all, ...(o.device !== undefined ? { device: device(o.device) } : {}) });
+        if (ctx.json) {
+          for (const g of groups) ctx.emit(g);
+          return 0;
+        }
+        if (groups.length === 0) ctx.out('no DMA faults in the log\n');
+        for (const g of groups) ctx.out(`${g.agrees ? '' : `${ctx.paint.yellow('DISAGREES')} `}${faultGroupLine(g)}\n`);
+        const missing = groups.filter((g) => !g.agrees).length;
+        if (missing > 0) ctx.out(`${missing} group(s) of faults the model would have allowed: the log is missing events (explain one with: isogroup explain --fault POS)\n`);
+        return 0;
       }),
     );
 
@@ -144,7 +186,7 @@ export const registerQueries = (program: Command, app: App): void => {
         const m = await ctx.manager();
         const at = parseAt(o.at);
         const to = at === undefined ? m.state.pos : m.positionAt(at);
-        const rows = await audit(await m.stateAt(to), m.log, {
+        const trail = await audit(await m.stateAt(to), m.log, {
           ...(o.device ? { device: device(o.device) } : {}),
           ...(o.group !== undefined ? { group: int(o.group, '--group') } : {}),
           ...(o.ctx ? { ctx: o.ctx } : {}),
@@ -154,6 +196,8 @@ export const registerQueries = (program: Command, app: App): void => {
           ...(o.until ? { until: time(o.until, '--until') } : {}),
           to,
         });
+        // Faults the kernel reported: what the model said at that moment (docs/ingest.md#faults-explained).
+        const rows = await explainAuditFaults(trail, (pos) => m.stateAt(pos));
         if (format === 'json') for (const r of rows) ctx.emit(auditJson(r));
         else if (format === 'csv') ctx.out(auditCsv(rows));
         else if (rows.length === 0) ctx.out('no matching entries\n');
