@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -59,6 +59,30 @@ console.log('loaded');`;
     const r = isogroup('--store', 'postgres://postgres@127.0.0.1:5432/test', 'groups');
     expect(r.stderr).toBe('isogroup: postgres:// needs the package pg: npm install pg\n');
     expect(r.code).toBe(2);
+  });
+});
+
+describe('type declarations', () => {
+  /** Every module a declaration file reaches, following relative imports and re-exports. */
+  const reached = (entry: string): { files: Set<string>; packages: Set<string> } => {
+    const files = new Set<string>();
+    const packages = new Set<string>();
+    const visit = (file: string): void => {
+      if (files.has(file)) return;
+      files.add(file);
+      for (const [, spec] of readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'([^']+)'/g)) {
+        if (spec!.startsWith('.')) visit(join(dirname(file), spec!.replace(/\.js$/, '.d.ts')));
+        else packages.add(spec!);
+      }
+    };
+    visit(join(ROOT, entry));
+    return { files, packages };
+  };
+
+  test.each(['dist/src/index.d.ts', 'dist/src/testkit/index.d.ts'])('%s does not reach the optional clients', (entry) => {
+    const { files, packages } = reached(entry);
+    expect(files.size).toBeGreaterThan(10);
+    expect([...packages].filter((p) => p === 'pg' || p.startsWith('@kurrent/'))).toEqual([]);
   });
 });
 
