@@ -1,3 +1,4 @@
 export { schemaDocument } from './document.js';
 export type { Data, Decoded, Field, Shape } from './field.js';
 export type { AreaJson, PciJson, RegionJson } from './stored.js';
+export { EVENT_SCHEMA_VERSION } from './version.js';

@@ -65,9 +65,20 @@ export interface Paint {
   readonly cyan: (s: string) => string;
 }
 
-/** Colours only on a terminal, and never when NO_COLOR is set. */
+/**
+ * Colours only on a terminal, and never when NO_COLOR is set to something (no-color.org: an empty
+ * NO_COLOR does not count). FORCE_COLOR (anything but empty, 0 or false) colours a pipe too, unless
+ * NO_COLOR says otherwise.
+ */
+export const colourOn = (out: Out, env: Io['env']): boolean => {
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  const force = env.FORCE_COLOR;
+  if (force !== undefined && force !== '' && force !== '0' && force !== 'false') return true;
+  return out.isTTY === true && env.TERM !== 'dumb';
+};
+
 export const paint = (out: Out, env: Io['env']): Paint => {
-  const on = out.isTTY === true && env.NO_COLOR === undefined && env.TERM !== 'dumb';
+  const on = colourOn(out, env);
   const c = (code: string) => (s: string) => (on ? `${ESC}${code}m${s}${ESC}0m` : s);
   return { bold: c('1'), dim: c('2'), red: c('31'), green: c('32'), yellow: c('33'), cyan: c('36') };
 };

@@ -4,7 +4,7 @@
  * user errors (they print one line, without a stack trace).
  */
 import { Command, CommanderError } from 'commander';
-import { FieldError } from '../../domain/index.js';
+import { EVENT_SCHEMA_VERSION, FieldError } from '../../domain/index.js';
 import { StoreError, ExpectedVersionConflictError } from '../store/types.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, type Io } from './io.js';
@@ -15,16 +15,24 @@ import { registerExtras } from './commands/extras.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerSchema } from './commands/schema.js';
 import { registerFollow } from './commands/follow.js';
+import { registerCompletion } from './commands/completion.js';
 
 export type { App } from './app.js';
 
-const VERSION = '0.1.0';
+/** The package version (a test keeps it equal to package.json's). */
+export const VERSION = '0.1.0';
 
-export const buildProgram = (io: Io, exit: { code: number }): Command => {
+/** What `--version` prints: the package version and the event-schema version (`--json`: as one JSON object). */
+export const versionText = (json: boolean): string =>
+  json
+    ? JSON.stringify({ name: 'isogroup', version: VERSION, eventSchema: EVENT_SCHEMA_VERSION })
+    : `isogroup ${VERSION} (event schema v${EVENT_SCHEMA_VERSION})`;
+
+export const buildProgram = (io: Io, exit: { code: number }, options: { versionJson?: boolean } = {}): Command => {
   const program = new Command('isogroup');
   program
     .description('Event-sourced IOMMU isolation-group manager: topology, groups, DMA ownership, domains and mappings as an append-only log.')
-    .version(VERSION, '-V, --version')
+    .version(versionText(options.versionJson === true), '-V, --version', 'print the version and the event-schema version (with --json: as JSON)')
     .option('--store <url>', 'event store: file:PATH (default file:.isogroup/log.jsonl), memory:, postgres://…, kurrentdb://… (env ISOGROUP_STORE)')
     .option('--host <name>', 'host (stream host-<name>) to work on (env ISOGROUP_HOST)', undefined)
     .option('--json', 'print JSON (one object, or one per line for streams)')
@@ -69,13 +77,15 @@ Examples:
   registerIngest(program, app);
   registerSchema(program, app);
   registerFollow(program, app);
+  registerCompletion(program, app);
   return program;
 };
 
 /** Runs the CLI; returns the exit code. */
 export const run = async (argv: readonly string[], io: Io): Promise<number> => {
   const exit = { code: 0 };
-  const program = buildProgram(io, exit);
+  const versionJson = argv.includes('--json') && (argv.includes('--version') || argv.includes('-V'));
+  const program = buildProgram(io, exit, { versionJson });
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exit.code;

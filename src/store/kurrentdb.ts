@@ -11,6 +11,7 @@ import type * as Kurrent from '@kurrent/kurrentdb-client';
 import type { AppendStreamState, KurrentDBClient, Position, ResolvedEvent } from '@kurrent/kurrentdb-client';
 import type { AppendResult, EventMeta, EventStore, ExpectedVersion, NewEvent, ReadOptions, RecordedEvent, SubscribeOptions, Subscription } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';
+import { loadOptional } from './optional.js';
 import {
   asError,
   assertExpectedVersion,
@@ -75,7 +76,8 @@ interface KurrentStore {
 }
 
 export const openKurrentStore = async (url: string): Promise<EventStore> => {
-  const lib: typeof Kurrent = await import('@kurrent/kurrentdb-client');
+  // An optional peer dependency, loaded on first use (optional.ts).
+  const lib = await loadOptional<typeof Kurrent>('@kurrent/kurrentdb-client', 'kurrentdb://');
   let client: KurrentDBClient;
   try {
     client = lib.KurrentDBClient.connectionString(normalizeKurrentUrl(url));

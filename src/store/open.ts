@@ -10,7 +10,7 @@ import { createMemoryStore } from './memory.js';
 import { redactUrl } from './internal.js';
 import type { FileStoreOptions } from './file.js';
 import { DEFAULT_FILE_PATH, openFileStore } from './file.js';
-import type { PostgresStoreOptions } from './postgres.js';
+import type { PostgresStoreOptions } from './servers.js';
 
 export { redactUrl };
 

@@ -6,6 +6,7 @@ import type pgModule from 'pg';
 import type { Pool } from 'pg';
 import { StoreError } from './types.js';
 import { asError, redactUrl } from './internal.js';
+import { loadOptional } from './optional.js';
 
 export interface Target {
   readonly connectionString: string;
@@ -28,8 +29,8 @@ export const parseTarget = (url: string): Target => {
   return { connectionString: parsed.toString(), schema };
 };
 
-/** pg is loaded on first use, so commands on other stores do not pay for it. */
-export const loadPg = async (): Promise<typeof pgModule> => (await import('pg')).default;
+/** pg is an optional peer dependency, loaded on first use: commands on other stores do not need it. */
+export const loadPg = async (): Promise<typeof pgModule> => (await loadOptional<{ default: typeof pgModule }>('pg', 'postgres://')).default;
 
 export const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`;
 

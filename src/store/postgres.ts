@@ -10,6 +10,7 @@
  */
 import type { Pool, PoolClient, Client as PgClient, QueryResultRow } from 'pg';
 import { ensureSchema, loadPg, parseTarget, quote, unreachable } from './postgres-schema.js';
+import type { PostgresStoreOptions } from './servers.js';
 import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, ReadOptions, RecordedEvent, SubscribeOptions, Subscription } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';
 import type { PullBatch, PullSource } from './internal.js';
@@ -28,17 +29,7 @@ import {
 
 export { initPostgresSchema } from './postgres-schema.js';
 
-export interface PostgresStoreOptions {
-  /** Poll interval of caught-up subscriptions; NOTIFY wakes them sooner. Default 50 ms. */
-  readonly pollMs?: number;
-  /** Rows per read page. Default 500. */
-  readonly batchSize?: number;
-  /** How long `readAll` waits for transactions in flight when it was called. Default 10 s. */
-  readonly horizonWaitMs?: number;
-  /** Create the tables if missing (idempotent). Default true. */
-  readonly createSchema?: boolean;
-  readonly warn?: (message: string) => void;
-}
+export type { PostgresStoreOptions };
 
 const pad = (digits: string): string => digits.padStart(20, '0');
 const checkpointOf = (xid: string, gp: string): string => `${pad(xid)}:${pad(gp)}`;
