@@ -13,6 +13,7 @@ import { registerQueries } from './commands/queries.js';
 import { registerExtras } from './commands/extras.js';
 import { registerIngest } from './commands/ingest.js';
 import { registerSchema } from './commands/schema.js';
+import { registerIntegrity } from './commands/integrity.js';
 
 export interface App {
   /** Wraps a command action: context from the global flags, exit code, errors, cleanup. */
@@ -70,6 +71,7 @@ Examples:
   registerExtras(program, app);
   registerIngest(program, app);
   registerSchema(program, app);
+  registerIntegrity(program, app);
   return program;
 };
 
