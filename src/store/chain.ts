@@ -5,7 +5,10 @@
  *
  * The hash of an entry is SHA-256 (lowercase hex) over the canonical JSON of
  *
- *   {"data":…,"id":…,"meta":…,"pos":…,"prev":…,"type":…}
+ *   {"data":…,"id":…,"meta":…,"prev":…,"type":…}
+ *
+ * The position is not hashed: the chain itself orders the entries, and the walk checks that each
+ * entry's `pos` is its place in the chain (an edited `pos` is an edit like any other).
  *
  * Canonical JSON (the JSON Canonicalization Scheme, RFC 8785, for the values isogroup stores):
  * object members sorted by key (UTF-16 code units), no whitespace, strings and numbers exactly as
@@ -85,10 +88,10 @@ export const canonicalJson = (value: unknown): string => {
   return out.join('');
 };
 
-/** The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,pos,prev,type}. */
+/** The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}. */
 export const entryHash = (e: Hashable): string =>
   createHash('sha256')
-    .update(canonicalJson({ data: e.data, id: e.id, meta: e.meta, pos: e.pos, prev: e.prev, type: e.type }), 'utf8')
+    .update(canonicalJson({ data: e.data, id: e.id, meta: e.meta, prev: e.prev, type: e.type }), 'utf8')
     .digest('hex');
 
 /** The hash an entry's successor links to: the stored one, or computed for an unchained entry. */
@@ -135,74 +138,96 @@ export interface IntegrityReport {
  * Walks a stream's entries in stored order and names the first break and its kind. `known`
  * (from a seal) additionally proves that the first `known.pos` entries are unchanged and present,
  * so a truncated tail is detected.
+ *
+ * At the first entry that does not fit (its content does not match its hash, it does not link to
+ * its predecessor, or its position is not its place in the chain), the kind is read off the links:
+ * - inserted: the entry that belongs here (the one linking to the predecessor) follows right after
+ *   it, or an entry links past the ones before it;
+ * - reordered: the entry that belongs here is further on, or this entry links to a later one;
+ * - removed: this entry is genuine but the one it links to is missing (its position leaves a gap);
+ * - edited: anything else (its content, its link or its position was changed).
  */
 export const verifyChain = (entries: readonly Hashable[], known?: KnownHead): IntegrityReport => {
   const n = entries.length;
-  // Unchained prefix: leading entries without chain members.
   let unchained = 0;
   while (unchained < n && entries[unchained]!.hash === undefined && entries[unchained]!.prev === undefined) unchained++;
-  const stored = new Map<string, number>();
-  for (let i = 0; i < n; i++) {
-    const h = entries[i]!.hash;
-    if (h !== undefined && !stored.has(h)) stored.set(h, i);
-  }
   const heads: string[] = new Array<string>(n);
-  const fail = (i: number, kind: BreakKind, message: string): IntegrityReport => ({
-    ok: false,
-    entries: n,
-    unchained,
-    head: n === 0 ? GENESIS : headOf(entries[n - 1]),
-    break: { pos: i + 1, kind, message },
-  });
-  for (let i = 0; i < n; i++) {
-    const e = entries[i]!;
-    const computedHead = i < unchained ? entryHash(e) : undefined;
-    if (i < unchained) {
-      if (e.pos !== i + 1) return fail(i, e.pos > i + 1 ? 'removed' : 'inserted', `unchained entry ${i + 1} says position ${e.pos}`);
-      heads[i] = computedHead!;
+  const report = (head: string, brk?: ChainBreak): IntegrityReport =>
+    brk ? { ok: false, entries: n, unchained, head, break: brk } : { ok: true, entries: n, unchained, head };
+  const storedHead = (): string => (n === 0 ? GENESIS : (entries[n - 1]!.hash ?? GENESIS));
+  const fail = (c: number, kind: BreakKind, message: string): IntegrityReport => report(storedHead(), { pos: c + 1, kind, message });
+  let hashIndex: Map<string, number> | undefined;
+  let prevIndex: Map<string, number[]> | undefined;
+  const indexes = (): { byHash: Map<string, number>; byPrev: Map<string, number[]> } => {
+    if (!hashIndex || !prevIndex) {
+      hashIndex = new Map();
+      prevIndex = new Map();
+      for (let i = 0; i < n; i++) {
+        const { hash, prev } = entries[i]!;
+        if (hash !== undefined && !hashIndex.has(hash)) hashIndex.set(hash, i);
+        if (prev !== undefined) {
+          const list = prevIndex.get(prev);
+          if (list) list.push(i);
+          else prevIndex.set(prev, [i]);
+        }
+      }
+    }
+    return { byHash: hashIndex, byPrev: prevIndex };
+  };
+  for (let c = 0; c < n; c++) {
+    const e = entries[c]!;
+    if (c < unchained) {
+      if (e.pos !== c + 1) return fail(c, e.pos > c + 1 ? 'removed' : 'edited', `unchained entry ${c + 1} says position ${e.pos}`);
+      heads[c] = entryHash(e);
       continue;
     }
-    const expected = i === 0 ? GENESIS : heads[i - 1]!;
+    const expected = c === 0 ? GENESIS : heads[c - 1]!;
     const linkOk = e.prev === expected;
-    const computed = e.prev === undefined || e.hash === undefined ? undefined : entryHash(e);
-    const selfOk = computed !== undefined && computed === e.hash && e.pos === i + 1;
-    if (linkOk && selfOk) {
-      heads[i] = e.hash!;
+    const selfOk = e.prev !== undefined && e.hash !== undefined && entryHash(e) === e.hash;
+    const posOk = e.pos === c + 1;
+    if (linkOk && selfOk && posOk) {
+      heads[c] = e.hash!;
       continue;
     }
-    const next = entries[i + 1];
-    if (next !== undefined && next.prev === expected) {
-      return fail(i, 'inserted', `entry ${i + 1} is not part of the chain: entry ${i + 2} links to entry ${i}`);
+    const { byHash, byPrev } = indexes();
+    const belongsAt = byPrev.get(expected)?.find((k) => k > c);
+    if (!selfOk) {
+      if (belongsAt === c + 1) return fail(c, 'inserted', `entry ${c + 1} is not part of the chain: entry ${c + 2} links to entry ${c}`);
+      return fail(c, 'edited', `entry ${c + 1} does not match its hash${e.hash === undefined ? ' (its chain members are missing)' : ''}`);
     }
     if (!linkOk) {
-      const at = e.prev === undefined ? undefined : stored.get(e.prev);
-      if (at !== undefined && at > i) {
-        return fail(i, 'reordered', `entry ${i + 1} follows what was written as entry ${at + 1} of this order`);
+      // GENESIS is what the first entry links to: "the entry before entry 1".
+      const at = e.prev === undefined ? undefined : e.prev === GENESIS ? -1 : byHash.get(e.prev);
+      if (belongsAt === c + 1 && e.prev !== entries[c + 1]!.hash) {
+        return fail(c, 'inserted', `entry ${c + 1} is not part of the chain: entry ${c + 2} links to entry ${c}`);
       }
-      if (at !== undefined && at < i - 1) {
-        return fail(at + 1, 'inserted', `entries ${at + 2}–${i} are not part of the chain: entry ${i + 1} links to entry ${at + 1}`);
+      if (belongsAt !== undefined || (at !== undefined && at > c)) {
+        return fail(c, 'reordered', `entry ${c + 1} is out of order: ${belongsAt !== undefined ? `the entry that belongs here is entry ${belongsAt + 1}` : `it follows entry ${at! + 1}`}`);
       }
-      const before = i === 0 ? 0 : entries[i - 1]!.pos;
-      if (e.prev !== undefined && e.pos > before + 1) {
+      if (at !== undefined && at < c - 1) {
+        return fail(at + 1, 'inserted', `entr${c - at - 1 === 1 ? 'y' : 'ies'} ${at + 2}${c - at - 1 > 1 ? `–${c}` : ''} not part of the chain: entry ${c + 1} links to entry ${at + 1}`);
+      }
+      const before = c === 0 ? 0 : entries[c - 1]!.pos;
+      if (e.pos > before + 1) {
         const gap = e.pos - before - 1;
-        return fail(i, 'removed', `${gap} entr${gap === 1 ? 'y' : 'ies'} missing before the entry that says position ${e.pos}`);
+        return fail(c, 'removed', `${gap} entr${gap === 1 ? 'y is' : 'ies are'} missing before the entry that says position ${e.pos}`);
       }
-      if (selfOk && i > 0 && i - 1 >= unchained) {
-        return fail(i - 1, 'edited', `entry ${i} was rewritten (its hash no longer matches what entry ${i + 1} links to)`);
-      }
+      if (c > 0) return fail(c - 1, 'edited', `entry ${c} was changed: its hash is not the one entry ${c + 1} links to`);
+      return fail(c, 'edited', `entry ${c + 1} does not link to its predecessor`);
     }
-    return fail(i, 'edited', `entry ${i + 1} does not match its hash${e.hash === undefined ? ' (its chain members are missing)' : ''}`);
+    return fail(c, 'edited', `entry ${c + 1} says position ${e.pos}`);
   }
+  const head = n === 0 ? GENESIS : heads[n - 1]!;
   if (known) {
     if (known.pos > n) {
-      return { ...fail(n, 'truncated', `the log ends at ${n}; a seal says it reached ${known.pos}`), head: headOf(entries[n - 1]) };
+      return report(head, { pos: n + 1, kind: 'truncated', message: `the log ends at ${n}; a seal says it reached ${known.pos} (entries ${n + 1}–${known.pos} are gone)` });
     }
-    const at = known.pos === 0 ? GENESIS : heads[known.pos - 1]!;
-    if (at !== known.head) {
-      return fail(Math.max(0, known.pos - 1), 'edited', `the chain head at ${known.pos} is not the sealed one: the log up to the seal was rewritten`);
+    const sealed = known.pos === 0 ? GENESIS : heads[known.pos - 1]!;
+    if (sealed !== known.head) {
+      return report(head, { pos: known.pos, kind: 'edited', message: `the chain head at ${known.pos} is not the sealed one: the log up to the seal was rewritten` });
     }
   }
-  return { ok: true, entries: n, unchained, head: n === 0 ? GENESIS : heads[n - 1]! };
+  return report(head);
 };
 
 /** The chain members of a record, for writers of interchange lines and rows. */
