@@ -230,6 +230,35 @@ export const verifyChain = (entries: readonly Hashable[], known?: KnownHead): In
   return report(head);
 };
 
+/**
+ * Verifies a stream's chain while it streams past (a verified replay): `feed` each entry in order;
+ * it returns why the chain breaks at that entry, or undefined. Cheaper than `verifyChain` (no
+ * look-ahead), so it names the first break but not its kind: `check --integrity` does that.
+ */
+export const createChainFollower = (): { feed(e: Hashable): string | undefined; readonly head: string } => {
+  let expected = GENESIS;
+  let chained = false;
+  let n = 0;
+  return {
+    feed(e) {
+      n += 1;
+      if (e.pos !== n) return `entry ${n} says position ${e.pos}`;
+      if (!chained && e.hash === undefined && e.prev === undefined) {
+        expected = entryHash(e);
+        return undefined;
+      }
+      chained = true;
+      if (e.prev !== expected) return `entry ${n} does not link to entry ${n - 1}`;
+      if (e.hash === undefined || entryHash(e) !== e.hash) return `entry ${n} does not match its hash`;
+      expected = e.hash;
+      return undefined;
+    },
+    get head() {
+      return expected;
+    },
+  };
+};
+
 /** The chain members of a record, for writers of interchange lines and rows. */
 export const chainOf = (r: RecordedEvent): Chained => ({
   ...(r.prev !== undefined ? { prev: r.prev } : {}),

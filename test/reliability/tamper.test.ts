@@ -92,9 +92,12 @@ describe('tamper evidence on the file store (the CRC recomputed, the chain still
     }
   };
 
-  test('the untouched log verifies, also against a seal of any of its prefixes (no false alarms)', async () => {
+  beforeAll(async () => {
     base = await buildLog();
     mine = base.flatMap((l, i) => (l.stream === STREAM ? [i] : []));
+  });
+
+  test('the untouched log verifies, also against a seal of any of its prefixes (no false alarms)', () => {
     expect(mine.length).toBeGreaterThan(60);
     expect(base.some((l) => l.type === 'CommandRejected')).toBe(true);
     expect(base.some((l) => (l.meta as { observed?: boolean }).observed === true)).toBe(true);
@@ -232,6 +235,13 @@ describe('tamper evidence on the file store (the CRC recomputed, the chain still
     const e = await cli(['--store', store, '--host', 'a', 'check', '--integrity']);
     expect(e.code).toBe(1);
     expect(e.stdout).toMatch(/^#5 edited: /);
+    // The store opens it (the CRC is right): a plain replay does not hash, a verified one stops at the break.
+    expect((await cli(['--store', store, '--host', 'a', 'replay'])).code).toBe(0);
+    const verified = await cli(['--store', store, '--host', 'a', 'replay', '--verify']);
+    expect(verified.code).toBe(2);
+    expect(verified.stderr).toContain('the hash chain breaks at #5');
+    write(base);
+    expect((await cli(['--store', store, '--host', 'a', 'replay', '--verify'])).code).toBe(0);
 
     write(base.filter((_, k) => k !== mine[9]));
     const d = await cli(['--store', store, '--host', 'a', '--json', 'check', '--integrity']);

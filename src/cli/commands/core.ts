@@ -207,10 +207,11 @@ export const registerCore = (program: Command, app: App): void => {
     .command('replay')
     .option('--until <pos|time>', 'stop at this position or time')
     .option('--step', 'print each entry with what it did')
+    .option('--verify', 'verify the hash chain while replaying; a break stops the replay (exit 2)')
     .description('replay the log: state summary at that point, or every step')
     .action(
-      app.action(async (ctx, o: { until?: string; step?: boolean }) => {
-        const m = await ctx.manager();
+      app.action(async (ctx, o: { until?: string; step?: boolean; verify?: boolean }) => {
+        const m = await ctx.manager({ verifyChain: o.verify === true });
         const until = parseAt(o.until, '--until');
         const to = until === undefined ? m.state.pos : m.positionAt(until);
         if (o.step) {
