@@ -4,7 +4,7 @@
  * a DMA-fault alert), and `v1.expected.json` the answers today's version gave on it. Every later
  * version must replay the log to the same answers and keep its hash chain intact: a log written
  * last year is evidence only if it still says the same thing. Never regenerate these files; when an
- * event shape changes, add an upcaster (docs/stores.md#event-versions) so that this test still passes.
+ * event shape changes, old shapes must be upcast on read so that this test still passes.
  *
  * To write the expected answers for a NEW frozen log: FROZEN_WRITE=1 and the log's file name.
  */
