@@ -92,18 +92,16 @@ const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
   }
   if (prev !== undefined && typeof prev !== 'string') return { torn: false, reason: 'bad "prev"' };
   if (hash !== undefined && typeof hash !== 'string') return { torn: false, reason: 'bad "hash"' };
+  // Two literal shapes, no spreads: this runs once per line of every replay.
+  const m = meta as unknown as EventMeta;
+  const record: RecordedEvent =
+    prev !== undefined && hash !== undefined
+      ? { pos, id, type, data, meta: m, stream, checkpoint, prev, hash }
+      : prev === undefined && hash === undefined
+        ? { pos, id, type, data, meta: m, stream, checkpoint }
+        : { pos, id, type, data, meta: m, stream, checkpoint, ...(prev !== undefined ? { prev } : { hash: hash as string }) };
   return {
-    record: {
-      pos,
-      id,
-      type,
-      data,
-      meta: meta as unknown as EventMeta,
-      stream,
-      checkpoint,
-      ...(prev !== undefined ? { prev } : {}),
-      ...(hash !== undefined ? { hash } : {}),
-    },
+    record,
     batch: batch as number | undefined,
   };
 };
