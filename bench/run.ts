@@ -8,7 +8,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, stormCase, throughputCase, timeTravelCase } from './cases.js';
+import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, stormCase, verifiedReplayCase, throughputCase, timeTravelCase } from './cases.js';
 import { gc, machine, renderTable, type CaseResult } from './measure.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -24,6 +24,12 @@ const main = async (): Promise<void> => {
   await mkdir(out, { recursive: true });
   const results: CaseResult[] = [];
   const extra: Record<string, unknown> = {};
+  if (want(9)) {
+    log(`building a ${events.toLocaleString('en')}-event host log for the verified replay…`);
+    await buildLog(`${out}/chain.jsonl`, events);
+    results.push(await verifiedReplayCase(`${out}/chain.jsonl`));
+    gc();
+  }
   if (want(1) || want(6)) {
     log(`building a ${events.toLocaleString('en')}-event host log through exec (file store)…`);
     const built = await buildLog(`${out}/host.jsonl`, events);

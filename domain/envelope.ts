@@ -44,6 +44,12 @@ export interface RecordedEvent extends NewEvent {
   readonly checkpoint?: string;
   /** Stream the event belongs to (`host-<name>`). Not part of the exported line. */
   readonly stream?: string;
+  /**
+   * The hash chain (src/store/chain.ts): the hash of the predecessor in the stream and of this entry.
+   * Absent on entries written before the chain existed. Readers of the state never look at them.
+   */
+  readonly prev?: string;
+  readonly hash?: string;
 }
 
 /**

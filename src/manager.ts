@@ -11,7 +11,8 @@ import type { LogSource } from '../projections/log.js';
 import { decideEnvelopes, type ExecResult } from './engine.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { createTimeline, type Timeline } from './timeline.js';
-import { ExpectedVersionConflictError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
+import { createChainFollower } from './store/chain.js';
+import { ExpectedVersionConflictError, StoreError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface ManagerOptions {
   readonly store: EventStore;
@@ -22,6 +23,11 @@ export interface ManagerOptions {
   readonly newId?: () => string;
   /** Attempts on a version conflict before reporting it (default 5). */
   readonly retries?: number;
+  /**
+   * Verify the hash chain while loading (a verified replay): a break stops the load with a
+   * StoreError (`isogroup check --integrity` names its kind). Off by default: plain replay never hashes.
+   */
+  readonly verifyChain?: boolean;
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -76,6 +82,7 @@ interface ManagerContext {
   readonly clock: () => Date;
   readonly newId: () => string;
   readonly retries: number;
+  readonly verifyChain: boolean;
   state: State;
   conflicts: number;
   /** snapshots[i] is the state at pos i * every. */
@@ -99,6 +106,7 @@ export const createManager = (options: ManagerOptions): Manager => {
     clock: options.clock ?? (() => new Date()),
     newId: options.newId ?? randomUUID,
     retries: options.retries ?? 5,
+    verifyChain: options.verifyChain ?? false,
     state,
     conflicts: 0,
     snapshots: [state],
@@ -194,7 +202,15 @@ const load = async (ctx: ManagerContext, onProgress?: Progress): Promise<State> 
   };
   const from = ctx.state.pos + 1;
   let buf: RecordedEvent[] = [];
+  // The first load replays the whole stream: that is the one a verified replay checks.
+  const follower = ctx.verifyChain && from === 1 ? createChainFollower() : undefined;
   for await (const e of store.replay ? store.replay(stream, from, (f) => (fraction = f)) : store.read(stream, { from })) {
+    if (follower) {
+      const broken = follower.feed(e);
+      if (broken !== undefined) {
+        throw new StoreError(`${stream}: the hash chain breaks at #${e.pos} (${broken}); run \`isogroup check --integrity\` for what changed`, 'ECHAIN');
+      }
+    }
     buf.push(e);
     if (buf.length >= LOAD_BATCH) {
       applyRecorded(ctx, buf, false);

@@ -27,7 +27,7 @@ export interface CliContext {
   /** Prints one JSON value on its own line. */
   emit(value: unknown): void;
   /** Opens the store (for writing when `write`) and loads the host's manager. */
-  manager(options?: { write?: boolean; snapshotEvery?: number }): Promise<Manager>;
+  manager(options?: { write?: boolean; snapshotEvery?: number; verifyChain?: boolean }): Promise<Manager>;
   store(options?: { write?: boolean }): Promise<EventStore>;
   /** Closes what was opened (releases the file lock). */
   close(): Promise<void>;
@@ -60,9 +60,9 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
     err: (t) => void io.stderr.write(t),
     emit: (v) => void io.stdout.write(`${JSON.stringify(v)}\n`),
     store: ({ write = false } = {}) => open(write),
-    async manager({ write = false, snapshotEvery = snapshotDefault } = {}) {
+    async manager({ write = false, snapshotEvery = snapshotDefault, verifyChain = false } = {}) {
       const store = await open(write);
-      const m = createManager({ store, host, ...(snapshotEvery ? { snapshotEvery } : {}) });
+      const m = createManager({ store, host, verifyChain, ...(snapshotEvery ? { snapshotEvery } : {}) });
       const bar = progressBar(io.stderr, `replaying ${redactUrl(storeUrl)}`);
       await m.load(bar);
       bar.end();

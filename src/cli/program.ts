@@ -16,6 +16,7 @@ import { registerIngest } from './commands/ingest.js';
 import { registerSchema } from './commands/schema.js';
 import { registerFollow } from './commands/follow.js';
 import { registerCompletion } from './commands/completion.js';
+import { registerIntegrity } from './commands/integrity.js';
 
 export type { App } from './app.js';
 
@@ -78,6 +79,7 @@ Examples:
   registerSchema(program, app);
   registerFollow(program, app);
   registerCompletion(program, app);
+  registerIntegrity(program, app);
   return program;
 };
 

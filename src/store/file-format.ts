@@ -1,9 +1,11 @@
 /**
  * The on-disk form of the file store: log envelopes (see docs/model.md) as JSON Lines, one log for all streams.
  *
- *   {"pos":3,"id":"…","type":"…","data":{…},"meta":{…},"stream":"host-a","batch":2,"crc":"1c291ca3"}
+ *   {"pos":3,"id":"…","type":"…","data":{…},"meta":{…},"stream":"host-a","prev":"…","hash":"…","batch":2,"crc":"1c291ca3"}
  *
  * - `stream` names the stream, since one file holds them all (file order = global order).
+ * - `prev` and `hash` are the hash chain (chain.ts): the predecessor's hash and this entry's. Lines
+ *   written before the chain existed have neither.
  * - `batch` is on the first line of an append of more than one event and says how many lines the
  *   append has. A crash can persist a prefix of a multi-line write; without the count the complete
  *   lines of a half-written append would look like a smaller, valid append.
@@ -30,6 +32,8 @@ export const encodeLine = (record: RecordedEvent, batch?: number): string => {
     data: record.data,
     meta: record.meta,
     stream: record.stream,
+    ...(record.prev !== undefined ? { prev: record.prev } : {}),
+    ...(record.hash !== undefined ? { hash: record.hash } : {}),
     ...(batch !== undefined && batch > 1 ? { batch } : {}),
   });
   return `${body.slice(0, -1)},"crc":"${hex(crc32(body))}"}\n`;
@@ -76,7 +80,7 @@ const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
   }
   // From here on the checksum matched: whatever is wrong was written that way, it is not a tear.
   if (!isObject(parsed)) return { torn: false, reason: 'not a JSON object' };
-  const { pos, id, type, data, meta, stream, batch } = parsed;
+  const { pos, id, type, data, meta, stream, batch, prev, hash } = parsed;
   if (typeof pos !== 'number' || !Number.isSafeInteger(pos) || pos < 1) return { torn: false, reason: 'bad "pos"' };
   if (typeof id !== 'string' || id === '') return { torn: false, reason: 'bad "id"' };
   if (typeof type !== 'string') return { torn: false, reason: 'bad "type"' };
@@ -86,8 +90,18 @@ const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
   if (batch !== undefined && (typeof batch !== 'number' || !Number.isSafeInteger(batch) || batch < 2)) {
     return { torn: false, reason: 'bad "batch"' };
   }
+  if (prev !== undefined && typeof prev !== 'string') return { torn: false, reason: 'bad "prev"' };
+  if (hash !== undefined && typeof hash !== 'string') return { torn: false, reason: 'bad "hash"' };
+  // Two literal shapes, no spreads: this runs once per line of every replay.
+  const m = meta as unknown as EventMeta;
+  const record: RecordedEvent =
+    prev !== undefined && hash !== undefined
+      ? { pos, id, type, data, meta: m, stream, checkpoint, prev, hash }
+      : prev === undefined && hash === undefined
+        ? { pos, id, type, data, meta: m, stream, checkpoint }
+        : { pos, id, type, data, meta: m, stream, checkpoint, ...(prev !== undefined ? { prev } : { hash: hash as string }) };
   return {
-    record: { pos, id, type, data, meta: meta as unknown as EventMeta, stream, checkpoint },
+    record,
     batch: batch as number | undefined,
   };
 };

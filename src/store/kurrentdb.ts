@@ -17,11 +17,13 @@ import {
   assertExpectedVersion,
   assertUniqueIds,
   checkRetry,
+  jsonCopy,
   jsonText,
   redactUrl,
   validateExpectedVersion,
 } from './internal.js';
 import { createBackoff } from '../retry.js';
+import { chainRecords } from './chain.js';
 
 /** Our streams; the $all reads and subscriptions are filtered to them (which also drops system events). */
 const STREAM_PREFIX = 'host-';
@@ -51,16 +53,23 @@ const after = (a: Position, b: Position | undefined): boolean =>
 const jsonOf = (value: unknown): Record<string, unknown> =>
   value instanceof Uint8Array ? (JSON.parse(Buffer.from(value).toString('utf8')) as Record<string, unknown>) : (value as Record<string, unknown>);
 
+/** The hash chain travels in the event metadata under this key (taken out again on read). */
+export const CHAIN_KEY = 'isogroupChain';
+
 const toRecord = (resolved: ResolvedEvent): (RecordedEvent & { position?: Position }) | undefined => {
   const event = resolved.event;
   if (!event) return undefined; // a link to a deleted event
+  const { [CHAIN_KEY]: chain, ...meta } = jsonOf(event.metadata ?? {});
+  const c = (typeof chain === 'object' && chain !== null ? chain : {}) as { prev?: unknown; hash?: unknown };
   return {
     pos: Number(event.revision) + 1,
     id: event.id,
     type: event.type,
     data: jsonOf(event.data),
-    meta: jsonOf(event.metadata ?? {}) as unknown as EventMeta,
+    meta: meta as unknown as EventMeta,
     stream: event.streamId,
+    ...(typeof c.prev === 'string' ? { prev: c.prev } : {}),
+    ...(typeof c.hash === 'string' ? { hash: c.hash } : {}),
     ...(event.position ? { checkpoint: checkpointOfPosition(event.position), position: event.position } : {}),
   };
 };
@@ -160,19 +169,35 @@ const append = async (ctx: KurrentStore, stream: string, events: readonly NewEve
   }
   for (const e of events) jsonText(stream, [e.data, e.meta]); // fail before the wire does, and clearly
   const numeric = typeof expected === 'number' || expected === 'no-stream';
-  if (!numeric) {
-    const retry = await retryFromTail(ctx, stream, events, expected);
-    if (retry) return retry;
-  }
   try {
-    const result = await ctx.client.appendToStream(
-      stream,
-      events.map((e) => ctx.lib.jsonEvent({ id: e.id, type: e.type, data: e.data, metadata: e.meta as unknown as Record<string, unknown> })),
-      { streamState: toStreamState(expected) },
-    );
-    const last = Number(result.nextExpectedRevision) + 1;
-    const first = last - events.length + 1;
-    return { nextExpectedVersion: last, events: events.map((e, i) => ({ ...e, pos: first + i, stream })) };
+    // The chain needs the predecessor: for 'any'/'stream-exists' the append expects exactly the
+    // revision the predecessor was read at (and tries again when another writer got in between).
+    for (let attempt = 0; ; attempt++) {
+      const tail = numeric ? await readRange(ctx, stream, 0, 1, true) : undefined;
+      if (!numeric) {
+        const retry = await retryFromTail(ctx, stream, events, expected);
+        if (retry) return retry;
+      }
+      const predecessor = (tail ?? (await readRange(ctx, stream, 0, 1, true)))[0];
+      const base = predecessor?.pos ?? 0;
+      if (!numeric) assertExpectedVersion(stream, expected, base);
+      const chained = chainRecords(predecessor, events.map((e, i) => ({ ...jsonCopy(stream, e), pos: base + i + 1 })));
+      const streamState = numeric ? toStreamState(expected) : base === 0 ? 'no_stream' : BigInt(base - 1);
+      try {
+        const result = await ctx.client.appendToStream(
+          stream,
+          chained.map((e) =>
+            ctx.lib.jsonEvent({ id: e.id, type: e.type, data: e.data, metadata: { ...(e.meta as unknown as Record<string, unknown>), [CHAIN_KEY]: { prev: e.prev, hash: e.hash } } }),
+          ),
+          { streamState },
+        );
+        const last = Number(result.nextExpectedRevision) + 1;
+        const first = last - events.length + 1;
+        return { nextExpectedVersion: last, events: events.map((e, i) => ({ ...e, pos: first + i, stream, prev: chained[i]!.prev, hash: chained[i]!.hash })) };
+      } catch (error) {
+        if (numeric || attempt >= 9 || !(error instanceof ctx.lib.WrongExpectedVersionError)) throw error;
+      }
+    }
   } catch (error) {
     if (!(error instanceof ctx.lib.WrongExpectedVersionError)) throw error;
     const actualState = error.actualState;

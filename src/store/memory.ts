@@ -16,6 +16,7 @@ import type {
 } from './types.js';
 import { StoreError } from './types.js';
 import type { PullSource } from './internal.js';
+import { chainRecords } from './chain.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
@@ -107,8 +108,10 @@ export const createLogIndex = (): LogIndex => {
       if (retry.kind === 'retry') return { kind: 'retry', result: { nextExpectedVersion: current, events: retry.events } };
       assertExpectedVersion(stream, expected, current);
       const base = log.length + staged.length;
-      const records = events.map((event, i) =>
-        deepFreeze<RecordedEvent>({
+      const predecessor = mine.length > 0 ? mine[mine.length - 1] : entry(stream)?.events[current - 1];
+      const records = chainRecords(
+        predecessor,
+        events.map((event, i) => ({
           pos: current + i + 1,
           id: event.id,
           type: event.type,
@@ -116,8 +119,8 @@ export const createLogIndex = (): LogIndex => {
           meta: jsonCopy(stream, event.meta),
           stream,
           checkpoint: checkpointAt(base + i + 1),
-        }),
-      );
+        })),
+      ).map((r) => deepFreeze<RecordedEvent>(r));
       return { kind: 'append', records, result: { nextExpectedVersion: current + records.length, events: records } };
     },
     commit: (records) => {

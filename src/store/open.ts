@@ -33,7 +33,7 @@ export const resolveStoreUrl = (flag?: string): string => {
 };
 
 /** `file:PATH`, `file:///abs/path` or `file://localhost/abs/path` → a path (relative to cwd). */
-const filePath = (url: string): string => {
+export const filePath = (url: string): string => {
   if (url.startsWith('file://')) return fileURLToPath(url);
   const path = url.slice('file:'.length);
   if (path === '') throw new StoreError('file: store URL needs a path, e.g. file:.isogroup/log.jsonl', 'EURL');

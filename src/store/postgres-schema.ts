@@ -56,6 +56,8 @@ CREATE TABLE IF NOT EXISTS ${s}.isogroup_events (
   CONSTRAINT isogroup_events_stream_pos_key UNIQUE (stream, pos),
   CONSTRAINT isogroup_events_stream_event_id_key UNIQUE (stream, event_id)
 );
+-- Migration 2: the hash chain (prev = predecessor's hash, hash = this entry's; NULL on rows written before).
+ALTER TABLE ${s}.isogroup_events ADD COLUMN IF NOT EXISTS prev text, ADD COLUMN IF NOT EXISTS hash text;
 CREATE INDEX IF NOT EXISTS isogroup_events_global_order ON ${s}.isogroup_events (transaction_id, global_position);
 CREATE INDEX IF NOT EXISTS isogroup_events_created ON ${s}.isogroup_events (created);
 COMMENT ON TABLE ${s}.isogroup_events IS 'isogroup event log: one row per event; stream = host-<name>, pos = 1-based position in the stream';

@@ -15,6 +15,7 @@ import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, Read
 import { ExpectedVersionConflictError, StoreError } from './types.js';
 import type { PullBatch, PullSource } from './internal.js';
 import { withRetry } from '../retry.js';
+import { chainRecords } from './chain.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
@@ -42,7 +43,7 @@ const parseCheckpoint = (checkpoint: string | undefined): [string, string] => {
   return [unpad(m[1]!), unpad(m[2]!)];
 };
 
-const COLUMNS = `transaction_id::text AS xid, global_position::text AS gp, stream, pos::text AS pos_text, event_id, type, data, meta`;
+const COLUMNS = `transaction_id::text AS xid, global_position::text AS gp, stream, pos::text AS pos_text, event_id, type, data, meta, prev, hash`;
 
 const toRecord = (row: QueryResultRow): RecordedEvent => ({
   pos: Number(row.pos_text),
@@ -52,6 +53,8 @@ const toRecord = (row: QueryResultRow): RecordedEvent => ({
   meta: row.meta as EventMeta,
   stream: row.stream as string,
   checkpoint: checkpointOf(row.xid as string, row.gp as string),
+  ...(row.prev !== null && row.prev !== undefined ? { prev: row.prev as string } : {}),
+  ...(row.hash !== null && row.hash !== undefined ? { hash: row.hash as string } : {}),
 });
 
 const isUniqueViolation = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === '23505';
@@ -227,20 +230,31 @@ const tryAppend = async (ctx: PgStore, stream: string, batch: readonly NewEvent[
       throw new ExpectedVersionConflictError(stream, expected ?? 'any', actual);
     }
     const start = after - k;
+    // The stream's row is locked by claimPositions: the predecessor cannot change under us.
+    let predecessor: RecordedEvent | undefined;
+    if (start > 0) {
+      const prev = await client.query(`SELECT ${COLUMNS} FROM ${ctx.events} WHERE stream = $1 AND pos = $2`, [stream, start]);
+      predecessor = prev.rows.length > 0 ? toRecord(prev.rows[0]) : undefined;
+    }
+    const chained = chainRecords(
+      predecessor,
+      (JSON.parse(payload) as NewEvent[]).map((e, i) => ({ ...e, pos: start + i + 1 })),
+    );
     const { rows } = await client.query(
-      `INSERT INTO ${ctx.events} (stream, pos, event_id, type, data, meta)
-       SELECT $1, $2::bigint + e.ord, e.v->>'id', e.v->>'type', e.v->'data', e.v->'meta'
+      `INSERT INTO ${ctx.events} (stream, pos, event_id, type, data, meta, prev, hash)
+       SELECT $1, $2::bigint + e.ord, e.v->>'id', e.v->>'type', e.v->'data', e.v->'meta', e.v->>'prev', e.v->>'hash'
        FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e(v, ord)
        ORDER BY e.ord
        RETURNING pos::text AS pos, global_position::text AS gp, transaction_id::text AS xid`,
-      [stream, start, payload],
+      [stream, start, JSON.stringify(chained.map(({ id, type, data, meta, prev, hash }) => ({ id, type, data, meta, prev, hash })))],
     );
     await client.query('SELECT pg_notify($1, $2)', [ctx.channel, stream.slice(0, 4000)]);
     await client.query('COMMIT');
     const byPos = new Map(rows.map((r) => [Number(r.pos), r]));
     const recorded = batch.map((e, i): RecordedEvent => {
       const row = byPos.get(start + i + 1);
-      return { ...e, pos: start + i + 1, stream, checkpoint: row ? checkpointOf(row.xid, row.gp) : undefined };
+      const { prev, hash } = chained[i]!;
+      return { ...e, pos: start + i + 1, stream, checkpoint: row ? checkpointOf(row.xid, row.gp) : undefined, prev, hash };
     });
     return { nextExpectedVersion: after, events: recorded };
   } catch (error) {

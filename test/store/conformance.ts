@@ -7,6 +7,7 @@ import { describe, test, expect, beforeAll, afterAll } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import type { EventStore, NewEvent, RecordedEvent, Subscription } from '../../src/store/types.js';
 import { ExpectedVersionConflictError } from '../../src/store/types.js';
+import { GENESIS, verifyChain } from '../../src/store/chain.js';
 
 export const newEvent = (type = 'TestHappened', data: Record<string, unknown> = {}): NewEvent => ({
   id: randomUUID(),
@@ -320,6 +321,28 @@ export const describeStoreConformance = (name: string, factory: () => Promise<Ev
         const at = read.findIndex((e) => e.id === b[0]!.id);
         expect(read.slice(at, at + 3).map((e) => e.id)).toEqual(b.map((e) => e.id));
       }
+    });
+
+    test('hash chain: every entry links to its predecessor, across appends, concurrent writers and idempotent retries', async () => {
+      const s = `${prefix()}chain`;
+      const first = await store.append(s, events(3));
+      expect(first.events[0]!.prev).toBe(GENESIS);
+      for (const e of first.events) expect(e.hash).toMatch(/^[0-9a-f]{64}$/);
+      await store.append(s, events(1), { expectedVersion: 3 });
+      const retried = events(2);
+      await store.append(s, retried);
+      const again = await store.append(s, retried);
+      expect(again.events.map((e) => e.hash)).toEqual((await collect(store.read(s, { from: 5 }))).map((e) => e.hash));
+      await Promise.all(Array.from({ length: 4 }, () => store.append(s, events(2))));
+      const read = await collect(store.read(s));
+      expect(read).toHaveLength(14);
+      const report = verifyChain(read);
+      expect(report).toMatchObject({ ok: true, entries: 14, unchained: 0, head: read[13]!.hash });
+      // What append returned is what a reader sees.
+      expect(first.events.map((e) => [e.prev, e.hash])).toEqual(read.slice(0, 3).map((e) => [e.prev, e.hash]));
+      // Other streams have chains of their own.
+      const other = `${prefix()}chain-b`;
+      expect((await store.append(other, events(1))).events[0]!.prev).toBe(GENESIS);
     });
 
     test('many streams, all listed by streams()', async () => {

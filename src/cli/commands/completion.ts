@@ -5,7 +5,7 @@
  */
 import type { Command, Option } from 'commander';
 import { CliError } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 export const SHELLS = ['bash', 'zsh', 'fish'] as const;
 export type Shell = (typeof SHELLS)[number];

@@ -6,11 +6,13 @@ import { groupsJson, groupsView, ownershipIndex, sentence, type GroupsView } fro
 import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
 import type { NewEvent } from '../../store/types.js';
+import { chainOf, verifyChain, type Hashable } from '../../store/chain.js';
 import { DEFAULT_STORE_URL, redactUrl } from '../../store/open.js';
 import { parseAt, type CliContext } from '../context.js';
 import { MAX_JSON_DEPTH, inputLines, jsonDepth } from '../input.js';
 import { CliError, table } from '../io.js';
 import type { App } from '../app.js';
+import { checkIntegrity } from './integrity.js';
 
 const BATCH = 1000;
 
@@ -84,6 +86,10 @@ const execLines = async (ctx: CliContext, file: string): Promise<number> => {
 
 const importLines = async (ctx: CliContext, file: string): Promise<number> => {
   const events: Pick<NewEvent, 'type' | 'data' | 'meta'>[] = [];
+  // A log carrying a hash chain (an export) must arrive with it intact: verified before anything is written.
+  const chain: Hashable[] = [];
+  const lineOf: number[] = [];
+  let chained = false;
   for await (const l of inputLines(ctx.io, file)) {
     const n = l.line;
     if ('problem' in l) throw new CliError(`line ${n} is ${l.problem}; nothing was imported`);
@@ -101,9 +107,27 @@ const importLines = async (ctx: CliContext, file: string): Promise<number> => {
       const meta = (typeof e.meta === 'object' && e.meta !== null ? e.meta : {}) as Record<string, unknown>;
       if (meta.at !== undefined && (typeof meta.at !== 'string' || Number.isNaN(Date.parse(meta.at)))) throw new FieldError('meta.at', 'expected an ISO-8601 time');
       events.push({ type: v.type, data: v.data, meta: meta as unknown as NewEvent['meta'] });
+      if (e.prev !== undefined || e.hash !== undefined) chained = true;
+      chain.push({
+        pos: typeof e.pos === 'number' ? e.pos : -1,
+        id: typeof e.id === 'string' ? e.id : '',
+        type: typeof e.type === 'string' ? e.type : '',
+        data: e.data,
+        meta: e.meta,
+        ...(typeof e.prev === 'string' ? { prev: e.prev } : {}),
+        ...(typeof e.hash === 'string' ? { hash: e.hash } : {}),
+      });
+      lineOf.push(n);
     } catch (err) {
       if (err instanceof FieldError) throw new CliError(`line ${n}: ${err.message}; nothing was imported`);
       throw err;
+    }
+  }
+  if (chained) {
+    const r = verifyChain(chain);
+    if (r.break) {
+      const line = lineOf[r.break.pos - 1] ?? lineOf[lineOf.length - 1] ?? 0;
+      throw new CliError(`line ${line}: the log's hash chain breaks at its entry ${r.break.pos} (${r.break.kind}: ${r.break.message}); nothing was imported`);
     }
   }
   const m = await ctx.manager({ write: true });
@@ -160,7 +184,7 @@ export const registerCore = (program: Command, app: App): void => {
         const to = until === undefined ? undefined : m.positionAt(until);
         for await (const e of store.read(m.stream, to === undefined ? {} : { to })) {
           if (ctx.io.stdout.closed) break; // the reader has seen enough (`export | head`)
-          ctx.out(`${JSON.stringify({ pos: e.pos, id: e.id, type: e.type, data: e.data, meta: e.meta })}\n`);
+          ctx.out(`${JSON.stringify({ pos: e.pos, id: e.id, type: e.type, data: e.data, meta: e.meta, ...chainOf(e) })}\n`);
         }
       }),
     );
@@ -183,10 +207,11 @@ export const registerCore = (program: Command, app: App): void => {
     .command('replay')
     .option('--until <pos|time>', 'stop at this position or time')
     .option('--step', 'print each entry with what it did')
+    .option('--verify', 'verify the hash chain while replaying; a break stops the replay (exit 2)')
     .description('replay the log: state summary at that point, or every step')
     .action(
-      app.action(async (ctx, o: { until?: string; step?: boolean }) => {
-        const m = await ctx.manager();
+      app.action(async (ctx, o: { until?: string; step?: boolean; verify?: boolean }) => {
+        const m = await ctx.manager({ verifyChain: o.verify === true });
         const until = parseAt(o.until, '--until');
         const to = until === undefined ? m.state.pos : m.positionAt(until);
         if (o.step) {
@@ -203,9 +228,13 @@ export const registerCore = (program: Command, app: App): void => {
 
   program
     .command('check')
+    .option('--integrity', 'check the hash chain instead: name the first edited, removed, inserted or reordered entry')
+    .option('--seal <file>', 'with --integrity: prove the log still holds the prefix this seal signed (a truncated tail is caught)')
+    .option('--key <file>', 'with --seal: the public (or private) key the seal must be signed with')
     .description('check the invariants over the whole log; exit 1 with the alerts if any')
     .action(
-      app.action(async (ctx) => {
+      app.action(async (ctx, o: { integrity?: boolean; seal?: string; key?: string }) => {
+        if (o.integrity || o.seal !== undefined) return checkIntegrity(ctx, o);
         const m = await ctx.manager();
         const alerts = m.state.alerts;
         if (ctx.json) ctx.emit({ ok: alerts.length === 0, pos: m.state.pos, alerts });

@@ -6,7 +6,7 @@ import { IngestError } from '../../ingest/model.js';
 import { formatVerify, verify } from '../../ingest/verify.js';
 import type { CliContext } from '../context.js';
 import { CliError } from '../io.js';
-import type { App } from '../program.js';
+import type { App } from '../app.js';
 
 interface FollowFlags {
   readonly sysfs?: string;

@@ -1,0 +1,86 @@
+/** `check --integrity` (the hash chain, optionally against a seal) and `seal` (docs/stores.md#integrity). */
+import { readFile, writeFile } from 'node:fs/promises';
+import { isAbsolute, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { streamOfHost } from '../../store/types.js';
+import { verifyChain, type IntegrityReport } from '../../store/chain.js';
+import {
+  DEFAULT_SEAL_KEY,
+  chainEntries,
+  knownHeadOf,
+  loadPrivateKey,
+  loadPublicKey,
+  makeSeal,
+  newSealKey,
+  openSeal,
+  type Seal,
+} from '../../store/integrity.js';
+import type { CliContext } from '../context.js';
+import { CliError } from '../io.js';
+import type { App } from '../app.js';
+
+const at = (ctx: CliContext, file: string): string => (isAbsolute(file) ? file : resolve(ctx.io.cwd, file));
+
+const readSeal = async (ctx: CliContext, file: string, key?: string): Promise<Seal> => {
+  let text: string;
+  try {
+    text = await readFile(at(ctx, file), 'utf8');
+  } catch (error) {
+    throw new CliError(`--seal: cannot read ${file}: ${(error as Error).message}`);
+  }
+  const seal = openSeal(text, file, key === undefined ? undefined : await loadPublicKey(at(ctx, key)));
+  if (seal.host !== ctx.host) throw new CliError(`--seal: ${file} seals host ${seal.host}, not ${ctx.host} (use --host ${seal.host})`);
+  return seal;
+};
+
+/** `isogroup check --integrity [--seal FILE [--key FILE]]`: exit 0 intact, 1 broken. */
+export const checkIntegrity = async (ctx: CliContext, o: { seal?: string; key?: string }): Promise<number> => {
+  const seal = o.seal === undefined ? undefined : await readSeal(ctx, o.seal, o.key);
+  const entries = await chainEntries(ctx.storeUrl, streamOfHost(ctx.host), () => ctx.store());
+  const r: IntegrityReport = verifyChain(entries, seal ? knownHeadOf(seal) : undefined);
+  const sealed = seal ? { seal: { pos: seal.pos, at: seal.at, head: seal.head, verified: r.ok } } : {};
+  if (ctx.json) {
+    ctx.emit({ ok: r.ok, host: ctx.host, entries: r.entries, unchained: r.unchained, head: r.head, ...sealed, ...(r.break ? { break: r.break } : {}) });
+  } else if (r.break) {
+    ctx.out(`${ctx.paint.red(`#${r.break.pos} ${r.break.kind}`)}: ${r.break.message}\n`);
+  } else {
+    const prefix = r.unchained > 0 ? `; unchained up to ${r.unchained} (written before the hash chain: not vouched for)` : '';
+    const sealNote = seal ? `; contains the prefix sealed at #${seal.pos} (${seal.at}) unchanged` : '';
+    ctx.out(`ok: ${r.entries} entries, hash chain intact${prefix}${sealNote}; head ${r.head}\n`);
+  }
+  return r.ok ? 0 : 1;
+};
+
+export const registerIntegrity = (program: Command, app: App): void => {
+  program
+    .command('seal')
+    .option('--key <file>', `Ed25519 private key (PEM) to sign with (default ${DEFAULT_SEAL_KEY})`)
+    .option('--out <file>', 'where the seal goes, - for stdout (default -)')
+    .option('--new-key <file>', 'make a key pair instead: FILE (private, mode 0600) and FILE.pub')
+    .description('sign a statement of the host, position, time and chain head; keep it elsewhere, then `check --integrity --seal FILE`')
+    .action(
+      app.action(async (ctx, o: { key?: string; out?: string; newKey?: string }) => {
+        if (o.newKey !== undefined) {
+          const made = await newSealKey(at(ctx, o.newKey));
+          if (ctx.json) ctx.emit({ privateKey: o.newKey, publicKey: `${o.newKey}.pub` });
+          else ctx.out(`wrote ${o.newKey} (private, mode 0600) and ${o.newKey}.pub\n`);
+          void made;
+          return 0;
+        }
+        const key = await loadPrivateKey(at(ctx, o.key ?? DEFAULT_SEAL_KEY));
+        const stream = streamOfHost(ctx.host);
+        const entries = await chainEntries(ctx.storeUrl, stream, () => ctx.store());
+        const r = verifyChain(entries);
+        if (r.break) throw new CliError(`not sealing a broken chain: #${r.break.pos} ${r.break.kind}: ${r.break.message}`);
+        const seal = makeSeal(key, { host: ctx.host, stream, pos: r.entries, head: r.head, at: new Date().toISOString() });
+        const text = `${JSON.stringify(seal)}\n`;
+        if (o.out === undefined || o.out === '-') ctx.out(text);
+        else {
+          await writeFile(at(ctx, o.out), text);
+          if (ctx.json) ctx.emit({ sealed: o.out, host: ctx.host, pos: seal.pos, head: seal.head, at: seal.at });
+          else ctx.out(`sealed host ${ctx.host} at #${seal.pos} (head ${seal.head}) into ${o.out}\n`);
+        }
+        return 0;
+      }),
+    );
+};

@@ -1,0 +1,266 @@
+/**
+ * The hash chain: every recorded event carries the hash of its predecessor in the same stream
+ * (`prev`) and its own hash (`hash`), so that an edited, removed, inserted or reordered entry is
+ * detectable by walking the stream (`isogroup check --integrity`, docs/stores.md#integrity).
+ *
+ * The hash of an entry is SHA-256 (lowercase hex) over the canonical JSON of
+ *
+ *   {"data":…,"id":…,"meta":…,"prev":…,"type":…}
+ *
+ * The position is not hashed: the chain itself orders the entries, and the walk checks that each
+ * entry's `pos` is its place in the chain (an edited `pos` is an edit like any other).
+ *
+ * Canonical JSON (the JSON Canonicalization Scheme, RFC 8785, for the values isogroup stores):
+ * object members sorted by key (UTF-16 code units), no whitespace, strings and numbers exactly as
+ * `JSON.stringify` writes them, members whose value is `undefined` left out. `prev` of the first
+ * entry of a stream is GENESIS (64 zeros). `stream`, `checkpoint` and `hash` itself are not hashed:
+ * a store's bookkeeping may differ (an export imported elsewhere keeps its chain checkable).
+ *
+ * Logs written before the chain existed have entries without `prev`/`hash`: they form an unchained
+ * prefix, which the walk reports ("unchained up to N") and cannot vouch for. The first chained entry
+ * after it links to the computed hash of its predecessor (over the same encoding, without `prev`).
+ *
+ * Hashing is only done when appending and when checking: plain replay never hashes.
+ */
+import { createHash } from 'node:crypto';
+import type { RecordedEvent } from './types.js';
+
+export const GENESIS = '0'.repeat(64);
+
+/** The chain members of an entry as stored: absent on entries written before the chain. */
+export interface Chained {
+  readonly prev?: string;
+  readonly hash?: string;
+}
+
+/** What the hash covers (a recorded event, an exported line, a row). */
+export interface Hashable extends Chained {
+  readonly pos: number;
+  readonly id: string;
+  readonly type: string;
+  readonly data: unknown;
+  readonly meta: unknown;
+}
+
+const canonicalInto = (value: unknown, out: string[]): void => {
+  if (value === null || typeof value !== 'object') {
+    out.push(JSON.stringify(value) ?? 'null');
+    return;
+  }
+  if (Array.isArray(value)) {
+    out.push('[');
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out.push(',');
+      const v: unknown = value[i];
+      if (v === undefined || typeof v === 'function') out.push('null');
+      else canonicalInto(v, out);
+    }
+    out.push(']');
+    return;
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj);
+  let sorted = true;
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      sorted = false;
+      break;
+    }
+  }
+  if (!sorted) keys.sort();
+  out.push('{');
+  let first = true;
+  for (const k of keys) {
+    const v = obj[k];
+    if (v === undefined || typeof v === 'function') continue;
+    if (!first) out.push(',');
+    first = false;
+    out.push(JSON.stringify(k), ':');
+    canonicalInto(v, out);
+  }
+  out.push('}');
+};
+
+/** Canonical JSON text of a JSON value (see the header). */
+export const canonicalJson = (value: unknown): string => {
+  const out: string[] = [];
+  canonicalInto(value, out);
+  return out.join('');
+};
+
+/** The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}. */
+export const entryHash = (e: Hashable): string =>
+  createHash('sha256')
+    .update(canonicalJson({ data: e.data, id: e.id, meta: e.meta, prev: e.prev, type: e.type }), 'utf8')
+    .digest('hex');
+
+/** The hash an entry's successor links to: the stored one, or computed for an unchained entry. */
+export const headOf = (e: Hashable | undefined): string => (e === undefined ? GENESIS : (e.hash ?? entryHash(e)));
+
+/** Chains records that follow `predecessor` (undefined: the stream is empty). */
+export const chainRecords = <T extends Hashable>(predecessor: Hashable | undefined, records: readonly T[]): (T & Required<Chained>)[] => {
+  let prev = headOf(predecessor);
+  return records.map((r) => {
+    const hash = entryHash({ ...r, prev });
+    const chained = { ...r, prev, hash };
+    prev = hash;
+    return chained;
+  });
+};
+
+export type BreakKind = 'edited' | 'removed' | 'inserted' | 'reordered' | 'truncated';
+
+export interface ChainBreak {
+  /** Position in the stream (1-based, in the order the store returned the entries) where the chain breaks. */
+  readonly pos: number;
+  readonly kind: BreakKind;
+  readonly message: string;
+}
+
+/** A seal's claim about a stream: at `pos` the chain head was `head`. */
+export interface KnownHead {
+  readonly pos: number;
+  readonly head: string;
+}
+
+export interface IntegrityReport {
+  readonly ok: boolean;
+  /** Number of entries walked. */
+  readonly entries: number;
+  /** Entries 1..unchained have no chain (written before it existed): not vouched for. */
+  readonly unchained: number;
+  /** Hash of the last entry (what a seal records); GENESIS for an empty stream. */
+  readonly head: string;
+  readonly break?: ChainBreak;
+}
+
+/**
+ * Walks a stream's entries in stored order and names the first break and its kind. `known`
+ * (from a seal) additionally proves that the first `known.pos` entries are unchanged and present,
+ * so a truncated tail is detected.
+ *
+ * At the first entry that does not fit (its content does not match its hash, it does not link to
+ * its predecessor, or its position is not its place in the chain), the kind is read off the links:
+ * - inserted: the entry that belongs here (the one linking to the predecessor) follows right after
+ *   it, or an entry links past the ones before it;
+ * - reordered: the entry that belongs here is further on, or this entry links to a later one;
+ * - removed: this entry is genuine but the one it links to is missing (its position leaves a gap);
+ * - edited: anything else (its content, its link or its position was changed).
+ */
+export const verifyChain = (entries: readonly Hashable[], known?: KnownHead): IntegrityReport => {
+  const n = entries.length;
+  let unchained = 0;
+  while (unchained < n && entries[unchained]!.hash === undefined && entries[unchained]!.prev === undefined) unchained++;
+  const heads: string[] = new Array<string>(n);
+  const report = (head: string, brk?: ChainBreak): IntegrityReport =>
+    brk ? { ok: false, entries: n, unchained, head, break: brk } : { ok: true, entries: n, unchained, head };
+  const storedHead = (): string => (n === 0 ? GENESIS : (entries[n - 1]!.hash ?? GENESIS));
+  const fail = (c: number, kind: BreakKind, message: string): IntegrityReport => report(storedHead(), { pos: c + 1, kind, message });
+  let hashIndex: Map<string, number> | undefined;
+  let prevIndex: Map<string, number[]> | undefined;
+  const indexes = (): { byHash: Map<string, number>; byPrev: Map<string, number[]> } => {
+    if (!hashIndex || !prevIndex) {
+      hashIndex = new Map();
+      prevIndex = new Map();
+      for (let i = 0; i < n; i++) {
+        const { hash, prev } = entries[i]!;
+        if (hash !== undefined && !hashIndex.has(hash)) hashIndex.set(hash, i);
+        if (prev !== undefined) {
+          const list = prevIndex.get(prev);
+          if (list) list.push(i);
+          else prevIndex.set(prev, [i]);
+        }
+      }
+    }
+    return { byHash: hashIndex, byPrev: prevIndex };
+  };
+  for (let c = 0; c < n; c++) {
+    const e = entries[c]!;
+    if (c < unchained) {
+      if (e.pos !== c + 1) return fail(c, e.pos > c + 1 ? 'removed' : 'edited', `unchained entry ${c + 1} says position ${e.pos}`);
+      heads[c] = entryHash(e);
+      continue;
+    }
+    const expected = c === 0 ? GENESIS : heads[c - 1]!;
+    const linkOk = e.prev === expected;
+    const selfOk = e.prev !== undefined && e.hash !== undefined && entryHash(e) === e.hash;
+    const posOk = e.pos === c + 1;
+    if (linkOk && selfOk && posOk) {
+      heads[c] = e.hash!;
+      continue;
+    }
+    const { byHash, byPrev } = indexes();
+    const belongsAt = byPrev.get(expected)?.find((k) => k > c);
+    if (!selfOk) {
+      if (belongsAt === c + 1) return fail(c, 'inserted', `entry ${c + 1} is not part of the chain: entry ${c + 2} links to entry ${c}`);
+      return fail(c, 'edited', `entry ${c + 1} does not match its hash${e.hash === undefined ? ' (its chain members are missing)' : ''}`);
+    }
+    if (!linkOk) {
+      // GENESIS is what the first entry links to: "the entry before entry 1".
+      const at = e.prev === undefined ? undefined : e.prev === GENESIS ? -1 : byHash.get(e.prev);
+      if (belongsAt === c + 1 && e.prev !== entries[c + 1]!.hash) {
+        return fail(c, 'inserted', `entry ${c + 1} is not part of the chain: entry ${c + 2} links to entry ${c}`);
+      }
+      if (belongsAt !== undefined || (at !== undefined && at > c)) {
+        return fail(c, 'reordered', `entry ${c + 1} is out of order: ${belongsAt !== undefined ? `the entry that belongs here is entry ${belongsAt + 1}` : `it follows entry ${at! + 1}`}`);
+      }
+      if (at !== undefined && at < c - 1) {
+        return fail(at + 1, 'inserted', `entr${c - at - 1 === 1 ? 'y' : 'ies'} ${at + 2}${c - at - 1 > 1 ? `–${c}` : ''} not part of the chain: entry ${c + 1} links to entry ${at + 1}`);
+      }
+      const before = c === 0 ? 0 : entries[c - 1]!.pos;
+      if (e.pos > before + 1) {
+        const gap = e.pos - before - 1;
+        return fail(c, 'removed', `${gap} entr${gap === 1 ? 'y is' : 'ies are'} missing before the entry that says position ${e.pos}`);
+      }
+      if (c > 0) return fail(c - 1, 'edited', `entry ${c} was changed: its hash is not the one entry ${c + 1} links to`);
+      return fail(c, 'edited', `entry ${c + 1} does not link to its predecessor`);
+    }
+    return fail(c, 'edited', `entry ${c + 1} says position ${e.pos}`);
+  }
+  const head = n === 0 ? GENESIS : heads[n - 1]!;
+  if (known) {
+    if (known.pos > n) {
+      return report(head, { pos: n + 1, kind: 'truncated', message: `the log ends at ${n}; a seal says it reached ${known.pos} (entries ${n + 1}–${known.pos} are gone)` });
+    }
+    const sealed = known.pos === 0 ? GENESIS : heads[known.pos - 1]!;
+    if (sealed !== known.head) {
+      return report(head, { pos: known.pos, kind: 'edited', message: `the chain head at ${known.pos} is not the sealed one: the log up to the seal was rewritten` });
+    }
+  }
+  return report(head);
+};
+
+/**
+ * Verifies a stream's chain while it streams past (a verified replay): `feed` each entry in order;
+ * it returns why the chain breaks at that entry, or undefined. Cheaper than `verifyChain` (no
+ * look-ahead), so it names the first break but not its kind: `check --integrity` does that.
+ */
+export const createChainFollower = (): { feed(e: Hashable): string | undefined; readonly head: string } => {
+  let expected = GENESIS;
+  let chained = false;
+  let n = 0;
+  return {
+    feed(e) {
+      n += 1;
+      if (e.pos !== n) return `entry ${n} says position ${e.pos}`;
+      if (!chained && e.hash === undefined && e.prev === undefined) {
+        expected = entryHash(e);
+        return undefined;
+      }
+      chained = true;
+      if (e.prev !== expected) return `entry ${n} does not link to entry ${n - 1}`;
+      if (e.hash === undefined || entryHash(e) !== e.hash) return `entry ${n} does not match its hash`;
+      expected = e.hash;
+      return undefined;
+    },
+    get head() {
+      return expected;
+    },
+  };
+};
+
+/** The chain members of a record, for writers of interchange lines and rows. */
+export const chainOf = (r: RecordedEvent): Chained => ({
+  ...(r.prev !== undefined ? { prev: r.prev } : {}),
+  ...(r.hash !== undefined ? { hash: r.hash } : {}),
+});
