@@ -7,3 +7,4 @@ export * from './audit.js';
 export * from './plan.js';
 export * from './diff.js';
 export * from './bisect.js';
+export * from './whatif.js';

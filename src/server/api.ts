@@ -248,7 +248,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
         const raw = r.args[0]!.replace(/^group:/, '');
         const g = /^\d{1,15}$/.test(raw) ? groupView(s, Number(raw)) : null;
         if (!g) throw new HttpError(404, `no group ${JSON.stringify(r.args[0]!.slice(0, 40))} at position ${s.pos}`);
-        const single = groupsJson({ groups: [g], groupless: [] }) as { groups: unknown[] };
+        const single = groupsJson({ boot: null, groups: [g], groupless: [] }) as { groups: unknown[] };
         return { host: h.host, pos: s.pos, ...(single.groups[0] as object) };
       },
     },

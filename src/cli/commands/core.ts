@@ -2,7 +2,8 @@
 import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FieldError, unreadable, validateEvent, type State } from '../../../domain/index.js';
-import { groupsJson, groupsView, ownershipIndex, sentence, type GroupsView } from '../../../projections/index.js';
+import { groupsJson, groupsView, ownershipIndex, regroup, sentence, whatIf, whatIfLines, type GroupsView } from '../../../projections/index.js';
+import { GROUPING_RULES_NAMES, isGroupingRulesName, type GroupingRulesName } from '../../../domain/index.js';
 import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
 import type { NewEvent } from '../../store/types.js';
@@ -14,9 +15,16 @@ import type { App } from '../program.js';
 
 const BATCH = 1000;
 
+/** A `--rules` value: a registered rule set name, else a usage error. */
+const ruleSetOption = (name: string): GroupingRulesName => {
+  if (!isGroupingRulesName(name)) throw new CliError(`--rules: unknown rule set ${JSON.stringify(name.slice(0, 60))}; one of ${GROUPING_RULES_NAMES.join(', ')}`, 2);
+  return name;
+};
+
 export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
   const p = ctx.paint;
   const out: string[] = [];
+  if (v.boot) out.push(p.dim(`boot #${v.boot.n}: kernel ${v.boot.kernel}, grouping rule set ${v.boot.rules}`));
   for (const g of v.groups) {
     const status = g.owner
       ? p.cyan(`owned by ${g.owner}${g.vm ? ` (VM ${g.vm})` : ''} via ${g.claimPath === 'group' ? 'group.claim' : 'device.bind'}`)
@@ -168,14 +176,32 @@ export const registerCore = (program: Command, app: App): void => {
   program
     .command('groups')
     .option('--at <pos|time>', 'as of this log position or time')
+    .option('--rules <name>', `the groups under another grouping rule set, without writing (${GROUPING_RULES_NAMES.join(', ')})`)
     .description('IOMMU groups: members and why, viability and blockers, owner, domain')
     .action(
-      app.action(async (ctx, o: { at?: string }) => {
+      app.action(async (ctx, o: { at?: string; rules?: string }) => {
         const m = await ctx.manager();
-        const s = await m.stateAt(parseAt(o.at));
+        let s = await m.stateAt(parseAt(o.at));
+        if (o.rules !== undefined) s = regroup(s, ruleSetOption(o.rules));
         const v = groupsView(s);
         if (ctx.json) ctx.emit(groupsJson(v));
         else ctx.out(renderGroups(ctx, v));
+      }),
+    );
+
+  program
+    .command('what-if')
+    .requiredOption('--rules <name>', `grouping rule set to recompute the groups under (${GROUPING_RULES_NAMES.join(', ')})`)
+    .option('--kernel <release>', 'the kernel release to label the hypothetical boot with')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('what another grouping rule set (a kernel upgrade) would do to the groups and to what is running; writes nothing')
+    .action(
+      app.action(async (ctx, o: { rules: string; kernel?: string; at?: string }) => {
+        const m = await ctx.manager();
+        const s = await m.stateAt(parseAt(o.at));
+        const w = whatIf(s, ruleSetOption(o.rules), o.kernel ?? null);
+        if (ctx.json) ctx.emit(w);
+        else ctx.out(`${whatIfLines(w).join('\n')}\n`);
       }),
     );
 
