@@ -6,8 +6,7 @@
  * lose viability (with the kernel drivers that block it), and device assignments that become
  * impossible (devices of different contexts, or of a context and the kernel, in one group).
  */
-import { membershipSentence } from './explain.js';
-import { evolve, isGroupingRulesName, type GroupingRulesName, type State } from '../domain/index.js';
+import { describeReason, evolve, isGroupingRulesName, type GroupingRulesName, type State } from '../domain/index.js';
 
 export interface WhatIfGroup {
   readonly id: number;
@@ -60,7 +59,10 @@ export const whatIf = (s: State, rules: string, kernel: string | null = null): W
   const newOf = (dev: string): number | null => after.devices.get(dev)?.group ?? null;
   const groups: WhatIfGroup[] = [...after.groups.values()]
     .sort((a, b) => a.id - b.id)
-    .map((g) => ({ id: g.id, members: [...g.members], why: g.members.map((m) => membershipSentence(after, m)) }));
+    .map((g) => ({ id: g.id, members: [...g.members], why: g.members.map((m) => {
+      const r = after.devices.get(m)?.reason;
+      return r ? describeReason(m, g.id, r) : `${m} is in group ${g.id}`;
+    }) }));
   const changes: WhatIfChange[] = [];
   // Splits: a current group whose members land in more than one new group.
   for (const g of [...s.groups.values()].sort((a, b) => a.id - b.id)) {
@@ -115,13 +117,13 @@ export const whatIf = (s: State, rules: string, kernel: string | null = null): W
     }
   }
   return {
-    lostViability,
     from: { rules: s.boot?.rules ?? 'linux-classic', kernel: s.boot?.kernel ?? null },
     to: { rules, kernel: kernel ?? s.boot?.kernel ?? null },
     groups,
     changes,
     owners,
     impossible,
+    lostViability,
   };
 };
 

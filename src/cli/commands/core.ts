@@ -181,11 +181,18 @@ export const registerCore = (program: Command, app: App): void => {
     .action(
       app.action(async (ctx, o: { at?: string; rules?: string }) => {
         const m = await ctx.manager();
-        let s = await m.stateAt(parseAt(o.at));
-        if (o.rules !== undefined) s = regroup(s, ruleSetOption(o.rules));
-        const v = groupsView(s);
-        if (ctx.json) ctx.emit(groupsJson(v));
-        else ctx.out(renderGroups(ctx, v));
+        const s = await m.stateAt(parseAt(o.at));
+        if (o.rules === undefined) {
+          const v = groupsView(s);
+          if (ctx.json) ctx.emit(groupsJson(v));
+          else ctx.out(renderGroups(ctx, v));
+          return;
+        }
+        // What-if: the groups the reducer's boot would form under another rule set; nothing is written.
+        const rules = ruleSetOption(o.rules);
+        const v = { ...groupsView(regroup(s, rules)), boot: null };
+        if (ctx.json) ctx.emit({ ...(groupsJson(v) as object), whatIf: { rules, pos: s.pos } });
+        else ctx.out(`${ctx.paint.dim(`what-if: the groups under ${rules} (nothing written; drivers and owners as after a boot)`)}\n${renderGroups(ctx, v)}`);
       }),
     );
 
