@@ -5,6 +5,7 @@
  */
 import Type from 'typebox';
 import { FieldError, TWO_POW_64, U64_MAX, describe, isPciFunctionId, isPciHostBridgeId, parseDeviceId } from './encoding.js';
+import { DEFAULT_GROUPING_RULES, GROUPING_RULES_NAMES } from './rules/index.js';
 import { readShape, shape, type Decoded, type Fields, type Shape } from './schema/field.js';
 import {
   acsBits,
@@ -127,6 +128,8 @@ export const COMMAND_SCHEMAS = {
   ),
   'device.remove': shape({ device, surprise: flag(false), recursive: flag(false) }),
   'device.acs': shape({ device, ctl: acsBits() }),
+  /** A boot: the kernel release and the grouping rule set (a registered name) it forms groups by. */
+  'host.boot': shape({ kernel: name(), rules: choice(GROUPING_RULES_NAMES, DEFAULT_GROUPING_RULES) }),
   'driver.bind': shape(
     {
       device,
@@ -178,6 +181,7 @@ export const PRIVILEGED: ReadonlySet<CommandType> = new Set<CommandType>([
   'device.add',
   'device.remove',
   'device.acs',
+  'host.boot',
   'driver.bind',
   'driver.unbind',
   'device.grant',

@@ -79,6 +79,8 @@ export const EVENT_SCHEMAS = {
     ctx: optional(unchecked<string>('surprise removals: the context that owned the DMA just before')),
   }),
   AcsChanged: shape({ device: text(), ctl: acsJson() }),
+  /** A boot epoch: the kernel release and the grouping rule set it forms groups by. */
+  HostBooted: shape({ kernel: text(), rules: withFallback(text(), 'linux-classic') }),
   DriverBound: shape({ device: text(), driver: text(), managedDma: withFallback(bool(), false) }),
   DriverUnbound: shape({ device: text(), driver: typed<string>(optText()) }),
   AccessGranted: grant,
@@ -151,6 +153,7 @@ export const EVENT_TYPES = [
   'DeviceAdded',
   'DeviceRemoved',
   'AcsChanged',
+  'HostBooted',
   'DriverBound',
   'DriverUnbound',
   'AccessGranted',

@@ -80,7 +80,26 @@ export type GroupReason =
   | { readonly kind: 'alias'; readonly via: string }
   | { readonly kind: 'acs-path'; readonly bridge: string; readonly brokenAt: string; readonly why: string }
   | { readonly kind: 'multifunction'; readonly via: string }
-  | { readonly kind: 'parent-fallback'; readonly via: string };
+  | { readonly kind: 'parent-fallback'; readonly via: string }
+  /** ACS rework rule sets: a bus on the path lets devices reach each other (`isolation` says how). */
+  | { readonly kind: 'bus'; readonly bridge: string; readonly isolation: BusIsolation; readonly via: string | null }
+  /** ACS rework rule sets: a function of a multi-function device that is not isolated. */
+  | { readonly kind: 'mfd'; readonly via: string; readonly why: string };
+
+/** How isolated a bus is, in the ACS rework series' terms (pci_bus_isolated()). */
+export type BusIsolation = 'pcie-non-isolated' | 'switch-dsp-non-isolated' | 'pci-bus-non-isolated' | 'pci-bridge-non-isolated';
+
+/** The boot epoch a state is in: the kernel that booted and the grouping rule set it forms groups by. */
+export interface Boot {
+  /** 1 for the first recorded boot. */
+  readonly n: number;
+  /** Kernel release (`uname -r`). */
+  readonly kernel: string;
+  /** Grouping rule set name (see domain/rules). */
+  readonly rules: string;
+  /** Position of the HostBooted event. */
+  readonly at: number;
+}
 
 export interface Device {
   readonly id: string;
@@ -212,4 +231,6 @@ export interface State {
   readonly quirkAliases: number;
   /** Count of events applied of each type (cheap summary for `replay`). */
   readonly counts: ReadonlyMap<string, number>;
+  /** The current boot epoch; null before any recorded boot (groups then form by linux-classic). */
+  readonly boot: Boot | null;
 }

@@ -10,7 +10,28 @@ export interface StateDiff {
   readonly domains: { readonly added: string[]; readonly removed: string[]; readonly current: unknown[] };
   readonly mappings: { readonly added: unknown[]; readonly removed: unknown[]; readonly truncated: boolean };
   readonly alerts: unknown[];
+  /** Only when a boot lies between the two points: the epochs, and the devices whose group-mates changed. */
+  readonly boot?: { readonly from: BootView | null; readonly to: BootView | null };
+  readonly moved?: { readonly device: string; readonly from: readonly string[]; readonly to: readonly string[] }[];
 }
+
+type BootView = { readonly n: number; readonly kernel: string; readonly rules: string; readonly at: number };
+
+/** Devices present at both points whose group-mates differ (groups re-form only at a boot). */
+const movedDevices = (a: State, b: State): NonNullable<StateDiff['moved']> => {
+  const mates = (s: State, dev: string): string[] => {
+    const g = s.devices.get(dev)?.group;
+    return g === null || g === undefined ? [] : [...(s.groups.get(g)?.members ?? [])].sort();
+  };
+  const out: NonNullable<StateDiff['moved']> = [];
+  for (const id of b.devices.keys()) {
+    if (!a.devices.has(id)) continue;
+    const from = mates(a, id);
+    const to = mates(b, id);
+    if (from.join() !== to.join()) out.push({ device: id, from, to });
+  }
+  return out;
+};
 
 const MAX_MAPPINGS = 1000;
 
@@ -65,5 +86,7 @@ export const diffStates = (a: State, b: State): StateDiff => {
       else mappings.truncated = true;
     }
   }
-  return { from: a.pos, to: b.pos, groups, devices, owners, domains, mappings, alerts: b.alerts.filter((x) => x.pos > a.pos) };
+  const base: StateDiff = { from: a.pos, to: b.pos, groups, devices, owners, domains, mappings, alerts: b.alerts.filter((x) => x.pos > a.pos) };
+  if ((a.boot?.at ?? 0) === (b.boot?.at ?? 0)) return base;
+  return { ...base, boot: { from: a.boot, to: b.boot }, moved: movedDevices(a, b) };
 };

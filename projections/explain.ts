@@ -38,14 +38,26 @@ const membershipPositions = (s: State, device: string, out: Set<number>, seen = 
   if (r.kind === 'acs-path') {
     membershipPositions(s, r.bridge, out, seen);
     if (r.brokenAt !== r.bridge) out.add(s.devices.get(r.brokenAt)?.addedAt ?? 0);
+  } else if (r.kind === 'bus') {
+    membershipPositions(s, r.bridge, out, seen);
+    if (r.via !== null) membershipPositions(s, r.via, out, seen);
   } else if (r.kind !== 'new') membershipPositions(s, r.via, out, seen);
+  if (s.boot && d.groupedAt === s.boot.at) out.add(s.boot.at);
+};
+
+/** Which rule set formed a device's group, and whether the boot re-formed it (only once a boot is recorded). */
+const epochClause = (s: State, device: string): string => {
+  const d = s.devices.get(device);
+  if (!s.boot || !d) return '';
+  const reformed = d.groupedAt === s.boot.at ? `, re-formed at boot #${s.boot.n}` : '';
+  return ` [rule set ${s.boot.rules}, kernel ${s.boot.kernel}${reformed}]`;
 };
 
 export const membershipSentence = (s: State, device: string): string => {
   const d = s.devices.get(device);
   if (!d) return `${device} is not present`;
   if (d.group === null) return d.pci?.kind === 'host-bridge' ? `${device} is a host bridge: never in a group, not a DMA source` : `${device} has no IOMMU group: no IOMMU translates it (and no ancestor has a group), so its DMA is untranslated and it can never be given to a user`;
-  return d.reason ? describeReason(device, d.group, d.reason) : `${device} is in group ${d.group}`;
+  return (d.reason ? describeReason(device, d.group, d.reason) : `${device} is in group ${d.group}`) + epochClause(s, device);
 };
 
 /** A DMA verdict in one sentence. */

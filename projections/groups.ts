@@ -25,6 +25,8 @@ export interface GroupView {
 }
 
 export interface GroupsView {
+  /** The boot epoch the groups were formed in (null: no boot recorded, linux-classic). */
+  readonly boot: { readonly n: number; readonly kernel: string; readonly rules: string } | null;
   readonly groups: readonly GroupView[];
   readonly groupless: readonly string[];
 }
@@ -55,6 +57,7 @@ export const groupView = (state: State, id: number): GroupView | null => {
 };
 
 export const groupsView = (state: State): GroupsView => ({
+  boot: state.boot ? { n: state.boot.n, kernel: state.boot.kernel, rules: state.boot.rules } : null,
   groups: [...state.groups.keys()].sort((a, b) => a - b).map((id) => groupView(state, id)!),
   groupless: [...state.devices.values()].filter((d) => d.group === null && d.pci?.kind !== 'host-bridge').map((d) => d.id),
 });
@@ -73,4 +76,5 @@ export const groupsJson = (v: GroupsView): unknown => ({
     iommu: g.iommu,
   })),
   groupless: v.groupless,
+  ...(v.boot ? { boot: v.boot } : {}),
 });

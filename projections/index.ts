@@ -8,3 +8,4 @@ export * from './plan.js';
 export * from './diff.js';
 export * from './bisect.js';
 export * from './faults.js';
+export * from './whatif.js';

@@ -46,6 +46,7 @@ const R: Renderers = {
   },
   DeviceRemoved: (d) => `${d.device} was ${d.surprise ? 'removed by surprise (physically pulled)' : 'removed'}`,
   AcsChanged: (d) => `ACS control of ${d.device} was set to ${d.ctl || 'nothing'} (later probes only; groups never re-form)`,
+  HostBooted: (d) => `the host booted kernel ${d.kernel} (grouping rule set ${d.rules}): every context, ownership, driver binding and domain ended, and every group re-formed under ${d.rules}`,
   DriverBound: (d) =>
     d.managedDma ? `driver ${d.driver} was bound to ${d.device} (it manages DMA itself; the group stays viable)` : `kernel driver ${d.driver} was bound to ${d.device} (it uses the kernel DMA API)`,
   DriverUnbound: (d) => `driver ${d.driver} was unbound from ${d.device}`,

@@ -12,7 +12,7 @@ import type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
 import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
-import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideIommuAdd } from './topology.js';
+import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
 
@@ -43,6 +43,8 @@ const dispatch = (w: Working, c: Command): void => {
       return decideDeviceRemove(w, c);
     case 'device.acs':
       return decideAcs(w, c);
+    case 'host.boot':
+      return decideHostBoot(w, c);
     case 'driver.bind':
       return decideDriverBind(w, c);
     case 'driver.unbind':

@@ -126,3 +126,8 @@ export const decideGrant = (w: Working, c: Cmd<'device.grant' | 'device.revoke'>
   if (c.type === 'device.grant' && !has) w.emit({ type: 'AccessGranted', data: { device: dev.id, uid: c.uid } });
   if (c.type === 'device.revoke' && has) w.emit({ type: 'AccessRevoked', data: { device: dev.id, uid: c.uid } });
 };
+
+/** host.boot: a new boot epoch (groups re-form under the named rule set; contexts and ownership end). */
+export const decideHostBoot = (w: Working, c: Cmd<'host.boot'>): void => {
+  w.emit({ type: 'HostBooted', data: { kernel: c.kernel, rules: c.rules } });
+};

@@ -7,15 +7,12 @@
  */
 import { Immer, enableMapSet, freeze } from 'immer';
 import { IntervalMap, type Edit } from '../intervalMap.js';
-import { groupingRules, DEFAULT_GROUPING_RULES, type GroupingRules, type GroupingRulesName } from '../rules/index.js';
 
 enableMapSet();
 
 export interface ReducerConfig {
-  /** Deep-freeze every produced state (default false). */
+  /** Deep-freeze every produced state (default false). The grouping rule set is a fact of the log (HostBooted), not configuration. */
   readonly freeze?: boolean;
-  /** The grouping rule set new devices are grouped by (default linux-classic). */
-  readonly grouping?: GroupingRulesName;
 }
 
 /** What one `evolveAll` call works with; handlers get it explicitly, nothing is module-level. */
@@ -23,25 +20,21 @@ export interface Batch {
   /** The transient-edit token: interval-map nodes this batch created change in place. */
   readonly edit: Edit;
   readonly freeze: boolean;
-  readonly rules: GroupingRules;
 }
 
 /** The reducer's immer instance (its autoFreeze follows the configuration). */
 export const reducerImmer = new Immer({ autoFreeze: false });
 
-let current: { freeze: boolean; rules: GroupingRules } = { freeze: false, rules: groupingRules(DEFAULT_GROUPING_RULES) };
+let current: { freeze: boolean } = { freeze: false };
 
 /** Sets the reducer's options; those not given keep their value. Applies to later batches. */
 export const configureReducer = (config: ReducerConfig): void => {
-  current = {
-    freeze: config.freeze ?? current.freeze,
-    rules: config.grouping !== undefined ? groupingRules(config.grouping) : current.rules,
-  };
+  current = { freeze: config.freeze ?? current.freeze };
   reducerImmer.setAutoFreeze(current.freeze);
 };
 
 /** A fresh context for one batch. */
-export const newBatch = (): Batch => ({ edit: IntervalMap.edit(), freeze: current.freeze, rules: current.rules });
+export const newBatch = (): Batch => ({ edit: IntervalMap.edit(), freeze: current.freeze });
 
 /** Freezes `x` when the batch freezes states (the plain path's equivalent of immer's autoFreeze). */
 export const fz = <T>(b: Batch, x: T): T => (b.freeze ? freeze(x) : x);

@@ -7,19 +7,25 @@ import type { Draft } from 'immer';
 import { defaultDomainId } from '../default-domain.js';
 import { IntervalMap } from '../intervalMap.js';
 import { hasDefaultDomain } from '../personality/traits.js';
+import { DEFAULT_GROUPING_RULES, groupingRules, isGroupingRulesName, type GroupingRules } from '../rules/index.js';
 import type { Device, Domain, Group } from '../state.js';
 import type { Batch } from './batch.js';
 import type { EvolveEvent, S } from './common.js';
 import { dropDomain } from './translation.js';
 
+/** The rule set a state forms groups by: its boot's, else linux-classic (logs without a boot). */
+export const rulesOf = (s: { readonly boot: { readonly rules: string } | null }): GroupingRules =>
+  groupingRules(s.boot && isGroupingRulesName(s.boot.rules) ? s.boot.rules : DEFAULT_GROUPING_RULES);
+
 /** Puts a just-added device into its group (none for a host bridge or a device without IOMMU). */
-export const joinGroup = (s: S, dev: Device, e: EvolveEvent, b: Batch): void => {
-  const choice = b.rules.formGroup(s.devices as unknown as Map<string, Device>, dev, (s.quirkAliases ?? 0) > 0);
+export const joinGroup = (s: S, dev: Device, e: EvolveEvent): void => {
+  const rules = rulesOf(s);
+  const choice = rules.formGroup(s.devices as unknown as Map<string, Device>, dev, (s.quirkAliases ?? 0) > 0);
   if (!choice) return;
   const target = s.devices.get(dev.id)!;
   let gid = choice.join;
   if (gid === null || !s.groups.has(gid)) {
-    gid = b.rules.newGroupId(s.groups);
+    gid = rules.newGroupId(s.groups);
     const iommu = s.iommus.get(dev.iommu ?? '') ?? null;
     let defaultDomain: string | null = null;
     if (hasDefaultDomain(iommu)) {

@@ -26,6 +26,7 @@ export const initialState = (): State => ({
   alerts: [],
   quirkAliases: 0,
   counts: new Map(),
+  boot: null,
 });
 
 /** Applies a run of draft-path events in one produce. */

@@ -9,6 +9,7 @@
  */
 import type { EventType } from '../events.js';
 import type { DraftHandler, PlainHandler } from './common.js';
+import * as boot from './boot.js';
 import * as ownership from './ownership.js';
 import * as records from './records.js';
 import * as topology from './topology.js';
@@ -25,6 +26,8 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DeviceAdded: draft(topology.deviceAdded),
   DeviceRemoved: draft(topology.deviceRemoved),
   AcsChanged: draft(topology.acsChanged),
+  // boot epochs (rare: off the hot path)
+  HostBooted: draft(boot.hostBooted),
   // ownership
   DriverBound: plain(ownership.driverBound),
   DriverUnbound: plain(ownership.driverUnbound),

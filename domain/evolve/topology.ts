@@ -48,7 +48,7 @@ export const iommuAdded: DraftHandler<'IommuAdded'> = (s, d, e) => {
   });
 };
 
-export const deviceAdded: DraftHandler<'DeviceAdded'> = (s, d, e, b) => {
+export const deviceAdded: DraftHandler<'DeviceAdded'> = (s, d, e) => {
   if (s.devices.has(d.device)) {
     alert(s, e, 'unknown-reference', `device ${d.device} added twice; the second add is ignored`, { device: d.device });
     return;
@@ -83,7 +83,7 @@ export const deviceAdded: DraftHandler<'DeviceAdded'> = (s, d, e, b) => {
   s.devices.set(dev.id, dev as Draft<Device>);
   if (parent) parent.children.push(dev.id);
   if (dev.pci && dev.pci.aliases.length > 0) s.quirkAliases = (s.quirkAliases ?? 0) + 1;
-  joinGroup(s, dev, e, b);
+  joinGroup(s, dev, e);
 };
 
 export const deviceRemoved: DraftHandler<'DeviceRemoved'> = (s, d, e, b) => {

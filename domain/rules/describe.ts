@@ -1,7 +1,14 @@
 /**
  * Group reasons in words, whichever rule set recorded them.
  */
-import type { GroupReason } from '../state.js';
+import type { BusIsolation, GroupReason } from '../state.js';
+
+const BUS_WORDS: Record<BusIsolation, (bridge: string) => string> = {
+  'pcie-non-isolated': (b) => `the link below ${b} is not isolated (no ACS egress control): ${b} and everything below it share a group`,
+  'switch-dsp-non-isolated': (b) => `a downstream port of switch ${b} lacks ACS: all its downstream ports and everything below them share a group`,
+  'pci-bus-non-isolated': (b) => `the conventional PCI bus behind ${b} has no isolation: everything behind it shares a group (the bridge stays out)`,
+  'pci-bridge-non-isolated': (b) => `the conventional PCI bus of ${b} has no isolation: ${b} and everything below it share a group`,
+};
 
 /** One plain sentence: why a device is in its group. */
 export const describeReason = (device: string, group: number, r: GroupReason): string => {
@@ -18,5 +25,11 @@ export const describeReason = (device: string, group: number, r: GroupReason): s
       return `${device} joined group ${group} because it is a function of a multifunction device without ACS, like ${r.via}`;
     case 'parent-fallback':
       return `${device} joined group ${group} of its parent ${r.via} (parent-bridge fallback: no IOMMU translates it directly)`;
+    case 'bus': {
+      const how = BUS_WORDS[r.isolation](r.bridge);
+      return r.via === null ? `${device} got a new group ${group}: ${how}, and it is the first device there` : `${device} joined group ${group} because ${how} (like ${r.via})`;
+    }
+    case 'mfd':
+      return `${device} joined group ${group} because its multi-function device is not isolated: ${r.why} (like ${r.via})`;
   }
 };

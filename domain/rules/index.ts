@@ -2,12 +2,25 @@
  * Grouping rule sets by name. The reducer asks the registry for the configured set (default
  * `linux-classic`); adding a kernel rule set means a new file here and one registry entry.
  */
+import { linuxAcsReworkV2, linuxAcsReworkV3 } from './acs-rework.js';
 import { linuxClassic } from './linux-classic.js';
 import type { GroupingRules } from './types.js';
 
 const RULE_SETS = {
   'linux-classic': linuxClassic,
+  'linux-acs-rework-v2': linuxAcsReworkV2,
+  'linux-acs-rework-v3': linuxAcsReworkV3,
 } as const satisfies Record<string, GroupingRules>;
+
+/** Every registered rule set name, and what each one is. */
+export const GROUPING_RULES_NAMES = Object.keys(RULE_SETS) as readonly GroupingRulesName[];
+export const RULE_SET_NOTES: Readonly<Record<GroupingRulesName, string>> = {
+  'linux-classic': 'mainline Linux grouping (pci_device_group / pci_acs_path_enabled)',
+  'linux-acs-rework-v2': 'proposal: "Fix incorrect iommu_groups with PCIe ACS" v2 (July 2025), not mainline',
+  'linux-acs-rework-v3': 'proposal: "Fix incorrect iommu_groups with PCIe ACS" v3 (September 2025), not mainline',
+};
+
+export const isGroupingRulesName = (name: string): name is GroupingRulesName => Object.prototype.hasOwnProperty.call(RULE_SETS, name);
 
 export type GroupingRulesName = keyof typeof RULE_SETS;
 
@@ -18,6 +31,7 @@ export const groupingRules = (name: GroupingRulesName = DEFAULT_GROUPING_RULES):
 
 export type { DeviceTable, GroupChoice, GroupingRules } from './types.js';
 export { describeReason } from './describe.js';
+export { busIsolation, linuxAcsReworkV2, linuxAcsReworkV3, mfdFailure } from './acs-rework.js';
 export {
   acsEnabled,
   acsFailure,

@@ -5,7 +5,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { canDmaAt, hex, verdictJson, type State } from '../../domain/index.js';
-import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whoCanReach, type Entry } from '../../projections/index.js';
+import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whatIf, whoCanReach, type Entry } from '../../projections/index.js';
+import { GROUPING_RULES_NAMES, isGroupingRulesName } from '../../domain/index.js';
 import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
 import { asksForVerdict } from '../queries/index.js';
@@ -242,13 +243,23 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
     },
     {
       method: 'GET',
+      pattern: /^\/api\/what-if$/,
+      handler: async (r) => {
+        const { h, s } = await stateOf(r);
+        const rules = r.p.str('rules');
+        if (rules === undefined || !isGroupingRulesName(rules)) throw new HttpError(400, `rules: expected one of ${GROUPING_RULES_NAMES.join(', ')}`);
+        return { host: h.host, pos: s.pos, ...whatIf(s, rules, r.p.str('kernel') ?? null) };
+      },
+    },
+    {
+      method: 'GET',
       pattern: /^\/api\/groups\/([^/]+)$/,
       handler: async (r) => {
         const { h, s } = await stateOf(r);
         const raw = r.args[0]!.replace(/^group:/, '');
         const g = /^\d{1,15}$/.test(raw) ? groupView(s, Number(raw)) : null;
         if (!g) throw new HttpError(404, `no group ${JSON.stringify(r.args[0]!.slice(0, 40))} at position ${s.pos}`);
-        const single = groupsJson({ groups: [g], groupless: [] }) as { groups: unknown[] };
+        const single = groupsJson({ boot: null, groups: [g], groupless: [] }) as { groups: unknown[] };
         return { host: h.host, pos: s.pos, ...(single.groups[0] as object) };
       },
     },

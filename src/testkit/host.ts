@@ -13,11 +13,13 @@ import {
   explain,
   groupView,
   groupsView,
+  whatIf,
   ownershipIndex,
   sentence,
   type Explanation,
   type GroupView,
   type GroupsView,
+  type WhatIf,
 } from '../../projections/index.js';
 import { createEngine, type Engine, type ExecResult } from '../engine.js';
 import { streamOfHost, type EventStore, type NewEvent, type RecordedEvent } from '../store/types.js';
@@ -106,6 +108,8 @@ export interface HostCommands {
   deviceAdd(device: string, fields?: Readonly<Record<string, unknown>> & ActorOptions): HostResult;
   remove(device: string, options?: { readonly surprise?: boolean; readonly recursive?: boolean } & ActorOptions): HostResult;
   acs(device: string, ctl: string, options?: ActorOptions): HostResult;
+  /** host.boot: a new boot epoch under grouping rule set `rules` (default linux-classic). */
+  boot(kernel: string, rules?: string, options?: ActorOptions): HostResult;
   driverBind(device: string, driver: string, options?: { readonly managedDma?: boolean } & ActorOptions): HostResult;
   driverUnbind(device: string, options?: ActorOptions): HostResult;
   /** driver.unbind (when bound) then driver.bind: the usual `driverctl set-override`. */
@@ -159,6 +163,8 @@ export interface Host extends HostCommands, Topology {
   /** The other members of the device's group (no isolation between them). */
   peers(device: string): string[];
   groups(): GroupsView;
+  /** `isogroup what-if`: the groups under another rule set and what that breaks; nothing written. */
+  whatIf(rules: string, kernel?: string): WhatIf;
   device(id: string): DeviceSubject;
   /**
    * `isogroup explain` over this host (projections/explain.ts): why the device is in its group
@@ -264,6 +270,7 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
       },
       remove: (device, o = {}) => cmd('device.remove', { device, surprise: o.surprise, recursive: o.recursive }, o),
       acs: (device, ctl, o) => cmd('device.acs', { device, ctl }, o),
+      boot: (kernel, rules, o) => cmd('host.boot', { kernel, rules }, o),
       driverBind: (device, driver, o = {}) => cmd('driver.bind', { device, driver, managedDma: o.managedDma }, o),
       driverUnbind: (device, o) => cmd('driver.unbind', { device }, o),
       rebind: (device, driver, o) => {
@@ -336,6 +343,7 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
       return (engine.state.groups.get(g)?.members ?? []).filter((m) => m !== id);
     },
     groups: (): GroupsView => groupsView(engine.state),
+    whatIf: (rules: string, kernel?: string): WhatIf => whatIf(engine.state, rules, kernel ?? null),
     explain: (q: { device: string; iova?: Address; access?: 'r' | 'w'; length?: Address; pasid?: number }): Promise<Explanation> =>
       explain(engine.state, arrayLog(engine.log), {
         device: q.device.toLowerCase(),

@@ -170,3 +170,30 @@ describe('isogroup exec / import / export / groups / replay / check on the embed
     expect(badStore.stderr).not.toMatch(/\n\s+at /);
   });
 });
+
+describe('isogroup what-if / groups --rules on the worked example (issue 15)', () => {
+  test('what-if under each rule set, text and --json, writes nothing; a bad rule set is a usage error', async () => {
+    const dir = tempDir();
+    const store = `file:${join(dir, 'log.jsonl')}`;
+    await cli(['--store', store, 'exec', '-'], { stdin: example });
+    const before = readFileSync(join(dir, 'log.jsonl'), 'utf8');
+    const same = await cli(['--store', store, 'what-if', '--rules', 'linux-classic']);
+    expect(same.stdout).toMatch(/no group changes; nothing running is affected/);
+    const v2 = await cli(['--store', store, '--json', 'what-if', '--rules', 'linux-acs-rework-v2', '--kernel', '6.17.0']);
+    expect(v2.code).toBe(0);
+    const w = v2.json<{ to: unknown; changes: { kind: string }[]; lostViability: unknown[] }>()[0]!;
+    expect(w.to).toEqual({ rules: 'linux-acs-rework-v2', kernel: '6.17.0' });
+    expect(w.changes.map((c) => c.kind)).toEqual(['merge']);
+    expect(w.lostViability).toEqual([{ group: 5, newGroup: 4, blockers: [{ device: '0000:04:00.0', driver: 'r8169' }] }]);
+    const v3 = await cli(['--store', store, 'what-if', '--rules', 'linux-acs-rework-v3']);
+    expect(v3.stdout).toMatch(/group 1 splits into groups 1, 2 \(0000:0a:00\.0, 0000:0a:00\.1\)/);
+    const groups = await cli(['--store', store, '--json', 'groups', '--rules', 'linux-acs-rework-v3']);
+    const g = groups.json<{ groups: { members: { device: string }[] }[]; whatIf: unknown }>()[0]!;
+    expect(g.whatIf).toEqual({ rules: 'linux-acs-rework-v3', pos: 29 });
+    expect(g.groups.find((x) => x.members.some((m) => m.device === '0000:0a:00.0'))!.members.map((m) => m.device)).toEqual(['0000:0a:00.0']);
+    const bad = await cli(['--store', store, 'what-if', '--rules', 'linux-next']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--rules: unknown rule set "linux-next"; one of linux-classic, linux-acs-rework-v2, linux-acs-rework-v3/);
+    expect(readFileSync(join(dir, 'log.jsonl'), 'utf8')).toBe(before);
+  });
+});

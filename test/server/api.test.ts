@@ -559,3 +559,15 @@ describe('server options', () => {
     }
   });
 });
+
+describe('what-if (issue 15)', () => {
+  test('GET /api/what-if?rules=R: the CLI what-if --json shape plus host and pos; a bad rule set is a 400', async () => {
+    const r = await get(base, '/api/what-if?rules=linux-acs-rework-v3&kernel=6.17.0');
+    expect(r.status).toBe(200);
+    expect(r.json).toMatchObject({ host: 'local', pos: 36, to: { rules: 'linux-acs-rework-v3', kernel: '6.17.0' } });
+    expect((r.json.changes as { kind: string; from: number[] }[]).find((c) => c.kind === 'split')).toMatchObject({ from: [1] });
+    const bad = await get(base, '/api/what-if?rules=nope');
+    expect(bad.status).toBe(400);
+    expect(bad.json.error).toMatchObject({ status: 400, message: expect.stringMatching(/^rules: expected one of linux-classic/) });
+  });
+});

@@ -149,3 +149,20 @@ describe('a store: persist() appends what the engine logged; openHost() continue
     await expect(createHost().persist()).rejects.toThrow(/without a store/);
   });
 });
+
+describe('boots and what-if through the test kit', () => {
+  test('whatIf names the owner a kernel upgrade would break; boot re-forms the groups', () => {
+    const host = createHost();
+    const sw = host.iommu().rootPort().switch({ downstreamAcs: false });
+    const disk = sw.port(0).endpoint({ driver: 'nvme' });
+    const gpu = sw.port(1).endpoint({ driver: 'vfio-pci' });
+    host.ctxOpen('vm').orThrow();
+    host.deviceBind(gpu.id, 'vm').orThrow();
+    const w = host.whatIf('linux-acs-rework-v3', '6.17.0');
+    expect(w.owners.map((o) => [o.ctx, o.blockers])).toEqual([['vm', [{ device: disk.id, driver: 'nvme' }]]]);
+    expect(host.peers(gpu.id)).not.toContain(disk.id);
+    expect(host.boot('6.17.0', 'linux-acs-rework-v3').events).toEqual(['HostBooted']);
+    expect(host.peers(gpu.id)).toContain(disk.id);
+    expect(host.groups().boot).toEqual({ n: 1, kernel: '6.17.0', rules: 'linux-acs-rework-v3' });
+  });
+});

@@ -2,7 +2,8 @@
 import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FieldError, unreadable, validateEvent, type State } from '../../../domain/index.js';
-import { groupsJson, groupsView, ownershipIndex, sentence, type GroupsView } from '../../../projections/index.js';
+import { groupsJson, groupsView, ownershipIndex, regroup, sentence, whatIf, whatIfLines, type GroupsView } from '../../../projections/index.js';
+import { GROUPING_RULES_NAMES, isGroupingRulesName, type GroupingRulesName } from '../../../domain/index.js';
 import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
 import type { NewEvent } from '../../store/types.js';
@@ -16,9 +17,16 @@ import { checkIntegrity } from './integrity.js';
 
 const BATCH = 1000;
 
+/** A `--rules` value: a registered rule set name, else a usage error. */
+const ruleSetOption = (name: string): GroupingRulesName => {
+  if (!isGroupingRulesName(name)) throw new CliError(`--rules: unknown rule set ${JSON.stringify(name.slice(0, 60))}; one of ${GROUPING_RULES_NAMES.join(', ')}`, 2);
+  return name;
+};
+
 export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
   const p = ctx.paint;
   const out: string[] = [];
+  if (v.boot) out.push(p.dim(`boot #${v.boot.n}: kernel ${v.boot.kernel}, grouping rule set ${v.boot.rules}`));
   for (const g of v.groups) {
     const status = g.owner
       ? p.cyan(`owned by ${g.owner}${g.vm ? ` (VM ${g.vm})` : ''} via ${g.claimPath === 'group' ? 'group.claim' : 'device.bind'}`)
@@ -192,14 +200,39 @@ export const registerCore = (program: Command, app: App): void => {
   program
     .command('groups')
     .option('--at <pos|time>', 'as of this log position or time')
+    .option('--rules <name>', `the groups under another grouping rule set, without writing (${GROUPING_RULES_NAMES.join(', ')})`)
     .description('IOMMU groups: members and why, viability and blockers, owner, domain')
     .action(
-      app.action(async (ctx, o: { at?: string }) => {
+      app.action(async (ctx, o: { at?: string; rules?: string }) => {
         const m = await ctx.manager();
         const s = await m.stateAt(parseAt(o.at));
-        const v = groupsView(s);
-        if (ctx.json) ctx.emit(groupsJson(v));
-        else ctx.out(renderGroups(ctx, v));
+        if (o.rules === undefined) {
+          const v = groupsView(s);
+          if (ctx.json) ctx.emit(groupsJson(v));
+          else ctx.out(renderGroups(ctx, v));
+          return;
+        }
+        // What-if: the groups the reducer's boot would form under another rule set; nothing is written.
+        const rules = ruleSetOption(o.rules);
+        const v = { ...groupsView(regroup(s, rules)), boot: null };
+        if (ctx.json) ctx.emit({ ...(groupsJson(v) as object), whatIf: { rules, pos: s.pos } });
+        else ctx.out(`${ctx.paint.dim(`what-if: the groups under ${rules} (nothing written; drivers and owners as after a boot)`)}\n${renderGroups(ctx, v)}`);
+      }),
+    );
+
+  program
+    .command('what-if')
+    .requiredOption('--rules <name>', `grouping rule set to recompute the groups under (${GROUPING_RULES_NAMES.join(', ')})`)
+    .option('--kernel <release>', 'the kernel release to label the hypothetical boot with')
+    .option('--at <pos|time>', 'as of this log position or time')
+    .description('what another grouping rule set (a kernel upgrade) would do to the groups and to what is running; writes nothing')
+    .action(
+      app.action(async (ctx, o: { rules: string; kernel?: string; at?: string }) => {
+        const m = await ctx.manager();
+        const s = await m.stateAt(parseAt(o.at));
+        const w = whatIf(s, ruleSetOption(o.rules), o.kernel ?? null);
+        if (ctx.json) ctx.emit(w);
+        else ctx.out(`${whatIfLines(w).join('\n')}\n`);
       }),
     );
 

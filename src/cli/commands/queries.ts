@@ -245,6 +245,11 @@ export const registerQueries = (program: Command, app: App): void => {
         const list = (label: string, xs: readonly unknown[]): void => {
           if (xs.length) lines.push(`  ${label} (${xs.length}):`, ...xs.slice(0, 50).map((x) => `    ${typeof x === 'string' ? x : JSON.stringify(x)}`));
         };
+        if (d.boot) {
+          const ep = (x: { n: number; kernel: string; rules: string } | null): string => (x ? `boot #${x.n} (kernel ${x.kernel}, rule set ${x.rules})` : 'no recorded boot (linux-classic)');
+          lines.push(`  epoch: ${ep(d.boot.from)} → ${ep(d.boot.to)}; every group re-formed`);
+          list('devices that moved (group-mates before → after)', (d.moved ?? []).map((x) => `${x.device}: [${x.from.join(', ')}] → [${x.to.join(', ')}]`));
+        }
         list('groups added', d.groups.added);
         list('groups removed', d.groups.removed);
         list('groups changed', d.groups.changed);
