@@ -34,8 +34,8 @@ export const deviceRegions = (state: State, d: Device): readonly Region[] => {
 /** Regions a kernel DMA domain maps 1:1. */
 export const isIdentityRegion = (r: Region): boolean => r.kind === 'direct' || r.kind === 'direct-relaxable';
 
-/** MSI doorbells: a write there is an interrupt, whatever the domain maps. */
-export const isMsiRegion = (r: Region): boolean => r.kind === 'msi' || r.kind === 'sw-msi';
+/** A hardware MSI window (IOMMU_RESV_MSI): write-only, not translated by the DMA domain (`sw-msi` is translated). */
+export const isHardwareMsi = (r: Region): boolean => r.kind === 'msi';
 
 /** Every region but a relaxable direct one keeps mappings out (user domains may drop relaxable ones). */
 export const blocksMappings = (r: Region): boolean => r.kind !== 'direct-relaxable';
@@ -76,7 +76,7 @@ export const regionBlocking = (regions: readonly Region[], range: Range): Region
 export const hardwareMsi = (iommu: Iommu | undefined, dev: Device, range: Range, access: 'r' | 'w'): Region | undefined => {
   for (const list of [iommu?.reserved, dev.reserved]) {
     if (!list || list.length === 0) continue;
-    for (const r of list) if (r.kind === 'msi' && (access === 'w' ? contains(r, range) : overlaps(range, r))) return r;
+    for (const r of list) if (isHardwareMsi(r) && (access === 'w' ? contains(r, range) : overlaps(range, r))) return r;
   }
   return undefined;
 };

@@ -9,7 +9,9 @@ import {
   currentDomain,
   deviceRegions,
   hex,
+  isHardwareMsi,
   isIdentityRegion,
+  overlaps,
   personalityOf,
   unpackPos,
   PROT_R,
@@ -70,9 +72,9 @@ const domainUsers = (s: State): Map<string, DomainUser[]> => {
 const clip = (a: Range, b: Range): Range => ({ start: a.start > b.start ? a.start : b.start, last: a.last < b.last ? a.last : b.last });
 
 /** The parts of `want` inside a hardware `msi` window of the device or its IOMMU, sorted. */
-const msiWindows = (iommuRegions: readonly Region[] | undefined, devRegions: readonly Region[], want: Range): Range[] =>
-  [...(iommuRegions ?? []), ...devRegions]
-    .filter((r) => r.kind === 'msi' && r.start <= want.last && want.start <= r.last)
+const msiWindows = (regions: readonly Region[], want: Range): Range[] =>
+  regions
+    .filter((r) => isHardwareMsi(r) && overlaps(r, want))
     .map((r) => clip(r, want))
     .sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : 0));
 
@@ -130,15 +132,16 @@ export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
     const rid = personalityOf(iommu).ridDomain(s, dev, s.groups.get(dev.group)!, iommu);
     const bypass = rid === 'bypass';
     const dom = bypass ? null : rid;
-    const msi = msiWindows(iommu?.reserved, dev.reserved, want);
+    const regions = deviceRegions(s, dev);
+    const msi = msiWindows(regions, want);
     if (q.access === 'w') for (const part of msi) out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: 'msi', domain: dom?.id ?? null, group: dev.group, ...ownerOf(dev.group) });
     if (bypass || dom?.kind === 'identity' || dom?.kind === 'bypass') {
       for (const part of outside(want, msi)) out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: 'identity', domain: dom?.id ?? null, group: dev.group, ...ownerOf(dev.group) });
       continue;
     }
     if (!dom || dom.kind !== 'dma') continue;
-    for (const r of deviceRegions(s, dev)) {
-      if (!isIdentityRegion(r) || r.start > want.last || r.last < want.start) continue;
+    for (const r of regions) {
+      if (!isIdentityRegion(r) || !overlaps(r, want)) continue;
       for (const part of outside(clip(r, want), msi)) out.push({ device: dev.id, pasid: null, iova: part, pa: part, reason: 'identity', domain: dom.id, group: dev.group, ...ownerOf(dev.group) });
     }
   }

@@ -5,12 +5,11 @@
  */
 import type { Draft } from 'immer';
 import { parseProt } from '../commands.js';
-import type { Range } from '../encoding.js';
 import type { EventDataMap } from '../events.js';
 import { IntervalMap } from '../intervalMap.js';
 import { packPos } from '../mapping-word.js';
 import { attachesPerEndpoint } from '../personality/traits.js';
-import { blockingRegions } from '../reserved.js';
+import { blockingRegions, regionBlocking } from '../reserved.js';
 import type { Domain, Region } from '../state.js';
 import type { Batch } from './batch.js';
 import { alert, deviceOf, raise, raiseUnknown, u64, type DraftHandler, type PlainHandler, type S } from './common.js';
@@ -107,7 +106,6 @@ export const deviceDetached: DraftHandler<'DeviceDetached'> = (s, d, e) => {
   }
 };
 
-const overlapsAny = (list: readonly Region[], r: Range): Region | undefined => list.find((x) => x.start <= r.last && r.start <= x.last);
 
 const overlapMessage = (d: EventDataMap['Mapped'], domain: string): string => `mapping ${d.iova}-${d.last} overlaps an existing mapping of domain ${domain}`;
 const reservedMessage = (d: EventDataMap['Mapped'], domain: string, r: Region): string => `mapping ${d.iova}-${d.last} in domain ${domain} overlaps a ${r.kind} region`;
@@ -123,7 +121,7 @@ export const mapped: PlainHandler<'Mapped'> = (run, d, e) => {
   if (cur.intersects(start, last)) raise(run, e, 'mapping-overlap', overlapMessage(d, dom.id), { domain: dom.id });
   let regions = run.blocking.get(dom.id);
   if (!regions) run.blocking.set(dom.id, (regions = blockingRegions(run.state, dom)));
-  const bad = regions.length > 0 ? overlapsAny(regions, { start, last }) : undefined;
+  const bad = regions.length > 0 ? regionBlocking(regions, { start, last }) : undefined;
   if (bad) raise(run, e, 'mapping-over-reserved', reservedMessage(d, dom.id, bad), { domain: dom.id });
   const edit = run.batch.edit;
   run.maps.set(dom.id, cur.insert(start, last, pa, packPos(e.pos, parseProt(d.prot)), undefined, edit));

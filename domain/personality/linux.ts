@@ -3,10 +3,10 @@
  * PASID, groups start on a kernel default domain, unmap is not atomic, refusals are errno names.
  */
 import { formatProt } from '../commands.js';
-import { TWO_POW_64, U64_MAX, granuleOf, hex, overlaps, type Range } from '../encoding.js';
+import { TWO_POW_64, U64_MAX, granuleOf, hex, type Range } from '../encoding.js';
 import { checkDomainOwner, describeRange, getDevice, getDomain, Refusal, refuse as refuseAny, type Cmd, type Working } from '../decide/common.js';
 import { currentDomain, groupOf, hasPasids } from '../queries.js';
-import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionUnderMapping } from '../reserved.js';
+import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionBlocking, regionUnderMapping } from '../reserved.js';
 import { PROT_R, PROT_W, type Device, type Domain, type Group, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
 import type { LinuxStatus } from './status.js';
@@ -126,7 +126,7 @@ const map = (w: Working, c: Cmd<'map'>): void => {
   if (r.start < iommu.aperture.start || r.last > iommu.aperture.last) {
     refuse('EINVAL', `iova: ${describeRange(r)} is outside the aperture ${describeRange(iommu.aperture)} of IOMMU ${iommu.id}`);
   }
-  const bad = blockingRegions(s, dom).find((x) => overlaps(x, r));
+  const bad = regionBlocking(blockingRegions(s, dom), r);
   if (bad) refuse('EINVAL', `iova: ${describeRange(r)} overlaps the ${bad.kind} reserved region ${describeRange(bad)}`);
   const hit = dom.mappings.overlapping(r.start, r.last, 1)[0];
   if (hit) refuse('EEXIST', `iova: ${describeRange(r)} overlaps existing mapping ${describeRange(hit)} of ${dom.id}`);
