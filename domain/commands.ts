@@ -197,11 +197,14 @@ export const parseCommand = (json: unknown): Command => {
   if (!(COMMAND_TYPES as readonly string[]).includes(type)) throw new FieldError(['type'], `unknown command type ${JSON.stringify(type.slice(0, 60))}`, 'invalid_value');
   const t = type as CommandType;
   const ctx = { raw: o, out: {} };
-  const base: Base = {
-    actor: COMMAND_BASE.actor.read(o.actor, ['actor'], ctx),
-    ...(absent(o.id) ? {} : { id: COMMAND_BASE.id.read(o.id, ['id'], ctx) }),
-  };
-  return { ...base, type: t, ...readShape(COMMAND_SCHEMAS[t] as Shape<Fields>, o, []) } as Command;
+  // Built key by key (actor, id, type, then the fields in their order): spreading several objects
+  // into one literal takes V8's slow path and cost more than all the checks together.
+  const out: Obj = { actor: COMMAND_BASE.actor.read(o.actor, ['actor'], ctx) };
+  if (!absent(o.id)) out.id = COMMAND_BASE.id.read(o.id, ['id'], ctx);
+  out.type = t;
+  const fields = readShape(COMMAND_SCHEMAS[t] as Shape<Fields>, o, []) as Obj;
+  for (const k in fields) out[k] = fields[k];
+  return out as unknown as Command;
 };
 
 /** Like parseCommand, but returns the issue instead of throwing. */

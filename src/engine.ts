@@ -16,6 +16,7 @@ import {
   type NewEvent,
   type RecordedEvent,
   type UnidentifiedEvent,
+  type Session,
 } from '../domain/index.js';
 
 export interface ExecResult {
@@ -50,9 +51,10 @@ const actorOf = (raw: unknown): Actor => {
 };
 
 /** Decides one command against `state` and builds the envelopes to append. */
-export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; newId: () => string }): Decided => {
+/** `options.session`: decide inside a session (see openSession); the caller publishes its last state. */
+export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; newId: () => string; session?: Session }): Decided => {
   const at = options.now.toISOString();
-  const d = decideInput(raw, state, { at });
+  const d = decideInput(raw, state, { at }, options.session);
   const actor = d.command?.actor ?? actorOf(raw);
   const commandId = d.command?.id ?? options.newId();
   const meta = { at, actor, host: options.host, command: commandId };
@@ -62,7 +64,8 @@ export const decideEnvelopes = (state: State, raw: unknown, options: { host: str
   if (!d.ok) {
     const rejected = wrap(rejectionEvent(raw, d.status, d.message));
     envelopes.push(rejected);
-    next = evolveAll(next, [{ ...rejected, pos: next.pos + 1 }]);
+    const recorded = [{ ...rejected, pos: next.pos + 1 }];
+    next = options.session ? options.session.apply(next, recorded) : evolveAll(next, recorded);
   }
   const result = d.ok
     ? { ok: true, events: d.events.map((e) => e.type) }

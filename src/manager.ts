@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { BehaviorSubject, Subject, type Observable } from 'rxjs';
-import { FieldError, evolveAll, initialState, type Alert, type Command, type State, type UnidentifiedEvent } from '../domain/index.js';
+import { FieldError, evolveAll, initialState, openSession, type Alert, type Command, type Session, type State, type UnidentifiedEvent } from '../domain/index.js';
 import type { LogSource } from '../projections/log.js';
 import { decideEnvelopes, type ExecResult } from './engine.js';
 import { withRetry, type RetryPolicy } from './retry.js';
@@ -292,18 +292,22 @@ const execCommand = (ctx: ManagerContext, command: unknown): Promise<ExecResult>
     () => conflictResult(ctx),
   );
 
-/** Decides a batch of commands in order against one state and appends them as one group commit. */
+/**
+ * Decides a batch of commands in order against one state and appends them as one group commit.
+ * The batch is decided in one session (its intermediate states are never kept): mapping and driver
+ * events apply in place. Should a refusal spoil the session, the batch is decided again without
+ * one, with the same clock and the same ids, so the envelopes are those the session would give.
+ */
 const decideBatch = (ctx: ManagerContext, cmds: readonly unknown[]): WriteTry<ExecResult[]> => {
-  let s = ctx.state;
-  const envelopes: NewEvent[] = [];
-  const partial: { result: Omit<ExecResult, 'pos'>; count: number }[] = [];
   const now = ctx.clock();
-  for (const c of cmds) {
-    const d = decideEnvelopes(s, c, { host: ctx.host, now, newId: ctx.newId });
-    envelopes.push(...d.envelopes);
-    partial.push({ result: d.result, count: d.envelopes.length });
-    s = d.next;
-  }
+  const ids: string[] = [];
+  const first = decideAll(ctx, cmds, now, openSession(), () => {
+    const id = ctx.newId();
+    ids.push(id);
+    return id;
+  });
+  let k = 0;
+  const { s, envelopes, partial } = first.spoiled ? decideAll(ctx, cmds, now, undefined, () => (k < ids.length ? ids[k++]! : ctx.newId())) : first;
   return {
     envelopes,
     done: (recorded) => {
@@ -316,6 +320,21 @@ const decideBatch = (ctx: ManagerContext, cmds: readonly unknown[]): WriteTry<Ex
       });
     },
   };
+};
+
+/** The decisions of a batch: the state after it, the envelopes, and each command's result and event count. */
+const decideAll = (ctx: ManagerContext, cmds: readonly unknown[], now: Date, session: Session | undefined, newId: () => string) => {
+  let s = ctx.state;
+  const envelopes: NewEvent[] = [];
+  const partial: { result: Omit<ExecResult, 'pos'>; count: number }[] = [];
+  for (const c of cmds) {
+    const d = decideEnvelopes(s, c, { host: ctx.host, now, newId, session });
+    for (const e of d.envelopes) envelopes.push(e);
+    partial.push({ result: d.result, count: d.envelopes.length });
+    s = d.next;
+  }
+  const spoiled = session?.spoiled ?? false;
+  return { s: session && !spoiled ? session.publish(s) : s, envelopes, partial, spoiled };
 };
 
 const execMany = async (ctx: ManagerContext, commands: Iterable<unknown>, onResult?: (r: ExecResult, index: number) => void): Promise<ExecResult[]> => {

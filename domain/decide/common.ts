@@ -6,6 +6,7 @@ import type { Command } from '../commands.js';
 import { hex, type Range } from '../encoding.js';
 import type { DomainEvent } from '../events.js';
 import { evolve } from '../evolve/index.js';
+import type { Session } from '../evolve/session.js';
 import type { Status } from '../personality/status.js';
 import { groupOf } from '../queries.js';
 import type { Ctx, Device, Domain, Group, State } from '../state.js';
@@ -48,14 +49,18 @@ export interface Working {
   preview(e: DomainEvent): State;
 }
 
-export const working = (state: State, at: string): Working => {
+/**
+ * `session`: emitted events apply through the session (in place where it can, see
+ * evolve/session.ts); `preview` never does, so the state it returns stays valid.
+ */
+export const working = (state: State, at: string, session?: Session): Working => {
   const next = (s: State, e: DomainEvent): State => evolve(s, { pos: s.pos + 1, type: e.type, data: e.data, meta: { at } });
   const w: Working = {
     state,
     events: [],
     emit(e, after) {
       w.events.push(e);
-      w.state = after ?? next(w.state, e);
+      w.state = after ?? (session ? session.apply(w.state, [{ pos: w.state.pos + 1, type: e.type, data: e.data, meta: { at } }]) : next(w.state, e));
     },
     preview: (e) => next(w.state, e),
   };

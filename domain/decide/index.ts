@@ -6,6 +6,7 @@
 import { PRIVILEGED, parseCommand, type Command } from '../commands.js';
 import { FieldError } from '../encoding.js';
 import { personalityOf, type PersonalityStrategy } from '../personality/index.js';
+import type { Session } from '../evolve/session.js';
 import type { State } from '../state.js';
 import { Refusal, working, type Cmd, type Working } from './common.js';
 import type { CommandMeta, CommandWithMeta, Decision } from './types.js';
@@ -91,17 +92,20 @@ const dispatch = (w: Working, c: Command): void => {
  * `rejectUnparsed`). The returned `state` is the state after the events, valid when they are
  * appended right after `state.pos`.
  */
-export const decide = (command: CommandWithMeta, state: State): Decision => {
+export const decide = (command: CommandWithMeta, state: State, session?: Session): Decision => {
   if (PRIVILEGED.has(command.type) && command.actor.uid !== 0) {
     return { ok: false, command, status: 'EACCES', message: `actor: ${command.type} needs uid 0 (got uid ${command.actor.uid})`, events: [], state };
   }
-  const w = working(state, command.meta.at);
+  const inPlace = session?.inPlace ?? 0;
+  const w = working(state, command.meta.at, session);
   try {
     dispatch(w, command);
     return { ok: true, command, events: w.events, state: w.state };
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     const keep = err.keepEmitted ? w.events : [];
+    // Events applied in place and now dropped: `state` was changed under us (the caller re-decides).
+    if (session && keep.length === 0 && session.inPlace !== inPlace) session.spoil();
     const status = statusesOf(state, command).status(err.status);
     return { ok: false, command, status, message: err.message, events: keep, state: keep.length > 0 ? w.state : state };
   }
@@ -112,7 +116,7 @@ export const decide = (command: CommandWithMeta, state: State): Decision => {
  * is not a command is refused the way the domain says (EINVAL naming the field, in the addressed
  * personality's codes), so it can be logged as a CommandRejected like any refusal.
  */
-export const decideInput = (input: unknown, state: State, meta: CommandMeta): Decision => {
+export const decideInput = (input: unknown, state: State, meta: CommandMeta, session?: Session): Decision => {
   if (isUnreadable(input)) return rejectUnreadable(state, input);
   let command: Command;
   try {
@@ -121,5 +125,5 @@ export const decideInput = (input: unknown, state: State, meta: CommandMeta): De
     if (err instanceof FieldError) return rejectUnparsed(state, input, err);
     throw err;
   }
-  return decide({ ...command, meta }, state);
+  return decide({ ...command, meta }, state, session);
 };
