@@ -42,21 +42,17 @@ export interface Hashable extends Chained {
   readonly meta: unknown;
 }
 
-const canonicalInto = (value: unknown, out: string[]): void => {
-  if (value === null || typeof value !== 'object') {
-    out.push(JSON.stringify(value) ?? 'null');
-    return;
-  }
+/** Canonical JSON of one value, as one string (string concatenation: no list of pieces to join). */
+const canonical = (value: unknown): string => {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) {
-    out.push('[');
+    let out = '[';
     for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(',');
+      if (i > 0) out += ',';
       const v: unknown = value[i];
-      if (v === undefined || typeof v === 'function') out.push('null');
-      else canonicalInto(v, out);
+      out += v === undefined || typeof v === 'function' ? 'null' : canonical(v);
     }
-    out.push(']');
-    return;
+    return `${out}]`;
   }
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
@@ -68,25 +64,20 @@ const canonicalInto = (value: unknown, out: string[]): void => {
     }
   }
   if (!sorted) keys.sort();
-  out.push('{');
+  let out = '{';
   let first = true;
   for (const k of keys) {
     const v = obj[k];
     if (v === undefined || typeof v === 'function') continue;
-    if (!first) out.push(',');
+    if (!first) out += ',';
     first = false;
-    out.push(JSON.stringify(k), ':');
-    canonicalInto(v, out);
+    out += `${JSON.stringify(k)}:${canonical(v)}`;
   }
-  out.push('}');
+  return `${out}}`;
 };
 
 /** Canonical JSON text of a JSON value (see the header). */
-export const canonicalJson = (value: unknown): string => {
-  const out: string[] = [];
-  canonicalInto(value, out);
-  return out.join('');
-};
+export const canonicalJson = (value: unknown): string => canonical(value);
 
 /** The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}. */
 export const entryHash = (e: Hashable): string =>

@@ -6,6 +6,7 @@
 import type {
   AppendOptions,
   AppendResult,
+  EventMeta,
   EventStore,
   ExpectedVersion,
   NewEvent,
@@ -109,6 +110,9 @@ export const createLogIndex = (): LogIndex => {
       assertExpectedVersion(stream, expected, current);
       const base = log.length + staged.length;
       const predecessor = mine.length > 0 ? mine[mine.length - 1] : entry(stream)?.events[current - 1];
+      // The events of one command share one meta object: copied once, shared (frozen) by their records.
+      let metaOf: unknown;
+      let metaCopy: EventMeta | undefined;
       const records = chainRecords(
         predecessor,
         events.map((event, i) => ({
@@ -116,7 +120,7 @@ export const createLogIndex = (): LogIndex => {
           id: event.id,
           type: event.type,
           data: jsonCopy(stream, event.data),
-          meta: jsonCopy(stream, event.meta),
+          meta: event.meta === metaOf && metaCopy !== undefined ? metaCopy : (metaCopy = jsonCopy(stream, (metaOf = event.meta))),
           stream,
           checkpoint: checkpointAt(base + i + 1),
         })),
