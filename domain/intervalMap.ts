@@ -163,7 +163,16 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
   let i = kids.length - 1;
   while (i > 0 && kids[i]!.min > e.start) i--;
   const replaced = insertNode(kids[i]!, e, owner);
-  const t = mine(node, owner) ? node : new Inner(kids.slice(), owner);
+  if (!mine(node, owner)) {
+    // A copy sums its children as they are now: the child may be one this edit already changed in
+    // place (an owned node under a node of another version), so its count already has `e`.
+    const next = kids.slice();
+    next.splice(i, 1, ...replaced);
+    if (next.length <= MAX_FANOUT) return [new Inner(next, owner)];
+    const h = next.length >> 1;
+    return [new Inner(next.slice(0, h), owner), new Inner(next.slice(h), owner)];
+  }
+  const t = node;
   t.kids.splice(i, 1, ...replaced);
   if (t.kids.length <= MAX_FANOUT) {
     t.min = t.kids[0]!.min;

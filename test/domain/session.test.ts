@@ -5,15 +5,16 @@
  * and the state a batch starts from is never changed by the session.
  */
 import { describe, expect, test } from '@jest/globals';
-import { initialState, openSession, type State } from '../../domain/index.js';
+import { IntervalMap, initialState, openSession, type State } from '../../domain/index.js';
 import { decideEnvelopes } from '../../src/engine.js';
 import { parseMix, storm, type StormCommand } from '../../src/testkit/index.js';
 import { createRng } from '../../src/testkit/prng.js';
 import { fingerprint, sequentialIds, steppingClock } from '../helpers.js';
 import { invariantViolations } from './invariants.js';
 
-/** Everything a reader can see, boot epoch and alias count included. */
-const full = (s: State): string => `${fingerprint(s)}|${JSON.stringify(s.boot)}|${s.quirkAliases}`;
+/** Everything a reader can see, boot epoch, alias count and the interval maps' own sizes included. */
+const full = (s: State): string =>
+  `${fingerprint(s)}|${JSON.stringify(s.boot)}|${s.quirkAliases}|${s.reach.size}|${[...s.domains.values()].map((d) => d.mappings.size).join(',')}`;
 
 interface Outcome {
   readonly log: string;
@@ -114,4 +115,16 @@ describe('a decide session gives the answers of the general path', () => {
     expect(Object.isFrozen(out.final)).toBe(true);
     expect(() => (out.final.domains as Map<string, unknown>).set('x', {})).toThrow();
   });
+});
+
+test('an interval map edited in place under a node of another edit keeps its size (the session mixes edits)', () => {
+  const a = IntervalMap.edit();
+  let m = IntervalMap.empty<string>();
+  for (let k = 0n; k < 100n; k++) m = m.insert(k * 0x10n, k * 0x10n + 7n, 0n, 0n, undefined, a);
+  // Another edit copies the path to the first leaf (the root becomes its node)...
+  m = m.insert(0x1n, 0x2n, 0n, 0n, undefined, IntervalMap.edit());
+  // ...and the first edit then changes a leaf it still owns, under that root.
+  m = m.insert(0x5f8n, 0x5f9n, 0n, 0n, undefined, a);
+  expect(m.size).toBe(102);
+  expect([...m]).toHaveLength(102);
 });
