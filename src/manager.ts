@@ -174,8 +174,13 @@ const applyRecorded = (ctx: ManagerContext, all: readonly RecordedEvent[], publi
 const adopt = (ctx: ManagerContext, recorded: readonly RecordedEvent[], next: State): void => {
   const pos = ctx.state.pos;
   const consecutive = recorded.length > 0 && recorded[0]!.pos === pos + 1 && recorded.every((e, k) => e.pos === pos + 1 + k);
-  const crossesSnapshot = recorded.length > 0 && Math.floor(pos / ctx.every) !== Math.floor((pos + recorded.length) / ctx.every);
-  if (!consecutive || crossesSnapshot) return applyRecorded(ctx, recorded, true);
+  if (!consecutive) return applyRecorded(ctx, recorded, true);
+  // A snapshot position inside the batch: its state is the entries up to it applied to the
+  // current state (`next` stays the state after all of them; the rest is not applied twice).
+  for (let k = Math.floor(pos / ctx.every) + 1; k * ctx.every <= pos + recorded.length; k++) {
+    const base = ctx.snapshots[k - 1] !== undefined && ctx.snapshots[k - 1]!.pos > ctx.state.pos ? ctx.snapshots[k - 1]! : ctx.state;
+    ctx.snapshots[k] = k * ctx.every === pos + recorded.length ? next : evolveAll(base, recorded.slice(base.pos - pos, k * ctx.every - pos));
+  }
   const before = ctx.state.alerts.length;
   ctx.state = next;
   for (const e of recorded) ctx.timeline.note(e.pos, e.meta.at);
