@@ -21,6 +21,8 @@ export type DraftHandler<K extends EventType> = (s: S, data: EventDataMap[K], e:
 /**
  * The working set of a plain (copy-on-write) run: `state` is the run's input and is never
  * changed; every touched record is copied once into these maps and written back when the run ends.
+ * A member added here is written back in reduce.ts (plainRun) and in session.ts (step); until
+ * session.ts knows it, decide sessions fall back to evolveAll (slower, never wrong).
  */
 export interface PlainRun {
   readonly state: State;

@@ -48,8 +48,11 @@ const produceRun = (state: State, events: readonly EvolveEvent[], b: Batch): Sta
  * Applies a run of plain-path events without immer: each touched record and top-level map is
  * copied once per run, the interval maps change in place under the batch's edit token.
  */
+/** A fresh working set for a plain run over `state` (also the decide session's, see session.ts). */
+export const newPlainRun = (state: State, b: Batch): PlainRun => ({ state, batch: b, maps: new Map(), reach: state.reach, raised: [], blocking: new Map(), devs: new Map(), grps: new Map() });
+
 const plainRun = (state: State, events: readonly EvolveEvent[], b: Batch): State => {
-  const run: PlainRun = { state, batch: b, maps: new Map(), reach: state.reach, raised: [], blocking: new Map(), devs: new Map(), grps: new Map() };
+  const run = newPlainRun(state, b);
   const counts = new Map<string, number>();
   for (const e of events) {
     counts.set(e.type, (counts.get(e.type) ?? 0) + 1);

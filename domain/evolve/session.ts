@@ -21,7 +21,7 @@ import { freeze } from 'immer';
 import type { Alert, Device, Domain, Group, State } from '../state.js';
 import { newBatch } from './batch.js';
 import type { EvolveEvent, PlainRun } from './common.js';
-import { evolveAll } from './reduce.js';
+import { evolveAll, initialState, newPlainRun } from './reduce.js';
 import { PLAIN_STEPS } from './table.js';
 
 export interface Session {
@@ -48,6 +48,9 @@ interface Owned {
   readonly counts: Map<string, number>;
 }
 
+/** The PlainRun members `step` writes back into the owned state (or only reads). */
+const WRITTEN_BACK: ReadonlySet<string> = new Set(['state', 'batch', 'maps', 'reach', 'raised', 'blocking', 'devs', 'grps']);
+
 /** Opens a session (one per batch of decisions; never shared between writers). */
 export const openSession = (): Session => {
   const batch = newBatch();
@@ -55,7 +58,10 @@ export const openSession = (): Session => {
   let inPlace = 0;
   let spoiled = false;
   // One run reused for every event: its maps are emptied after each write-back.
-  const run: Mutable<PlainRun> = { state: null as unknown as State, batch, maps: new Map(), reach: null as never, raised: [], blocking: new Map(), devs: new Map(), grps: new Map() };
+  const run: Mutable<PlainRun> = newPlainRun(initialState(), batch);
+  // A working-set member this file does not write back (added to PlainRun later) would be lost:
+  // until `step` learns it, the session applies everything through evolveAll.
+  const inPlaceOk = Object.keys(run).every((k) => WRITTEN_BACK.has(k));
 
   const takeOver = (state: State): Owned => {
     const s: Mutable<State> = { ...state, counts: new Map(state.counts) };
@@ -103,7 +109,7 @@ export const openSession = (): Session => {
   return {
     apply(state, events) {
       if (events.length === 0) return state;
-      if (spoiled) return evolveAll(state, events);
+      if (spoiled || !inPlaceOk) return evolveAll(state, events);
       for (const e of events) if (!PLAIN_STEPS.has(e.type)) return evolveAll(state, events);
       const o = own !== null && own.state === state ? own : (own = takeOver(state));
       for (const e of events) step(o, e);
