@@ -92,7 +92,7 @@ export const headOf = (e: Hashable | undefined): string => (e === undefined ? GE
 export const chainRecords = <T extends Hashable>(predecessor: Hashable | undefined, records: readonly T[]): (T & Required<Chained>)[] => {
   let prev = headOf(predecessor);
   return records.map((r) => {
-    const hash = entryHash({ ...r, prev });
+    const hash = entryHash({ pos: r.pos, id: r.id, type: r.type, data: r.data, meta: r.meta, prev });
     const chained = { ...r, prev, hash };
     prev = hash;
     return chained;
