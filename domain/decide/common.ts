@@ -36,7 +36,12 @@ export const refuse = (status: Status, message: string): never => {
 
 export const describeRange = (r: Range): string => `${hex(r.start)}-${hex(r.last)}`;
 
-/** Evolves a scratch copy as events are emitted, so a command's later events see earlier ones. */
+/**
+ * Evolves a scratch copy as events are emitted, so a command's later events see earlier ones.
+ * Inside a decide session (a group commit) an emitted mapping/driver/record event may change
+ * `state` in place: after an `emit`, read `w.state` again rather than a state or map kept from
+ * before it (records themselves are never changed, only replaced).
+ */
 export interface Working {
   state: State;
   readonly events: DomainEvent[];
