@@ -5,8 +5,10 @@
  * and the state a batch starts from is never changed by the session.
  */
 import { describe, expect, test } from '@jest/globals';
-import { IntervalMap, initialState, openSession, type State } from '../../domain/index.js';
-import { decideEnvelopes } from '../../src/engine.js';
+import { IntervalMap, evolveAll, initialState, openSession, type State } from '../../domain/index.js';
+import { createEngine, decideEnvelopes } from '../../src/engine.js';
+import { createManager } from '../../src/manager.js';
+import { createMemoryStore } from '../../src/store/memory.js';
 import { parseMix, storm, type StormCommand } from '../../src/testkit/index.js';
 import { createRng } from '../../src/testkit/prng.js';
 import { fingerprint, sequentialIds, steppingClock } from '../helpers.js';
@@ -127,4 +129,19 @@ test('an interval map edited in place under a node of another edit keeps its siz
   m = m.insert(0x5f8n, 0x5f9n, 0n, 0n, undefined, a);
   expect(m.size).toBe(102);
   expect([...m]).toHaveLength(102);
+});
+
+test('a group commit of the manager (sessions) writes the log and reaches the state the engine does one command at a time', async () => {
+  const cmds = [...storm({ seed: 11, steps: 2500 })];
+  const clock = (): Date => new Date('2026-11-21T10:00:00.000Z');
+  const m = createManager({ store: createMemoryStore(), clock, newId: sequentialIds(), snapshotEvery: 333 });
+  await m.execMany(cmds);
+  const e = createEngine({ clock, newId: sequentialIds() });
+  for (const c of cmds) e.exec(c);
+  const logged: unknown[] = [];
+  for await (const r of m.store.read(m.stream)) logged.push({ id: r.id, type: r.type, data: r.data, meta: r.meta });
+  expect(JSON.stringify(logged)).toBe(JSON.stringify(e.log.map((r) => ({ id: r.id, type: r.type, data: r.data, meta: r.meta }))));
+  expect(full(m.state)).toBe(full(e.state));
+  // Snapshots inside a batch are the states at their positions.
+  for (const p of [333, 666, 999, 1332]) expect(full(await m.stateAt(p))).toBe(full(e.log.slice(0, p).reduce((s, r) => evolveAll(s, [r]), initialState())));
 });
