@@ -126,8 +126,8 @@ export const registerQueries = (program: Command, app: App): void => {
         const q = asksForVerdict(o) ? dmaQuery(o) : { device: device(o.device) };
         const x = await explain(s, m.log, q);
         if (ctx.json) return ctx.emit({ ...x, verdict: x.verdict ? verdictJson(x.verdict) : undefined });
-        if (x.summary) ctx.out(`${x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
-        ctx.out(`${x.membership}\n\nbecause:\n`);
+        if (x.summary) ctx.out(`${x.verdict?.reason === 'on-fault' ? ctx.paint.red('ON FAULT') : x.verdict?.reason === 'nested' ? ctx.paint.green('AT MOST ALLOWED') : x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
+        ctx.out(`${x.membership}\n${x.bind ? `${x.bind.sentence}\n` : ''}\nbecause:\n`);
         for (const st of x.chain) ctx.out(`  #${String(st.pos).padEnd(5)} ${ctx.paint.dim(st.at)} ${st.actor ? `uid ${st.actor.uid}`.padEnd(9) : ''} ${st.sentence}\n`);
       }),
     );

@@ -1,0 +1,73 @@
+/**
+ * What explain, who-can and the group listing say about iommufd as it is now: the bind that
+ * claims a whole group (iommufd isolates per group, never per device), the verdicts `nested`,
+ * `on-fault` and `revoked`, nested users of a stage 2 and the memlock budget of a ctx.
+ */
+import { hex, hwptOf, liveViommu, memlockBudget, stage2Of, vdevicesOf, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
+
+/** What a device.bind claimed: the whole group, and the siblings it took from the kernel. */
+export interface BindClaim {
+  readonly device: string;
+  readonly ctx: string;
+  readonly group: number;
+  readonly siblings: readonly string[];
+  readonly sentence: string;
+}
+
+/**
+ * A plain answer to "does iommufd isolate per device?": no. Binding one device through its cdev
+ * makes its ctx the owner of the whole group; every sibling loses its kernel DMA (a kernel driver
+ * can no longer bind to it) until the last device of the group is unbound.
+ */
+export const bindClaim = (s: State, device: string): BindClaim | null => {
+  const d = s.devices.get(device);
+  if (!d || d.boundCtx === null || d.group === null) return null;
+  const g = s.groups.get(d.group);
+  if (!g) return null;
+  const siblings = g.members.filter((m) => m !== device);
+  const sentence =
+    siblings.length === 0
+      ? `binding ${device} to ctx ${d.boundCtx} claimed group ${g.id}; it is alone in its group, so nothing else was taken from the kernel (iommufd isolates per group, not per device)`
+      : `binding ${device} to ctx ${d.boundCtx} claimed all of group ${g.id}: iommufd isolates per group, not per device, so ${siblings.join(', ')} can no longer be used by kernel drivers (their DMA is blocked or rides the same domain) until every device of the group is unbound`;
+  return { device, ctx: d.boundCtx, group: g.id, siblings, sentence };
+};
+
+/** The sentence of the verdicts iommufd adds (null for the others). */
+export const iommufdVerdictSentence = (q: DmaQuery, v: DmaVerdict, what: string, owner: string): string | null => {
+  switch (v.reason) {
+    case 'nested':
+      return `${what}: allowed AT MOST: ${v.domain} is a nested domain whose stage 1 belongs to the guest; the host sees only stage 2 (${v.stage2 ?? 'none'}), which maps it to pa ${v.segments.map((x) => `0x${x.pa.start.toString(16)}`).join(', ')}${owner}${revocableClause(v)}`;
+    case 'on-fault':
+      return `${what}: not mapped now, allowed ON FAULT: ${v.domain} is fault-capable, so the access raises an I/O page fault in queue ${v.onFault?.queue} that ctx ${v.onFault?.ctx} may resolve by mapping it (not a plain allow)${owner}`;
+    case 'revoked':
+      return `${what}: denied, the mapping there was revoked by the exporter of BAR ${v.revoked?.bar} at #${v.revoked?.pos} (${v.revoked?.why}), not unmapped by its owner${owner}`;
+    default:
+      return null;
+  }
+};
+
+/** Said of an allowed answer through a DMABUF mapping. */
+export const revocableClause = (v: DmaVerdict): string =>
+  v.revocable ? `; the target is BAR ${v.revocable.bar} by DMABUF${v.revocable.exporter ? ` exported by ctx ${v.revocable.exporter}` : ''}, which can revoke it at any time (the mapping then vanishes without an unmap)` : '';
+
+/** Log positions behind an iommufd verdict (the HWPT, vIOMMU and vDEVICEs of a nested domain). */
+export const iommufdPositions = (s: State, device: string, v: DmaVerdict, out: Set<number>): void => {
+  if (v.domain === null) return;
+  const h = hwptOf(s, v.domain);
+  if (h) out.add(h.at);
+  if (h?.viommu) {
+    const vi = liveViommu(s, h.viommu);
+    if (vi) out.add(vi.at);
+  }
+  const dom = s.domains.get(v.domain);
+  const s2 = dom ? stage2Of(s, dom) : null;
+  if (s2 && s2.id !== v.domain) out.add(s2.createdAt);
+  for (const vd of vdevicesOf(s, device)) out.add(vd.at);
+  if (v.revoked) out.add(v.revoked.pos);
+};
+
+/** The memlock budget of a ctx as JSON (hex bytes), or undefined when none is set. */
+export const memlockJson = (s: State, ctx: string | null): Record<string, unknown> | undefined => {
+  const b = ctx ? memlockBudget(s, ctx) : null;
+  return b ? { mode: b.mode, limit: b.limit === null ? null : hex(b.limit), pinned: hex(b.pinned) } : undefined;
+};
