@@ -50,6 +50,16 @@ export const iommufdVerdictSentence = (q: DmaQuery, v: DmaVerdict, what: string,
 export const revocableClause = (v: DmaVerdict): string =>
   v.revocable ? `; the target is BAR ${v.revocable.bar} by DMABUF${v.revocable.exporter ? ` exported by ctx ${v.revocable.exporter}` : ''}, which can revoke it at any time (the mapping then vanishes without an unmap)` : '';
 
+/** One line per iommufd fact of a verdict, for listings (`can-dma`, the dashboard). */
+export const verdictNotes = (v: DmaVerdict): string[] => {
+  const out: string[] = [];
+  if (v.stage2 !== undefined) out.push(`nested: the guest owns stage 1; the host bounds the answer by stage 2 ${v.stage2 ?? '(none)'} — at most what stage 2 maps`);
+  if (v.onFault) out.push(`on fault: not mapped now; the I/O page fault goes to queue ${v.onFault.queue}, which ctx ${v.onFault.ctx} may resolve by mapping it`);
+  if (v.revocable) out.push(`revocable: the target is BAR ${v.revocable.bar} by DMABUF${v.revocable.exporter ? ` exported by ctx ${v.revocable.exporter}` : ''}; the exporter can revoke it at any time`);
+  if (v.revoked) out.push(`revoked: the DMABUF of BAR ${v.revoked.bar} was revoked at #${v.revoked.pos} (${v.revoked.why})`);
+  return out;
+};
+
 /** Log positions behind an iommufd verdict (the HWPT, vIOMMU and vDEVICEs of a nested domain). */
 export const iommufdPositions = (s: State, device: string, v: DmaVerdict, out: Set<number>): void => {
   if (v.domain === null) return;
