@@ -71,7 +71,11 @@ export const iommufdPositions = (s: State, device: string, v: DmaVerdict, out: S
   }
   const dom = s.domains.get(v.domain);
   const s2 = dom ? stage2Of(s, dom) : null;
-  if (s2 && s2.id !== v.domain) out.add(s2.createdAt);
+  if (s2 && s2.id !== v.domain) {
+    out.add(s2.createdAt);
+    const h2 = hwptOf(s, s2.id);
+    if (h2) out.add(h2.at);
+  }
   for (const vd of vdevicesOf(s, device)) out.add(vd.at);
   if (v.revoked) out.add(v.revoked.pos);
 };
