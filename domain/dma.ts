@@ -10,6 +10,7 @@ import { hardwareMsi, regionsAt } from './reserved.js';
 import { PROT_R, PROT_W, type Region, type State } from './state.js';
 import { stage2Of } from './iommufd/queries.js';
 import { refineVerdict } from './iommufd/verdict.js';
+import { isEmptyIommufd } from './iommufd/state.js';
 
 export type DmaReason =
   | 'unknown-device'
@@ -116,6 +117,10 @@ const verdict = (
   viaGroup: more.viaGroup,
   path: more.path,
   region: more.region,
+  stage2: undefined,
+  onFault: undefined,
+  revocable: undefined,
+  revoked: undefined,
 }) as DmaVerdict;
 
 const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
@@ -173,7 +178,8 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
 
 export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const v = canDmaCore(state, q);
-  return v.domain === null ? v : refineVerdict(state, q, v, effectiveDomain(state, q.device, q.pasid ?? null).domain);
+  // Hosts without iommufd objects pay one check; the others re-resolve the domain the access went through.
+  return v.domain === null || isEmptyIommufd(state.iommufd) ? v : refineVerdict(state, q, v, effectiveDomain(state, q.device, q.pasid ?? null).domain);
 };
 
 /** JSON form of a verdict (SPEC §8 field names, addresses as hex). */
