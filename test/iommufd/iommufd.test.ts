@@ -5,7 +5,18 @@
 import { describe, expect, it } from '@jest/globals';
 import { explainSync, whoCanReach, reacherJson, groupsJson, groupsView } from '../../projections/index.js';
 import { verdictJson } from '../../domain/index.js';
-import { ACS_ON, NO_ACS, dma, hostBridge, host, invariants, linuxIommu, ok, pci, refused, story, type Cmd } from '../domain/kit.js';
+import { createEngine, type Engine } from '../../src/engine.js';
+import { ACS_ON, NO_ACS, dma, hostBridge, host, invariants as coreInvariants, linuxIommu, ok, pci, refused, story, type Cmd } from '../domain/kit.js';
+
+const plain = (_k: string, v: unknown): unknown => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : typeof v === 'bigint' ? `0x${v.toString(16)}` : v);
+
+/** The core invariants, plus: replaying the log rebuilds the same iommufd objects. */
+const invariants = (h: Engine): void => {
+  coreInvariants(h);
+  const replay = createEngine({ keepLog: false });
+  replay.apply(h.log);
+  expect(JSON.stringify(replay.state.iommufd, plain)).toBe(JSON.stringify(h.state.iommufd, plain));
+};
 
 const RP = '0000:00:01.0';
 const EP = '0000:01:00.0';
