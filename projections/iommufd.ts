@@ -3,7 +3,7 @@
  * claims a whole group (iommufd isolates per group, never per device), the verdicts `nested`,
  * `on-fault` and `revoked`, nested users of a stage 2 and the memlock budget of a ctx.
  */
-import { hex, hwptOf, liveViommu, memlockBudget, stage2Of, vdevicesOf, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
+import { formatBar, hex, hwptOf, liveFaultQueue, liveFileMapping, liveVdevice, liveViommu, memlockBudget, stage2Of, vdevicesOf, vfTokenOf, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 
 /** What a device.bind claimed: the whole group, and the siblings it took from the kernel. */
 export interface BindClaim {
@@ -84,4 +84,42 @@ export const iommufdPositions = (s: State, device: string, v: DmaVerdict, out: S
 export const memlockJson = (s: State, ctx: string | null): Record<string, unknown> | undefined => {
   const b = ctx ? memlockBudget(s, ctx) : null;
   return b ? { mode: b.mode, limit: b.limit === null ? null : hex(b.limit), pinned: hex(b.pinned) } : undefined;
+};
+
+/** Every live iommufd object of a host, as `isogroup iommufd` and the API list them. */
+export interface IommufdView {
+  readonly hwpts: readonly { domain: string; ctx: string | null; kind: string; nestParent: boolean; stage2: string | null; viommu: string | null; fault: string | null; users: string[] }[];
+  readonly viommus: readonly { viommu: string; ctx: string; iommu: string; stage2: string; vdevices: { virtId: string; device: string }[] }[];
+  readonly faultQueues: readonly { fault: string; ctx: string; pending: { cookie: number; device: string; iova: string; access: string }[] }[];
+  readonly dmabuf: readonly { domain: string; iova: { start: string; last: string }; bar: string; exporter: string | null }[];
+  readonly revoked: readonly { domain: string; iova: { start: string; last: string }; bar: string; pos: number; why: string }[];
+  /** VF → PF, and whether the PF's owner set a token (the token itself is a secret: never listed). */
+  readonly vfs: readonly { vf: string; pf: string; tokenSetBy: string | null }[];
+  readonly memlock: readonly Record<string, unknown>[];
+}
+
+export const iommufdView = (s: State): IommufdView => {
+  const x = s.iommufd;
+  const range = (r: { start: bigint; last: bigint }): { start: string; last: string } => ({ start: hex(r.start), last: hex(r.last) });
+  return {
+    hwpts: [...x.hwpts.values()]
+      .filter((h) => hwptOf(s, h.domain))
+      .map((h) => {
+        const d = s.domains.get(h.domain)!;
+        return { domain: h.domain, ctx: d.ctx, kind: d.kind, nestParent: h.nestParent, stage2: h.parent, viommu: h.viommu, fault: h.fault, users: [...d.users.keys()] };
+      }),
+    viommus: [...x.viommus.values()]
+      .filter((v) => liveViommu(s, v.id))
+      .map((v) => ({ viommu: v.id, ctx: v.ctx, iommu: v.iommu, stage2: v.parent, vdevices: [...x.vdevices.keys()].filter((k) => k.startsWith(`${v.id}/`) && liveVdevice(s, k)).map((k) => ({ virtId: x.vdevices.get(k)!.virtId, device: x.vdevices.get(k)!.device })) })),
+    faultQueues: [...x.faults.values()]
+      .filter((q) => liveFaultQueue(s, q.id))
+      .map((q) => ({ fault: q.id, ctx: q.ctx, pending: q.pending.map((p) => ({ cookie: p.cookie, device: p.device, iova: p.iova, access: p.access })) })),
+    dmabuf: x.fileMappings.filter((f) => liveFileMapping(s, f)).map((f) => ({ domain: f.domain, iova: range(f), bar: formatBar(f.bar), exporter: f.exporter })),
+    revoked: x.revoked.map((r) => ({ domain: r.domain, iova: range(r), bar: formatBar(r.bar), pos: r.pos, why: r.why })),
+    vfs: [...x.vfs].map(([vf, pf]) => ({ vf, pf, tokenSetBy: vfTokenOf(s, pf)?.ctx ?? null })),
+    memlock: [...x.memlock.keys()].flatMap((ctx): Record<string, unknown>[] => {
+      const m = memlockJson(s, ctx);
+      return m ? [{ ctx, ...m }] : [];
+    }),
+  };
 };

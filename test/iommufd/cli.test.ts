@@ -83,4 +83,17 @@ describe('iommufd through the CLI', () => {
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/bar: expected DEVICE:N/);
   });
+
+  it('iommufd lists the live objects (text, --json and --at)', async () => {
+    const s = await setup();
+    const text = await cli([...s, 'iommufd']);
+    expect(text.stdout).toContain('hwpt s1 (ctx vmm): nested on stage 2 s2 (vIOMMU vi); attached: 0000:01:00.0');
+    expect(text.stdout).toContain('viommu vi (ctx vmm, iommu0) on stage 2 s2; 0x10 → 0000:01:00.0');
+    expect(text.stdout).toMatch(/revoked #\d+ s2 0x40000000-0x4000ffff \(BAR 0000:02:00\.0:2\): GPU reset/);
+    const json = (await cli([...s, '--json', 'iommufd'])).json()[0] as { memlock: unknown[]; dmabuf: unknown[] };
+    expect(json.memlock).toEqual([{ ctx: 'vmm', mode: 'user', limit: '0x100000', pinned: '0x1000' }]);
+    expect(json.dmabuf).toEqual([]);
+    const before = (await cli([...s, '--json', 'iommufd', '--at', String(revokedAt - 1)])).json()[0] as { dmabuf: unknown[] };
+    expect(before.dmabuf).toEqual([{ domain: 's2', iova: { start: '0x40000000', last: '0x4000ffff' }, bar: `${GPU}:2`, exporter: 'vmm' }]);
+  });
 });
