@@ -29,6 +29,8 @@ import {
   type Actor,
 } from './schema/leaves.js';
 
+import { bar, optUuid, uuid } from './iommufd/leaves.js';
+
 export { parseAcsBits, parsePci, parseProt, parseRegions, type Actor } from './schema/leaves.js';
 
 type Obj = Record<string, unknown>;
@@ -147,7 +149,7 @@ export const COMMAND_SCHEMAS = {
   'ctx.close': shape({ ctx: name() }),
   'group.claim': groupOwnership,
   'group.release': groupOwnership,
-  'device.bind': shape({ device, ctx: name() }),
+  'device.bind': shape({ device, ctx: name(), vfToken: optUuid() }),
   'device.unbind': deviceOnly,
   'domain.alloc': shape({ domain: name(), ctx: optName(), iommu: name(), kind: choice(['paging', 'identity', 'blocked'], 'paging'), pasidCapable: flag(false) }),
   'domain.free': shape({ domain: name() }),
@@ -158,6 +160,25 @@ export const COMMAND_SCHEMAS = {
   'kvm.associate': kvm,
   'kvm.dissociate': kvm,
   dma: shape({ device, iova: u64(), length: u64(TWO_POW_64, 1n), access: choice(['r', 'w']), pasid: pasid() }),
+  // iommufd objects (domain/decide/iommufd.ts)
+  'viommu.alloc': shape({ viommu: name(), ctx: name(), device, parent: name() }),
+  'vdevice.alloc': shape({ viommu: name(), device, virtId: u64() }),
+  'viommu.fault': shape({ viommu: name(), virtId: u64(), iova: u64(), access: choice(['r', 'w']) }),
+  'hwpt.alloc': shape({ domain: name(), ctx: name(), device, parent: optName(), nestParent: flag(false), fault: optName(), pasidCapable: flag(false) }),
+  'fault.alloc': shape({ fault: name(), ctx: name() }),
+  'fault.respond': shape({ fault: name(), cookie: reqCount(), code: choice(['success', 'invalid', 'failure'], 'success') }),
+  'map.file': shape({ domain: name(), iova: u64(), length: u64(TWO_POW_64), pa: u64(), bar: bar(), prot: prot() }),
+  'mapping.revoke': shape({ bar: bar(), why: optName() }),
+  'device.vf': shape({ device, pf: deviceId() }),
+  'device.iopf': shape({ device, capable: flag(true) }),
+  'vf.token': shape({ device, token: uuid() }),
+  'ctx.option': shape({
+    ctx: name(),
+    rlimitMode: choice(['user', 'process'], 'user'),
+    memlock: derived<bigint | null>(Type.Optional(Type.Union([u64().json, Type.Null()], { description: 'RLIMIT_MEMLOCK in bytes; null: unlimited' })), (v, p, c) =>
+      absent(v) ? null : u64().read(v, p, c),
+    ),
+  }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof COMMAND_SCHEMAS;
@@ -186,6 +207,8 @@ export const PRIVILEGED: ReadonlySet<CommandType> = new Set<CommandType>([
   'driver.unbind',
   'device.grant',
   'device.revoke',
+  'device.vf',
+  'device.iopf',
 ]);
 
 /** Parses one command object. Throws FieldError (EINVAL) naming the field on bad input. */

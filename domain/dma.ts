@@ -8,6 +8,9 @@ import { unpackPos } from './mapping-word.js';
 import { personalityOf, type EffectiveDomain } from './personality/index.js';
 import { hardwareMsi, regionsAt } from './reserved.js';
 import { PROT_R, PROT_W, type Region, type State } from './state.js';
+import { stage2Of } from './iommufd/queries.js';
+import { refineVerdict } from './iommufd/verdict.js';
+import { isEmptyIommufd } from './iommufd/state.js';
 
 export type DmaReason =
   | 'unknown-device'
@@ -19,7 +22,13 @@ export type DmaReason =
   | 'mapped'
   | 'permission'
   | 'partially-mapped'
-  | 'unmapped';
+  | 'unmapped'
+  /** Nested translation: allowed at most as far as stage 2 maps it (the guest's stage 1 is not seen). */
+  | 'nested'
+  /** Not mapped on a fault-capable domain: an I/O page fault the handler may resolve (allowed:false). */
+  | 'on-fault'
+  /** Not mapped any more because the exporter of a DMABUF revoked it. */
+  | 'revoked';
 
 export interface Segment {
   readonly iova: Range;
@@ -59,6 +68,14 @@ export interface DmaVerdict {
   readonly path?: string;
   /** Reserved region that decided an identity/msi/reserved answer. */
   readonly region?: Region;
+  /** Nested domains: the stage 2 (nesting parent) the answer is bounded by. */
+  readonly stage2?: string | null;
+  /** `on-fault`: the fault queue the I/O page fault goes to and the ctx that handles it. */
+  readonly onFault?: { readonly queue: string; readonly ctx: string };
+  /** A DMABUF mapping of a peer's BAR (`DEVICE:N`) its exporter can revoke at any time. */
+  readonly revocable?: { readonly bar: string; readonly exporter: string | null };
+  /** `revoked`: the BAR whose DMABUF was revoked, where and why. */
+  readonly revoked?: { readonly bar: string; readonly pos: number; readonly why: string };
 }
 
 /** Resolves the effective domain of a device's access: its IOMMU's personality decides how. */
@@ -100,9 +117,13 @@ const verdict = (
   viaGroup: more.viaGroup,
   path: more.path,
   region: more.region,
+  stage2: undefined,
+  onFault: undefined,
+  revocable: undefined,
+  revoked: undefined,
 }) as DmaVerdict;
 
-export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
+const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   const length = q.length ?? 1n;
   const range: Range = { start: q.iova, last: q.iova + (length === 0n ? 1n : length) - 1n };
   const dev = state.devices.get(q.device);
@@ -124,7 +145,7 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const hw = hardwareMsi(iommu, dev, range, q.access);
   if (hw) return q.access === 'w' ? identity('msi', hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
   if (eff.path === 'bypass') return identity('identity');
-  const dom = eff.domain;
+  const dom = stage2Of(state, eff.domain);
   if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
   if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
   const { direct, reserved } = regionsAt(iommu, dev, range);
@@ -155,6 +176,12 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   return verdict(true, 'mapped', g.id, owner, dom.id, segments, undefined, more);
 };
 
+export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
+  const v = canDmaCore(state, q);
+  // Hosts without iommufd objects pay one check; the others re-resolve the domain the access went through.
+  return v.domain === null || isEmptyIommufd(state.iommufd) ? v : refineVerdict(state, q, v, effectiveDomain(state, q.device, q.pasid ?? null).domain);
+};
+
 /** JSON form of a verdict (SPEC §8 field names, addresses as hex). */
 export const verdictJson = (v: DmaVerdict): Record<string, unknown> => ({
   allowed: v.allowed,
@@ -173,4 +200,8 @@ export const verdictJson = (v: DmaVerdict): Record<string, unknown> => ({
   ...(v.viaGroup ? { viaGroup: v.viaGroup } : {}),
   ...(v.path ? { path: v.path } : {}),
   ...(v.region ? { region: { start: hex(v.region.start), last: hex(v.region.last), kind: v.region.kind } } : {}),
+  ...(v.stage2 !== undefined ? { stage2: v.stage2 } : {}),
+  ...(v.onFault ? { onFault: v.onFault } : {}),
+  ...(v.revocable ? { revocable: v.revocable } : {}),
+  ...(v.revoked ? { revoked: v.revoked } : {}),
 });

@@ -27,6 +27,7 @@ import {
   text,
   texts,
 } from './schema/stored.js';
+import { barJson } from './iommufd/leaves.js';
 
 export type { AreaJson, PciJson, RegionJson } from './schema/stored.js';
 
@@ -95,7 +96,7 @@ export const EVENT_SCHEMAS = {
     domain: text(),
     ctx: withFallback(optText(), null),
     iommu: text(),
-    kind: oneOf('paging', 'identity', 'blocked', 'bypass'),
+    kind: oneOf('paging', 'identity', 'blocked', 'bypass', 'nested'),
     pasidCapable: withFallback(typed<boolean>(optBool()), false),
     implicit: optional(unchecked<boolean>('allocated by the kernel (default domains), not by a user')),
   }),
@@ -142,6 +143,23 @@ export const EVENT_SCHEMAS = {
     status: text(),
     message: typed<string>(anything()),
   }),
+  // iommufd objects (domain/evolve/iommufd.ts)
+  ViommuAllocated: shape({ viommu: text(), ctx: text(), iommu: text(), parent: text(), device: text() }),
+  VdeviceAllocated: shape({ viommu: text(), virtId: hex64(), device: text() }),
+  /** What IOMMU_HWPT_ALLOC adds to a DomainAllocated: nesting parent, stage 2, vIOMMU, fault queue. */
+  HwptAllocated: shape({ domain: text(), nestParent: bool(), parent: withFallback(optText(), null), viommu: withFallback(optText(), null), fault: withFallback(optText(), null) }),
+  FaultQueueAllocated: shape({ fault: text(), ctx: text() }),
+  /** An I/O page fault delivered to a fault queue (instead of a DMA fault). */
+  PageFaulted: shape({ fault: text(), cookie: int(), device: text(), iova: hex64(), access: oneOf('r', 'w'), pasid: withFallback(optInt(), null), domain: text() }),
+  PageFaultResponded: shape({ fault: text(), cookie: int(), code: oneOf('success', 'invalid', 'failure'), device: text() }),
+  /** IOMMU_IOAS_MAP_FILE of a DMABUF exported from a peer's BAR: the Mapped before it is revocable. */
+  FileMapped: shape({ domain: text(), iova: hex64(), last: hex64(), bar: barJson(), exporter: withFallback(optText(), null) }),
+  /** The exporter revoked a DMABUF: its mappings vanished without an unmap by their owner. */
+  MappingRevoked: shape({ domain: text(), areas: areas(), bar: barJson(), why: text() }),
+  VfLinked: shape({ device: text(), pf: text() }),
+  IopfCapability: shape({ device: text(), capable: bool() }),
+  VfTokenSet: shape({ device: text(), ctx: text(), token: text() }),
+  CtxOptionSet: shape({ ctx: text(), rlimitMode: oneOf('user', 'process'), memlock: withFallback(typed<string | null>(optText()), null) }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -176,6 +194,18 @@ export const EVENT_TYPES = [
   'DmaChecked',
   'FaultRecorded',
   'CommandRejected',
+  'ViommuAllocated',
+  'VdeviceAllocated',
+  'HwptAllocated',
+  'FaultQueueAllocated',
+  'PageFaulted',
+  'PageFaultResponded',
+  'FileMapped',
+  'MappingRevoked',
+  'VfLinked',
+  'IopfCapability',
+  'VfTokenSet',
+  'CtxOptionSet',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

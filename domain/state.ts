@@ -5,6 +5,7 @@
  */
 import type { IntervalMap } from './intervalMap.js';
 import type { Range } from './encoding.js';
+import type { IommufdState } from './iommufd/state.js';
 
 export type Personality = 'linux' | 'virtio';
 export type RegionKind = 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
@@ -155,7 +156,7 @@ export interface Group {
   readonly createdAt: number;
 }
 
-export type DomainKind = 'paging' | 'identity' | 'blocked' | 'dma' | 'bypass';
+export type DomainKind = 'paging' | 'identity' | 'blocked' | 'dma' | 'bypass' | 'nested';
 
 /** A mapping's protection bits. */
 export const PROT_R = 1;
@@ -233,4 +234,6 @@ export interface State {
   readonly counts: ReadonlyMap<string, number>;
   /** The current boot epoch; null before any recorded boot (groups then form by linux-classic). */
   readonly boot: Boot | null;
+  /** vIOMMUs, vDEVICEs, fault queues, file mappings, VF tokens, memlock (domain/iommufd). */
+  readonly iommufd: IommufdState;
 }

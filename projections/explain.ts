@@ -6,6 +6,7 @@
  */
 import { canDmaAt, describeReason, type Actor, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 import { entriesAt, type LogSource } from './log.js';
+import { bindClaim, iommufdPositions, iommufdVerdictSentence, revocableClause, type BindClaim } from './iommufd.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
 
 export interface ExplainStep {
@@ -25,6 +26,8 @@ export interface Explanation {
   /** The verdict in one sentence. */
   readonly summary?: string;
   readonly chain: readonly ExplainStep[];
+  /** The device is bound through iommufd: what that bind claimed (the whole group). */
+  readonly bind?: BindClaim;
 }
 
 /** Positions of the entries behind a device's group membership (following `via` links). */
@@ -82,13 +85,15 @@ export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
     case 'reserved':
       return v.region?.kind === 'msi' ? `${what}: denied, the hardware MSI window takes interrupt writes only and cannot be read${owner}` : `${what}: denied, reserved region${through}`;
     case 'mapped':
-      return `${what}: allowed, mapped${through} to pa ${v.segments.map((x) => `0x${x.pa.start.toString(16)}`).join(', ')}${owner}${via}`;
+      return `${what}: allowed, mapped${through} to pa ${v.segments.map((x) => `0x${x.pa.start.toString(16)}`).join(', ')}${owner}${via}${revocableClause(v)}`;
     case 'permission':
       return `${what}: denied, mapped${through} without ${q.access === 'w' ? 'write' : 'read'} permission${owner}`;
     case 'partially-mapped':
       return `${what}: denied, only part of the range is mapped${through}`;
     case 'unmapped':
       return `${what}: denied, nothing is mapped there${through}${owner}${via}`;
+    default:
+      return iommufdVerdictSentence(q, v, what, owner) ?? `${what}: ${v.allowed ? 'allowed' : 'denied'} (${v.reason})`;
   }
 };
 
@@ -143,9 +148,15 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
       }
     }
     for (const seg of verdict.segments) if (seg.pos) positions.add(seg.pos);
+    iommufdPositions(s, q.device, verdict, positions);
   }
   if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
   return { positions: [...positions].filter((p) => p > 0).sort((a, b) => a - b), ...(verdict ? { verdict, summary } : {}) };
+};
+
+const withBind = (s: State, device: string): { bind?: BindClaim } => {
+  const b = bindClaim(s, device);
+  return b ? { bind: b } : {};
 };
 
 /** Renders the entries of a plan as an explanation (synchronous: for logs held in memory). */
@@ -159,6 +170,7 @@ export const explainFromEntries = (s: State, q: ExplainQuery, plan: ExplainPlan,
     membership: membershipSentence(s, q.device),
     ...(plan.verdict ? { verdict: plan.verdict, summary: plan.summary } : {}),
     chain: entries.map((e) => ({ pos: e.pos, at: e.meta.at, actor: e.meta.actor ?? null, type: e.type, sentence: sentence(e, idx) })),
+    ...withBind(s, q.device),
   };
 };
 

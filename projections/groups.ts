@@ -1,5 +1,6 @@
 /** The group listing (SPEC §10 `groups`): members with why, viability and blockers, owner, domain. */
 import { describeReason, groupDomainLabel, isViable, type GroupReason, type State } from '../domain/index.js';
+import { memlockJson } from './iommufd.js';
 
 export interface GroupMemberView {
   readonly device: string;
@@ -22,6 +23,8 @@ export interface GroupView {
   /** Current domain: a domain id, or "blocked". */
   readonly domain: string;
   readonly pasids: readonly { readonly pasid: number; readonly domain: string }[];
+  /** The owner's locked-memory budget (hex bytes), when a limit or rlimit mode was set (ctx.option). */
+  readonly memlock?: Record<string, unknown>;
 }
 
 export interface GroupsView {
@@ -30,6 +33,11 @@ export interface GroupsView {
   readonly groups: readonly GroupView[];
   readonly groupless: readonly string[];
 }
+
+const withMemlock = (state: State, owner: string | null): { memlock?: Record<string, unknown> } => {
+  const m = memlockJson(state, owner);
+  return m ? { memlock: m } : {};
+};
 
 export const groupView = (state: State, id: number): GroupView | null => {
   const g = state.groups.get(id);
@@ -53,6 +61,7 @@ export const groupView = (state: State, id: number): GroupView | null => {
     claimPath: g.claimPath,
     domain: groupDomainLabel(state, g),
     pasids: [...g.attachments].filter(([p]) => p !== 0).map(([pasid, a]) => ({ pasid, domain: a.domain })),
+    ...withMemlock(state, g.owner),
   };
 };
 
@@ -74,6 +83,7 @@ export const groupsJson = (v: GroupsView): unknown => ({
     ...(g.vm ? { vm: g.vm } : {}),
     ...(g.pasids.length > 0 ? { pasids: g.pasids } : {}),
     iommu: g.iommu,
+    ...(g.memlock ? { memlock: g.memlock } : {}),
   })),
   groupless: v.groupless,
   ...(v.boot ? { boot: v.boot } : {}),

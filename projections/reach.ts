@@ -16,6 +16,7 @@ import {
   unpackPos,
   PROT_R,
   PROT_W,
+  stage2Of,
   type Range,
   type Region,
   type State,
@@ -32,7 +33,8 @@ export interface Reacher {
   readonly pasid: number | null;
   readonly iova: Range;
   readonly pa: Range;
-  readonly reason: 'mapped' | 'identity' | 'no-iommu' | 'msi';
+  /** `nested`: at most: the device sits on a nested domain whose stage 2 maps it (the guest's stage 1 is not seen). */
+  readonly reason: 'mapped' | 'identity' | 'no-iommu' | 'msi' | 'nested';
   readonly domain: string | null;
   readonly group: number | null;
   readonly owner: string | null;
@@ -41,12 +43,16 @@ export interface Reacher {
   readonly pos?: number;
   /** Rides the group's domain without being attached itself. */
   readonly viaGroup?: boolean;
+  /** `nested`: the stage 2 domain whose mapping bounds the answer (`domain` is the nested one). */
+  readonly stage2?: string;
 }
 
 interface DomainUser {
   readonly device: string;
   readonly pasid: number | null;
   readonly viaGroup: boolean;
+  /** Uses the domain as stage 2 of this nested domain. */
+  readonly nested?: string;
 }
 
 /** Who uses each domain for DMA right now: group-level (linux) and endpoint-level (virtio). */
@@ -66,6 +72,11 @@ const domainUsers = (s: State): Map<string, DomainUser[]> => {
     for (const [pasid, att] of g.attachments) if (pasid !== 0) for (const m of g.members) add(att.domain, { device: m, pasid, viaGroup: !att.devices.includes(m) });
   }
   for (const d of s.devices.values()) if (d.endpointDomain) add(d.endpointDomain, { device: d.id, pasid: null, viaGroup: false });
+  // Users of a nested domain reach what its stage 2 maps (at most).
+  for (const [id, list] of [...out]) {
+    const s2 = stage2Of(s, s.domains.get(id) ?? null);
+    if (s2 && s2.id !== id) for (const u of list) add(s2.id, { ...u, nested: id });
+  }
   return out;
 };
 
@@ -116,7 +127,19 @@ export const whoCanReach = (s: State, q: ReachQuery): Reacher[] => {
     const iova = { start: m.start + (pa.start - m.aux), last: m.start + (pa.last - m.aux) };
     for (const u of users.get(dom.id) ?? []) {
       const dev = s.devices.get(u.device);
-      out.push({ device: u.device, pasid: u.pasid, iova, pa, reason: 'mapped', domain: dom.id, group: dev?.group ?? null, ...ownerOf(dev?.group ?? null), pos, ...(u.viaGroup ? { viaGroup: true } : {}) });
+      out.push({
+        device: u.device,
+        pasid: u.pasid,
+        iova,
+        pa,
+        reason: u.nested ? 'nested' : 'mapped',
+        domain: u.nested ?? dom.id,
+        group: dev?.group ?? null,
+        ...ownerOf(dev?.group ?? null),
+        pos,
+        ...(u.viaGroup ? { viaGroup: true } : {}),
+        ...(u.nested ? { stage2: dom.id } : {}),
+      });
     }
   }
 
@@ -160,6 +183,7 @@ export const reacherJson = (r: Reacher): Record<string, unknown> => ({
   ...(r.vm ? { vm: r.vm } : {}),
   ...(r.pos !== undefined ? { pos: r.pos } : {}),
   ...(r.viaGroup ? { viaGroup: true } : {}),
+  ...(r.stage2 ? { stage2: r.stage2 } : {}),
 });
 
 /** Other members of a device's group: no isolation between them (SPEC §8 peers). */

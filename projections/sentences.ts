@@ -81,6 +81,22 @@ const R: Renderers = {
     const type = typeof d.command?.type === 'string' ? d.command.type : 'command';
     return `refused ${type} by ${who(e)}: ${d.status} — ${d.message}`;
   },
+  ViommuAllocated: (d) => `ctx ${d.ctx} allocated vIOMMU ${d.viommu} on ${d.iommu} (through ${d.device}) with stage 2 domain ${d.parent}`,
+  VdeviceAllocated: (d) => `vIOMMU ${d.viommu} gave ${d.device} the virtual id ${d.virtId}: faults the guest reports for ${d.virtId} are ${d.device}'s`,
+  HwptAllocated: (d) =>
+    d.parent
+      ? `domain ${d.domain} is nested: the guest owns its stage 1, stage 2 is ${d.parent}${d.viommu ? ` (vIOMMU ${d.viommu})` : ''}${d.fault ? `; its I/O page faults go to ${d.fault}` : ''}`
+      : `domain ${d.domain} is a HWPT${d.nestParent ? ' that can be a nesting parent (stage 2)' : ''}${d.fault ? `; its I/O page faults go to ${d.fault}` : ''}`,
+  FaultQueueAllocated: (d) => `ctx ${d.ctx} allocated fault queue ${d.fault}`,
+  PageFaulted: (d) => `${d.device} took an I/O page fault on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova} in domain ${d.domain}: queued in ${d.fault} as cookie ${d.cookie}`,
+  PageFaultResponded: (d) => `fault ${d.cookie} of ${d.device} in ${d.fault} was answered ${d.code}`,
+  FileMapped: (d) => `iova ${range(d.iova, d.last)} of domain ${d.domain} maps a DMABUF of BAR ${d.bar.device}:${d.bar.bar}${d.exporter ? ` exported by ctx ${d.exporter}` : ''}: the exporter can revoke it`,
+  MappingRevoked: (d) =>
+    `the DMABUF of BAR ${d.bar.device}:${d.bar.bar} was revoked: ${d.areas.length === 1 ? `iova ${range(d.areas[0]!.iova, d.areas[0]!.last)}` : `${d.areas.length} areas`} of domain ${d.domain} vanished without an unmap by its owner (${d.why})`,
+  VfLinked: (d) => `${d.device} is an SR-IOV VF of PF ${d.pf}`,
+  IopfCapability: (d) => `${d.device} ${d.capable ? 'can' : 'cannot'} take I/O page faults (PRI)`,
+  VfTokenSet: (d) => `ctx ${d.ctx}, owner of PF ${d.device}, set its VF token`,
+  CtxOptionSet: (d) => `ctx ${d.ctx} accounts pinned memory ${d.rlimitMode === 'user' ? 'per user' : 'per process'}${d.memlock ? ` against a locked-memory limit of ${d.memlock} bytes` : ' with no locked-memory limit'}`,
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

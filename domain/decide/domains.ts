@@ -7,6 +7,7 @@ import { canDmaAt } from '../dma.js';
 import { personalityOf } from '../personality/index.js';
 import { DEFAULT_DOMAIN_PREFIX } from '../default-domain.js';
 import { checkCtx, checkDomainOwner, getDevice, getDomain, refuse, type Cmd, type Working } from './common.js';
+import { checkHwptFree, emitPageFault } from './iommufd.js';
 
 export const decideDomainAlloc = (w: Working, c: Cmd<'domain.alloc'>): void => {
   const s = w.state;
@@ -25,6 +26,7 @@ export const decideDomainFree = (w: Working, c: Cmd<'domain.free'>): void => {
   if (dom.implicit) refuse('S_UNSUPP', `domain: virtio domain ${dom.id} dies with its last endpoint; detach its endpoints`);
   checkDomainOwner(s, dom, c);
   if (dom.users.size > 0) refuse('EBUSY', `domain: ${dom.id} is attached to ${[...dom.users.keys()].join(', ')}`);
+  checkHwptFree(s, dom);
   w.emit({ type: 'DomainFreed', data: { domain: dom.id } });
 };
 
@@ -44,4 +46,5 @@ export const decideDma = (w: Working, c: Cmd<'dma'>): void => {
       data: { device: c.device, iova: hex(c.iova), access: c.access, pasid: c.pasid, reason: v.fault.reason, flags: [...v.fault.flags], domain: v.domain, source: 'dma' },
     });
   }
+  emitPageFault(w, c, v);
 };

@@ -11,6 +11,7 @@ import type { State } from '../state.js';
 import { Refusal, working, type Cmd, type Working } from './common.js';
 import type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
+import { decideIommufd } from './iommufd.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
 import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
@@ -82,6 +83,19 @@ const dispatch = (w: Working, c: Command): void => {
       return decideKvm(w, c);
     case 'dma':
       return decideDma(w, c);
+    case 'viommu.alloc':
+    case 'vdevice.alloc':
+    case 'viommu.fault':
+    case 'hwpt.alloc':
+    case 'fault.alloc':
+    case 'fault.respond':
+    case 'map.file':
+    case 'mapping.revoke':
+    case 'device.vf':
+    case 'device.iopf':
+    case 'vf.token':
+    case 'ctx.option':
+      return decideIommufd(w, c);
     default:
       return assertNever(c);
   }

@@ -6,6 +6,7 @@ import { currentDomain, groupOf, hasPasids, isVfioDriver } from '../queries.js';
 import { deviceRegions, requiresIdentity } from '../reserved.js';
 import type { Device, Group, State } from '../state.js';
 import { checkCtx, detachAll, getDevice, refuse, resolveGroup, type Cmd, type Working } from './common.js';
+import { checkVfToken } from './iommufd.js';
 
 const membersOf = (s: State, g: Group): Device[] => g.members.map((m) => s.devices.get(m)).filter((d): d is Device => d !== undefined);
 
@@ -104,6 +105,7 @@ export const decideDeviceBind = (w: Working, c: Cmd<'device.bind'>): void => {
   // ownership rules so binding another ctx's device still answers EPERM.
   if (dev.boundCtx !== null) refuse('EINVAL', `device: ${dev.id} is already bound to ctx ${dev.boundCtx}`);
   if (g.owner === null) checkTakeOwnership(s, g);
+  checkVfToken(s, dev, c.vfToken);
   w.emit({ type: 'DeviceBound', data: { device: dev.id, ctx: ctx.id, group: g.id } });
 };
 

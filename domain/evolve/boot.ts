@@ -10,6 +10,7 @@ import { isGroupingRulesName } from '../rules/index.js';
 import type { Device } from '../state.js';
 import { alert, type DraftHandler } from './common.js';
 import { joinGroup } from './membership.js';
+import { emptyIommufd } from '../iommufd/state.js';
 
 export const hostBooted: DraftHandler<'HostBooted'> = (s, d, e) => {
   let rules = d.rules;
@@ -21,6 +22,7 @@ export const hostBooted: DraftHandler<'HostBooted'> = (s, d, e) => {
   s.domains.clear();
   s.reach = IntervalMap.empty<string>() as never;
   s.groups.clear();
+  s.iommufd = emptyIommufd() as never;
   s.boot = { n: (s.boot?.n ?? 0) + 1, kernel: d.kernel, rules, at: e.pos };
   const order: Draft<Device>[] = [];
   for (const dev of s.devices.values()) {

@@ -10,6 +10,7 @@
 import type { EventType } from '../events.js';
 import { IntervalMap } from '../intervalMap.js';
 import type { State } from '../state.js';
+import { emptyIommufd } from '../iommufd/state.js';
 import { fz, newBatch, reducerImmer, type Batch } from './batch.js';
 import type { DraftHandler, EvolveEvent, PlainRun } from './common.js';
 import { DRAFT_HANDLERS, PLAIN_STEPS } from './table.js';
@@ -27,6 +28,7 @@ export const initialState = (): State => ({
   quirkAliases: 0,
   counts: new Map(),
   boot: null,
+  iommufd: emptyIommufd(),
 });
 
 /** Applies a run of draft-path events in one produce. */

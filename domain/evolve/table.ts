@@ -10,6 +10,7 @@
 import type { EventType } from '../events.js';
 import type { DraftHandler, PlainHandler } from './common.js';
 import * as boot from './boot.js';
+import * as iommufd from './iommufd.js';
 import * as ownership from './ownership.js';
 import * as records from './records.js';
 import * as topology from './topology.js';
@@ -53,6 +54,19 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DmaChecked: plain(records.recordOnly),
   CommandRejected: plain(records.recordOnly),
   FaultRecorded: plain(records.faultRecorded),
+  // iommufd objects (rare: the draft path)
+  ViommuAllocated: draft(iommufd.viommuAllocated),
+  VdeviceAllocated: draft(iommufd.vdeviceAllocated),
+  HwptAllocated: draft(iommufd.hwptAllocated),
+  FaultQueueAllocated: draft(iommufd.faultQueueAllocated),
+  PageFaulted: draft(iommufd.pageFaulted),
+  PageFaultResponded: draft(iommufd.pageFaultResponded),
+  FileMapped: draft(iommufd.fileMapped),
+  MappingRevoked: draft(iommufd.mappingRevoked),
+  VfLinked: draft(iommufd.vfLinked),
+  IopfCapability: draft(iommufd.iopfCapability),
+  VfTokenSet: draft(iommufd.vfTokenSet),
+  CtxOptionSet: draft(iommufd.ctxOptionSet),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();

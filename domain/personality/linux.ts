@@ -9,6 +9,7 @@ import { currentDomain, groupOf, hasPasids } from '../queries.js';
 import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionBlocking, regionUnderMapping } from '../reserved.js';
 import { PROT_R, PROT_W, type Device, type Domain, type Group, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
+import { checkIommufdAttach, checkMemlock } from '../decide/iommufd.js';
 import type { LinuxStatus } from './status.js';
 import type { EffectiveDomain, PersonalityStrategy } from './types.js';
 
@@ -34,6 +35,7 @@ const attach = (w: Working, c: Cmd<'device.attach'>): void => {
   }
   if (dom.iommu !== dev.iommu) refuse('EINVAL', `domain: ${dom.id} belongs to IOMMU ${dom.iommu} but ${dev.id} is behind ${dev.iommu}`);
   if (dom.kind === 'dma') refuse('EINVAL', `domain: ${dom.id} is a kernel default domain`);
+  checkIommufdAttach(s, dev, dom);
   const pasid = c.pasid;
   if (pasid !== null) {
     const iommu = s.iommus.get(dom.iommu)!;
@@ -133,6 +135,7 @@ const map = (w: Working, c: Cmd<'map'>): void => {
   if (iommu.maxMappings !== null && dom.mappings.size >= iommu.maxMappings) refuse('ENOSPC', `domain: ${dom.id} already holds maxMappings ${iommu.maxMappings} mappings`);
   if (!isPaging(dom)) refuse('EINVAL', `domain: ${dom.id} is a ${dom.kind} domain; only paging domains hold mappings`);
   checkDomainOwner(s, dom, c);
+  checkMemlock(s, dom, c);
   w.emit({ type: 'Mapped', data: { domain: dom.id, iova: hex(r.start), last: hex(r.last), pa: hex(c.pa), prot: formatProt(c.prot) } });
 };
 

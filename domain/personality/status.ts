@@ -7,7 +7,7 @@
 export type AccessStatus = 'EPERM' | 'EACCES';
 
 /** The errno names linux answers with. */
-export type LinuxStatus = AccessStatus | 'EINVAL' | 'ENOENT' | 'ENODEV' | 'EEXIST' | 'EBUSY' | 'EOVERFLOW' | 'ENOSPC' | 'EADDRINUSE';
+export type LinuxStatus = AccessStatus | 'EINVAL' | 'ENOENT' | 'ENODEV' | 'EEXIST' | 'EBUSY' | 'EOVERFLOW' | 'ENOSPC' | 'EADDRINUSE' | 'EOPNOTSUPP' | 'ENOMEM' | 'ENOTTY';
 
 /** The statuses a virtio-iommu request answers with (virtio specification, "Device operations"). */
 export type VirtioStatus = AccessStatus | 'S_INVAL' | 'S_NOENT' | 'S_RANGE' | 'S_NOMEM' | 'S_UNSUPP';

@@ -27,6 +27,9 @@ const FROM_ERRNO: Readonly<Record<Exclude<LinuxStatus, AccessStatus>, VirtioStat
   EOVERFLOW: 'S_RANGE',
   ENOSPC: 'S_NOMEM',
   EADDRINUSE: 'S_UNSUPP',
+  EOPNOTSUPP: 'S_UNSUPP',
+  ENOMEM: 'S_NOMEM',
+  ENOTTY: 'S_UNSUPP',
 };
 
 const status = (code: Status): VirtioStatus => (Object.hasOwn(FROM_ERRNO, code) ? FROM_ERRNO[code as keyof typeof FROM_ERRNO] : (code as VirtioStatus));

@@ -25,6 +25,7 @@ import { createEngine, type Engine, type ExecResult } from '../engine.js';
 import { streamOfHost, type EventStore, type NewEvent, type RecordedEvent } from '../store/types.js';
 import { seedOf, type Seed } from './prng.js';
 import { createTopology, type Topology } from './topology.js';
+import { iommufdCommands, type IommufdCommands } from './iommufd.js';
 
 /** A 64-bit value: a bigint, or a hex ("0x1000") / decimal string. Never a JS number. */
 export type Address = bigint | string;
@@ -102,7 +103,7 @@ export interface UnmapInput extends ActorOptions {
 export interface DmaInput extends DmaQueryInput, ActorOptions {}
 
 /** The commands (docs/model.md#commands) as methods. Refusals come back as `{ok: false, status, message}`. */
-export interface HostCommands {
+export interface HostCommands extends IommufdCommands {
   /** Any command object (the JSON of docs/model.md#commands; bigints are written as hex). */
   exec(command: Readonly<Record<string, unknown>>): HostResult;
   deviceAdd(device: string, fields?: Readonly<Record<string, unknown>> & ActorOptions): HostResult;
@@ -308,6 +309,7 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
         const check: DmaCheck | null = checked ? { allowed: checked.allowed === true, reason: String(checked.reason), domain: checked.domain ?? null } : null;
         return withOrThrow({ ...r, check });
       },
+      ...iommufdCommands(cmd),
     };
     return self;
   };

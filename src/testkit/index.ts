@@ -44,6 +44,8 @@ export type {
   VfOptions,
 } from './topology.js';
 export { desktop, laptop, server, vm, type Canned, type DesktopDevice, type LaptopDevice, type ServerDevice, type VmDevice } from './canned.js';
+export { GUEST_RAM, VF_TOKEN, gpuDmabuf, iopfDevice, nestedVm, sriovPf } from './iommufd-canned.js';
+export type { HwptOptions, IommufdCommands, MapFileInput } from './iommufd.js';
 export {
   DEFAULT_MIX,
   MIX_PRESETS,

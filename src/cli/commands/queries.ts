@@ -1,7 +1,7 @@
 /** Query commands (docs/model.md#verdicts): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
 import { canDmaAt, hex, verdictJson, type DmaQuery } from '../../../domain/index.js';
-import { audit, auditCsv, auditJson, bisect, diffStates, explain, explainAuditFaults, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, whoCanReach } from '../../../projections/index.js';
+import { audit, auditCsv, auditJson, bisect, diffStates, explain, explainAuditFaults, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, verdictNotes, whoCanReach } from '../../../projections/index.js';
 import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
@@ -29,14 +29,15 @@ const dmaOptions = (c: Command): Command =>
 
 const verdictLine = (ctx: CliContext, q: DmaQuery, v: ReturnType<typeof canDmaAt>): string => {
   const p = ctx.paint;
-  const head = v.allowed ? p.green('ALLOWED') : p.red('DENIED');
+  const head = v.reason === 'on-fault' ? p.yellow('ON FAULT') : v.reason === 'nested' ? p.green('AT MOST ALLOWED') : v.allowed ? p.green('ALLOWED') : p.red('DENIED');
   const segs = v.segments.map((s) => `iova ${hex(s.iova.start)}-${hex(s.iova.last)} → pa ${hex(s.pa.start)}-${hex(s.pa.last)}`).join('; ');
   return (
     `${head} ${q.device} ${q.access === 'w' ? 'write' : 'read'} ${hex(q.iova)}: ${v.reason}` +
     `${v.domain ? ` via domain ${v.domain}` : ''}${v.group !== null ? ` (group ${v.group}${v.owner ? `, owner ${v.owner}` : ''}${v.vm ? `, VM ${v.vm}` : ''})` : ''}` +
     `${segs ? `\n  ${segs}` : ''}${v.viaGroup ? `\n  not attached itself: rides its group's domain (attached: ${v.viaGroup.join(', ')})` : ''}` +
     `${v.unsafe ? `\n  ${p.yellow('UNSAFE: no IOMMU translates this device; it can reach any physical address')}` : ''}` +
-    `${v.fault ? `\n  fault: ${v.fault.reason} [${v.fault.flags.join(',')}]` : ''}\n`
+    `${v.fault ? `\n  fault: ${v.fault.reason} [${v.fault.flags.join(',')}]` : ''}` +
+    `${verdictNotes(v).map((n) => `\n  ${n}`).join('')}\n`
   );
 };
 
@@ -126,8 +127,8 @@ export const registerQueries = (program: Command, app: App): void => {
         const q = asksForVerdict(o) ? dmaQuery(o) : { device: device(o.device) };
         const x = await explain(s, m.log, q);
         if (ctx.json) return ctx.emit({ ...x, verdict: x.verdict ? verdictJson(x.verdict) : undefined });
-        if (x.summary) ctx.out(`${x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
-        ctx.out(`${x.membership}\n\nbecause:\n`);
+        if (x.summary) ctx.out(`${x.verdict?.reason === 'on-fault' ? ctx.paint.red('ON FAULT') : x.verdict?.reason === 'nested' ? ctx.paint.green('AT MOST ALLOWED') : x.verdict?.allowed ? ctx.paint.green('ALLOWED') : ctx.paint.red('DENIED')}: ${x.summary}\n`);
+        ctx.out(`${x.membership}\n${x.bind ? `${x.bind.sentence}\n` : ''}\nbecause:\n`);
         for (const st of x.chain) ctx.out(`  #${String(st.pos).padEnd(5)} ${ctx.paint.dim(st.at)} ${st.actor ? `uid ${st.actor.uid}`.padEnd(9) : ''} ${st.sentence}\n`);
       }),
     );

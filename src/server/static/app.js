@@ -11,6 +11,7 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import { MemlockBadge, VerdictNotes, verdictWord } from './iommufd.js';
 
 const html = htm.bind(h);
 
@@ -313,6 +314,7 @@ const GroupPanel = ({ host, pos, groups, selectedGroup, selectedDevice, onSelect
               ${g.owner ? `owned by ${g.owner}${g.vm ? ` (VM ${g.vm})` : ''}` : g.viable ? 'viable' : 'not viable'}
             </span>
             <span class="muted">domain <code>${g.domain}</code> · ${g.iommu}</span>
+            <${MemlockBadge} g=${g} />
             <button class="link" onClick=${() => onAudit({ group: g.id })}>audit</button>
           </div>
           ${!g.owner && g.blockers.length
@@ -410,12 +412,13 @@ const DmaBox = ({ host, pos, onJump, example }) => {
     ${error ? html`<p class="error" data-testid="dma-error">${error}</p>` : null}
     ${a && answer.q.kind === 'can'
       ? html`<div class=${`answer ${a.allowed ? 'yes' : 'no'}`} data-testid="dma-answer">
-          <div class="verdict"><span class="big">${a.allowed ? 'ALLOWED' : 'DENIED'}</span> <code>${a.reason}</code>
+          <div class="verdict"><span class="big">${verdictWord(a)}</span> <code>${a.reason}</code>
             <span class="muted">as of #${a.pos}</span></div>
           <p>${a.summary}</p>
           ${a.segments.length ? html`<ul class="segs">${a.segments.map((s) => html`<li>iova <code>${s.iova.start}–${s.iova.last}</code> → pa <code>${s.pa.start}–${s.pa.last}</code></li>`)}</ul>` : null}
           ${a.unsafe ? html`<p class="warn-text">Untranslated: this device can reach any physical address.</p>` : null}
           ${a.fault ? html`<p class="muted">fault: ${a.fault.reason} [${a.fault.flags.join(', ')}]</p>` : null}
+          <${VerdictNotes} a=${a} />
           <p class="muted">${a.membership}</p>
           <h3>because</h3>
           <${Chain} chain=${a.chain} onJump=${onJump} />
