@@ -142,6 +142,33 @@ export const EVENT_SCHEMAS = {
     status: text(),
     message: typed<string>(anything()),
   }),
+  /** What a function supports for resets (observed from lspci/sysfs or declared by device.reset-caps). */
+  ResetCapsSet: shape({
+    device: text(),
+    flr: withFallback(bool(), false),
+    pm: withFallback(bool(), false),
+    cxl: withFallback(bool(), false),
+    slot: withFallback(bool(), false),
+    ats: withFallback(bool(), true),
+    noBusReset: withFallback(bool(), false),
+    physfn: withFallback(optText(), null),
+  }),
+  /** Bus Master Enable (PCI_COMMAND_MASTER) observed or set. */
+  BusMasterSet: shape({ device: text(), enabled: bool(), source: withFallback(optText(), null) }),
+  /** A reset begins: the method the kernel uses and every device it touches, the target first. */
+  ResetStarted: shape({
+    device: text(),
+    method: oneOf('flr', 'pm', 'slot', 'bus', 'cxl'),
+    devices: texts(),
+    /** Kernel 7.0+ fences the touched devices on their groups' blocking domains (pci_dev_reset_iommu_prepare). */
+    blocking: withFallback(bool(), false),
+    /** The touched devices that are fenced (ATS-capable); defaults to all of them when blocking. */
+    blocked: optional(unchecked<string[]>('the touched devices fenced on the blocking domain')),
+  }),
+  ResetDone: shape({ device: text() }),
+  ResetFailed: shape({ device: text(), error: withFallback(optText(), null) }),
+  /** A VM was reset; `devicesReset`: whether the VMM reset its assigned devices too. */
+  VmReset: shape({ ctx: text(), vm: text(), devicesReset: bool(), devices: texts() }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -176,6 +203,12 @@ export const EVENT_TYPES = [
   'DmaChecked',
   'FaultRecorded',
   'CommandRejected',
+  'ResetCapsSet',
+  'BusMasterSet',
+  'ResetStarted',
+  'ResetDone',
+  'ResetFailed',
+  'VmReset',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

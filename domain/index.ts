@@ -14,3 +14,5 @@ export * from './dma.js';
 export * from './personality/index.js';
 export { decide, decideInput, isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput, type CommandMeta, type CommandWithMeta, type Decision } from './decide/index.js';
 export * from './schema/index.js';
+export * from './reset.js';
+export * from './reset-scope.js';

@@ -7,6 +7,7 @@
 import { canDmaAt, describeReason, type Actor, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 import { entriesAt, type LogSource } from './log.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
+import { resetPositions } from './reset.js';
 
 export interface ExplainStep {
   readonly pos: number;
@@ -89,6 +90,10 @@ export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
       return `${what}: denied, only part of the range is mapped${through}`;
     case 'unmapped':
       return `${what}: denied, nothing is mapped there${through}${owner}${via}`;
+    case 'resetting':
+      return `${what}: denied, the device is fenced on its group's blocking domain during a reset (${v.path})${owner}`;
+    case 'bus-master-off':
+      return `${what}: denied, Bus Master Enable is off: the device issues no DMA at all${owner}`;
   }
 };
 
@@ -145,6 +150,7 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
     for (const seg of verdict.segments) if (seg.pos) positions.add(seg.pos);
   }
   if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
+  resetPositions(s, q.device, positions);
   return { positions: [...positions].filter((p) => p > 0).sort((a, b) => a - b), ...(verdict ? { verdict, summary } : {}) };
 };
 

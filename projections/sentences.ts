@@ -5,6 +5,7 @@
  */
 import type { EventDataMap, EventType, GroupReason, LogEntry } from '../domain/index.js';
 import { describeReason } from '../domain/index.js';
+import { RESET_SENTENCES } from './reset.js';
 
 /** A log entry as sentences read it: the envelope's reader view (every recorded event is one). */
 export type Entry = LogEntry;
@@ -81,6 +82,7 @@ const R: Renderers = {
     const type = typeof d.command?.type === 'string' ? d.command.type : 'command';
     return `refused ${type} by ${who(e)}: ${d.status} — ${d.message}`;
   },
+  ...RESET_SENTENCES,
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

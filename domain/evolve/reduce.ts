@@ -27,6 +27,9 @@ export const initialState = (): State => ({
   quirkAliases: 0,
   counts: new Map(),
   boot: null,
+  resets: new Map(),
+  busMaster: new Map(),
+  resetCaps: new Map(),
 });
 
 /** Applies a run of draft-path events in one produce. */

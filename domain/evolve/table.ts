@@ -12,6 +12,7 @@ import type { DraftHandler, PlainHandler } from './common.js';
 import * as boot from './boot.js';
 import * as ownership from './ownership.js';
 import * as records from './records.js';
+import * as reset from './reset.js';
 import * as topology from './topology.js';
 import * as translation from './translation.js';
 
@@ -53,6 +54,13 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DmaChecked: plain(records.recordOnly),
   CommandRejected: plain(records.recordOnly),
   FaultRecorded: plain(records.faultRecorded),
+  // resets and bus mastering (rare: off the hot path)
+  ResetCapsSet: draft(reset.resetCapsSet),
+  BusMasterSet: draft(reset.busMasterSet),
+  ResetStarted: draft(reset.resetStarted),
+  ResetDone: draft(reset.resetDone),
+  ResetFailed: draft(reset.resetFailed),
+  VmReset: draft(reset.vmReset),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();
