@@ -3,7 +3,7 @@
  * behind a device's reset or bus-master state (explain), the JSON of a reset scope (CLI, server,
  * plan), and the devices in reset now (dashboard).
  */
-import { activeResets, busMasterOf, resetScope, type EventDataMap, type EventType, type ResetRequest, type ResetScope, type State } from '../domain/index.js';
+import { activeResets, busMasterOf, type EventDataMap, type EventType, type ResetScope, type State } from '../domain/index.js';
 import type { LogEntry } from '../domain/index.js';
 
 type Render<K extends EventType> = (d: EventDataMap[K], e: LogEntry) => string;
@@ -50,9 +50,6 @@ export const resetScopeJson = (x: ResetScope): Record<string, unknown> => ({
   devices: x.devices.map((m) => ({ device: m.device, role: m.role, driver: m.driver, group: m.group, owner: m.owner, fenced: m.fenced, blocker: m.blocker })),
   blockers: x.blockers,
 });
-
-/** The reset scope a plan shows: what a reset of the handed-over device would take down (as root would run it). */
-export const planReset = (s: State, device: string, method: ResetRequest = 'auto'): Record<string, unknown> => resetScopeJson(resetScope(s, device, method, 0));
 
 /** Devices in reset now, for the dashboard: device → the reset that touches it. */
 export const resettingDevices = (s: State): { device: string; reset: string; method: string; fenced: boolean; failed: boolean; at: number }[] => {

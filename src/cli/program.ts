@@ -17,6 +17,7 @@ import { registerSchema } from './commands/schema.js';
 import { registerFollow } from './commands/follow.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerIntegrity } from './commands/integrity.js';
+import { registerReset } from './commands/reset.js';
 
 export type { App } from './app.js';
 
@@ -80,6 +81,7 @@ Examples:
   registerFollow(program, app);
   registerCompletion(program, app);
   registerIntegrity(program, app);
+  registerReset(program, app);
   return program;
 };
 
