@@ -165,8 +165,9 @@ export const EVENT_SCHEMAS = {
     /** The touched devices that are fenced (ATS-capable); defaults to all of them when blocking. */
     blocked: optional(unchecked<string[]>('the touched devices fenced on the blocking domain')),
   }),
-  ResetDone: shape({ device: text() }),
-  ResetFailed: shape({ device: text(), error: withFallback(optText(), null) }),
+  /** `devices`: the devices the reset touched (as ResetStarted named them), for readers of the log. */
+  ResetDone: shape({ device: text(), devices: withFallback(texts(), []) }),
+  ResetFailed: shape({ device: text(), error: withFallback(optText(), null), devices: withFallback(texts(), []) }),
   /** A VM was reset; `devicesReset`: whether the VMM reset its assigned devices too. */
   VmReset: shape({ ctx: text(), vm: text(), devicesReset: bool(), devices: texts() }),
 } as const satisfies Record<string, Shape<Fields>>;

@@ -28,6 +28,11 @@ import type { Device, ResetCaps, ResetMethod, State } from './state.js';
 
 export type ResetRequest = ResetMethod | 'auto';
 
+/** The values a reset method may be asked as: auto, then the methods. */
+export const RESET_REQUESTS: readonly ResetRequest[] = ['auto', 'flr', 'pm', 'slot', 'bus', 'cxl'];
+
+export const isResetRequest = (v: unknown): v is ResetRequest => typeof v === 'string' && (RESET_REQUESTS as readonly string[]).includes(v);
+
 /** How a device comes to be touched by a reset. */
 export type ScopeRole = 'target' | 'function' | 'vf' | 'bus' | 'slot' | 'below';
 

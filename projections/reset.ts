@@ -22,7 +22,7 @@ export const RESET_SENTENCES: { [K in 'ResetCapsSet' | 'BusMasterSet' | 'ResetSt
     const fence = d.blocking ? `; during the reset ${list(d.blocked ?? d.devices)} sit on the blocking domain and their groups' domains cannot change (EBUSY)` : '';
     return `a ${d.method} reset of ${d.device} started${also}${fence}`;
   },
-  ResetDone: (d) => `the reset of ${d.device} finished; the domains kept during the reset are back`,
+  ResetDone: (d) => `the reset of ${d.device} finished${d.devices.length > 1 ? ` (${list(d.devices)})` : ''}; the domains kept during the reset are back`,
   ResetFailed: (d) => `the reset of ${d.device} failed${d.error ? ` (${d.error})` : ''}; devices it fenced stay blocked until a reset of ${d.device} succeeds`,
   VmReset: (d) =>
     d.devicesReset

@@ -36,7 +36,7 @@ export const decideReset = (w: Working, c: Cmd<'device.reset'>): void => {
   const devices = scope.devices.map((m) => m.device);
   const blocked = scope.devices.filter((m) => m.fenced).map((m) => m.device);
   w.emit({ type: 'ResetStarted', data: { device: c.device, method: scope.method!, devices, blocking: scope.blocking, blocked } });
-  if (!c.hold) w.emit({ type: 'ResetDone', data: { device: c.device } });
+  if (!c.hold) w.emit({ type: 'ResetDone', data: { device: c.device, devices } });
 };
 
 export const decideResetDone = (w: Working, c: Cmd<'device.reset-done'>): void => {
@@ -44,8 +44,9 @@ export const decideResetDone = (w: Working, c: Cmd<'device.reset-done'>): void =
   const r = resetTouching(w.state, dev.id);
   if (!r || r.device !== dev.id || r.failed) refuse('EINVAL', `device: no reset of ${dev.id} is in progress`);
   if (c.actor.uid !== 0 && ownerUidOf(w.state, dev) !== c.actor.uid) refuse('EPERM', `device: uid ${c.actor.uid} does not own ${dev.id}`);
-  if (c.failed) w.emit({ type: 'ResetFailed', data: { device: dev.id, error: c.error } });
-  else w.emit({ type: 'ResetDone', data: { device: dev.id } });
+  const devices = [...r!.devices];
+  if (c.failed) w.emit({ type: 'ResetFailed', data: { device: dev.id, error: c.error, devices } });
+  else w.emit({ type: 'ResetDone', data: { device: dev.id, devices } });
 };
 
 /**
@@ -63,8 +64,9 @@ export const decideVmReset = (w: Working, c: Cmd<'vm.reset'>): void => {
       w.emit({ type: 'BusMasterSet', data: { device: id, enabled: false, source: `vm.reset ${ctx.vm}` } });
       const scope = resetScope(w.state, id, 'auto', 0);
       if (!scope.possible || scope.method === null) continue;
-      w.emit({ type: 'ResetStarted', data: { device: id, method: scope.method, devices: scope.devices.map((m) => m.device), blocking: scope.blocking, blocked: scope.devices.filter((m) => m.fenced).map((m) => m.device) } });
-      w.emit({ type: 'ResetDone', data: { device: id } });
+      const touched = scope.devices.map((m) => m.device);
+      w.emit({ type: 'ResetStarted', data: { device: id, method: scope.method, devices: touched, blocking: scope.blocking, blocked: scope.devices.filter((m) => m.fenced).map((m) => m.device) } });
+      w.emit({ type: 'ResetDone', data: { device: id, devices: touched } });
     }
   }
   w.emit({ type: 'VmReset', data: { ctx: ctx.id, vm: ctx.vm!, devicesReset: c.resetDevices, devices } });

@@ -1,19 +1,17 @@
 /** `reset-scope`: what a reset of a device would take down, and what stands in its way (docs/model.md#resets). */
 import type { Command } from 'commander';
-import { RESET_METHODS, resetScope, type ResetRequest } from '../../../domain/index.js';
+import { RESET_REQUESTS, isResetRequest, resetScope, type ResetRequest } from '../../../domain/index.js';
 import { resetScopeJson, scopeLines } from '../../../projections/index.js';
 import { parseQueryDevice } from '../../queries/index.js';
 import { cliSyntax, parseAt } from '../context.js';
 import { CliError } from '../io.js';
 import type { App } from '../app.js';
 
-const REQUESTS: readonly ResetRequest[] = ['auto', ...RESET_METHODS];
-
 /** A `--method` value: one of auto, flr, pm, slot, bus, cxl. */
 export const parseResetMethod = (v: string | undefined): ResetRequest => {
   const m = (v ?? 'auto').trim().toLowerCase();
-  if (!(REQUESTS as readonly string[]).includes(m)) throw new CliError(`--method: expected one of ${REQUESTS.join(', ')}, got ${JSON.stringify(v)}`);
-  return m as ResetRequest;
+  if (!isResetRequest(m)) throw new CliError(`--method: expected one of ${RESET_REQUESTS.join(', ')}, got ${JSON.stringify(v)}`);
+  return m;
 };
 
 /** A `--uid` value: a non-negative integer. */
