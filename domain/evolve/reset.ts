@@ -9,6 +9,7 @@ import { groupOf } from '../queries.js';
 import { busMasterOf } from '../reset.js';
 import type { State } from '../state.js';
 import { alert, deviceOf, type DraftHandler } from './common.js';
+import { contextClosed } from './ownership.js';
 
 export const resetCapsSet: DraftHandler<'ResetCapsSet'> = (s, d, e) => {
   if (!deviceOf(s, e, d.device)) return;
@@ -77,4 +78,31 @@ export const vmReset: DraftHandler<'VmReset'> = (s, d, e) => {
       });
     }
   }
+};
+
+/**
+ * ContextClosed: an observed close that leaves the context's devices attached (no detach before
+ * it, as the kernel's file release would have done) with bus mastering on or unknown and live
+ * mappings raises the stale-mapping alert; then the close applies as usual (ownership.ts).
+ */
+export const contextClosedChecked: DraftHandler<'ContextClosed'> = (s, d, e, b) => {
+  const state = s as unknown as State;
+  const vm = state.ctxs.get(d.ctx)?.vm ?? null;
+  for (const g of state.groups.values()) {
+    if (g.owner !== d.ctx || g.attachments.size === 0) continue;
+    for (const id of g.members) {
+      const bme = busMasterOf(state, id);
+      if (bme === false) continue;
+      for (const m of liveMappings(state, id)) {
+        const more = m.count > m.named.length ? ` and ${m.count - m.named.length} more` : '';
+        alert(s, e, 'stale-mappings', `stale mappings, device still mastering: ctx ${d.ctx}${vm ? ` (VM ${vm})` : ''} was closed but ${id} is ${bme ? 'still mastering' : 'possibly still mastering'} and still reaches ${m.count} mapping(s) of ${m.domain}: ${m.named.join(', ')}${more}`, {
+          device: id,
+          domain: m.domain,
+          ctx: d.ctx,
+          group: g.id,
+        });
+      }
+    }
+  }
+  contextClosed(s, d, e, b);
 };

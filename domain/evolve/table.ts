@@ -35,7 +35,7 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   AccessGranted: draft(ownership.accessGranted),
   AccessRevoked: draft(ownership.accessRevoked),
   ContextOpened: draft(ownership.contextOpened),
-  ContextClosed: draft(ownership.contextClosed),
+  ContextClosed: draft(reset.contextClosedChecked),
   GroupClaimed: draft(ownership.groupClaimed),
   GroupReleased: draft(ownership.groupReleased),
   DeviceBound: draft(ownership.deviceBound),

@@ -246,3 +246,18 @@ describe('VM reset and stale mappings', () => {
     expect(h.vmReset('vm').status).toBe('EINVAL');
   });
 });
+
+describe('an observed context close that leaves devices mastering', () => {
+  test('a ContextClosed with the devices still attached raises the stale-mapping alert; the ctx.close command detaches first and raises none', () => {
+    const { h, gpu } = assigned('7.0.0');
+    h.kvmAssociate('vm', 'guest-vm').orThrow();
+    h.busMaster(gpu, true).orThrow();
+    h.observe([{ type: 'ContextClosed', data: { ctx: 'vm' }, meta: { at: '2026-11-21T11:00:00.000Z' } }]);
+    const a = h.alerts.filter((x) => x.kind === 'stale-mappings' && x.device === gpu);
+    expect(a).toHaveLength(1);
+    expect(a[0]!.message).toContain('ctx vm (VM guest-vm) was closed but 0000:01:00.0 is still mastering');
+    const clean = assigned('7.0.0');
+    clean.h.ctxClose('vm').orThrow();
+    expect(clean.h.alerts.filter((x) => x.kind === 'stale-mappings')).toEqual([]);
+  });
+});
