@@ -122,7 +122,9 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const owner = g.owner;
   // Linux 7.0 reset window: the RID and every PASID sit on the group's blocking domain.
   const fencing = state.resets.size > 0 ? resetFencing(state, dev.id) : undefined;
-  if (fencing) return verdict(false, 'resetting', g.id, owner, null, NO_SEGMENTS, FAULT_DOMAIN, { path: `${fencing.failed ? 'failed ' : ''}${fencing.method} reset of ${fencing.device}` });
+  if (fencing) {
+    return verdict(false, 'resetting', g.id, owner, null, NO_SEGMENTS, FAULT_DOMAIN, { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, path: `${fencing.failed ? 'failed ' : ''}${fencing.method} reset of ${fencing.device}` });
+  }
   const eff = effectiveDomain(state, dev.id, q.pasid ?? null);
   const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
   const identity = (reason: DmaReason, region?: Region): DmaVerdict =>

@@ -28,6 +28,9 @@ import type { Device, ResetCaps, ResetMethod, State } from './state.js';
 
 export type ResetRequest = ResetMethod | 'auto';
 
+/** A method with its article, as sentences name it: "an FLR", "a bus". */
+export const methodPhrase = (m: ResetMethod): string => ({ flr: 'an FLR', pm: 'a PM', slot: 'a slot', bus: 'a bus', cxl: 'a CXL' })[m];
+
 /** The values a reset method may be asked as: auto, then the methods. */
 export const RESET_REQUESTS: readonly ResetRequest[] = ['auto', 'flr', 'pm', 'slot', 'bus', 'cxl'];
 
@@ -171,7 +174,7 @@ export const resetScope = (s: State, device: string, requested: ResetRequest = '
     const why =
       requested === 'auto'
         ? `${device} has no reset method the kernel can use alone (no FLR, no PM reset, and it is not alone in a resettable slot or on a bus below a bridge)`
-        : `${device} does not support a ${requested} reset (supported: ${list.join(', ') || 'none'})`;
+        : `${device} does not support ${methodPhrase(requested)} reset (supported: ${list.join(', ') || 'none'})`;
     return { ...base, method: null, possible: false, problem: why, status: 'EINVAL', devices: [], blockers: [], methods: list };
   }
   const multi = method === 'slot' || method === 'bus' || method === 'cxl';
@@ -201,7 +204,7 @@ export const resetScope = (s: State, device: string, requested: ResetRequest = '
   }
   const busy = resetTouching(s, device);
   if (busy && busy.device === device && !busy.failed) {
-    blockers.push(`a ${busy.method} reset of ${device} is already in progress (#${busy.at})`);
+    blockers.push(`${methodPhrase(busy.method)} reset of ${device} is already in progress (#${busy.at})`);
     status ??= 'EBUSY';
   }
   if (blockers.length > 0) status ??= 'EBUSY';

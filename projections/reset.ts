@@ -3,7 +3,7 @@
  * behind a device's reset or bus-master state (explain), the JSON of a reset scope (CLI, server,
  * plan), and the devices in reset now (dashboard).
  */
-import { activeResets, busMasterOf, type EventDataMap, type EventType, type ResetScope, type State } from '../domain/index.js';
+import { activeResets, busMasterOf, methodPhrase, type EventDataMap, type EventType, type ResetScope, type State } from '../domain/index.js';
 import type { LogEntry } from '../domain/index.js';
 
 type Render<K extends EventType> = (d: EventDataMap[K], e: LogEntry) => string;
@@ -20,7 +20,7 @@ export const RESET_SENTENCES: { [K in 'ResetCapsSet' | 'BusMasterSet' | 'ResetSt
     const others = d.devices.filter((x) => x !== d.device);
     const also = others.length > 0 ? `; it also resets ${list(others)}` : '';
     const fence = d.blocking ? `; during the reset ${list(d.blocked ?? d.devices)} sit on the blocking domain and their groups' domains cannot change (EBUSY)` : '';
-    return `a ${d.method} reset of ${d.device} started${also}${fence}`;
+    return `${methodPhrase(d.method)} reset of ${d.device} started${also}${fence}`;
   },
   ResetDone: (d) => `the reset of ${d.device} finished${d.devices.length > 1 ? ` (${list(d.devices)})` : ''}; the domains kept during the reset are back`,
   ResetFailed: (d) => `the reset of ${d.device} failed${d.error ? ` (${d.error})` : ''}; devices it fenced stay blocked until a reset of ${d.device} succeeds`,
@@ -61,7 +61,7 @@ export const resettingDevices = (s: State): { device: string; reset: string; met
 /** One line per scope member, for text output. */
 export const scopeLines = (x: ResetScope): string[] => {
   const head = x.method
-    ? `${x.device}: a ${x.method} reset${x.requested === 'auto' ? ' (the method the kernel picks)' : ''} touches ${x.devices.length} device(s)${x.blocking ? `; kernel ${x.kernel} fences them on their blocking domains meanwhile` : x.kernel ? `; kernel ${x.kernel} does not fence them` : '; kernel unknown: taken as older than 7.0, nothing fenced'}`
+    ? `${x.device}: ${methodPhrase(x.method)} reset${x.requested === 'auto' ? ' (the method the kernel picks)' : ''} touches ${x.devices.length} device(s)${x.blocking ? `; kernel ${x.kernel} fences them on their blocking domains meanwhile` : x.kernel ? `; kernel ${x.kernel} does not fence them` : '; kernel unknown: taken as older than 7.0, nothing fenced'}`
     : `${x.device}: cannot be reset: ${x.problem}`;
   const rows = x.devices.map((m) => `  ${m.device.padEnd(14)} ${m.role.padEnd(8)} ${(m.driver ?? '-').padEnd(12)} ${m.owner ? `owner ${m.owner}` : 'no owner'}${m.fenced ? ', fenced' : ''}${m.blocker ? `  BLOCKS: ${m.blocker}` : ''}`);
   const tail = x.method && !x.possible ? [`refused: ${x.problem}`] : [];

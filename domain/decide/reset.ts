@@ -6,7 +6,7 @@
 import type { Command } from '../commands.js';
 import { groupOf } from '../queries.js';
 import { resetFreezesGroup, resetTouching } from '../reset.js';
-import { resetScope } from '../reset-scope.js';
+import { methodPhrase, resetScope } from '../reset-scope.js';
 import type { Device, State } from '../state.js';
 import { checkCtx, getDevice, refuse, resolveGroup, type Cmd, type Working } from './common.js';
 
@@ -105,5 +105,6 @@ export const refuseDuringReset = (s: State, c: Command): void => {
   if (!hit) return;
   const r = hit.reset;
   const who = hit.fenced === target ? `${target} is` : `${hit.fenced}, in the same group as ${target}, is`;
-  refuse('EBUSY', `device: ${who} ${r.failed ? 'awaiting recovery after a failed' : 'inside a'} ${r.method} reset of ${r.device} (#${r.at}); its group's domain cannot change until it is done`);
+  const phrase = methodPhrase(r.method);
+  refuse('EBUSY', `device: ${who} ${r.failed ? `awaiting recovery after a failed ${phrase.replace(/^an? /, '')}` : `inside ${phrase}`} reset of ${r.device} (#${r.at}); its group's domain cannot change until it is done`);
 };

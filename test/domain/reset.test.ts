@@ -81,7 +81,7 @@ describe('reset scope, per method', () => {
     const { h, gpu } = machine();
     const r = h.reset(gpu, { method: 'flr' });
     expect(r.status).toBe('EINVAL');
-    expect(r.message).toContain('does not support a flr reset (supported: bus)');
+    expect(r.message).toContain('does not support an FLR reset (supported: bus)');
   });
 
   test('a user may hot-reset only when it owns every affected device', () => {
@@ -252,7 +252,7 @@ describe('an observed context close that leaves devices mastering', () => {
     const { h, gpu } = assigned('7.0.0');
     h.kvmAssociate('vm', 'guest-vm').orThrow();
     h.busMaster(gpu, true).orThrow();
-    h.observe([{ type: 'ContextClosed', data: { ctx: 'vm' }, meta: { at: '2026-11-21T11:00:00.000Z' } }]);
+    h.observe([{ type: 'ContextClosed', data: { ctx: 'vm' }, meta: { at: '2026-11-21T11:00:00.000Z', actor: { uid: 0 }, host: 'local' } }]);
     const a = h.alerts.filter((x) => x.kind === 'stale-mappings' && x.device === gpu);
     expect(a).toHaveLength(1);
     expect(a[0]!.message).toContain('ctx vm (VM guest-vm) was closed but 0000:01:00.0 is still mastering');
