@@ -113,7 +113,8 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   if (dev.pci?.kind === 'host-bridge') return verdict(false, 'blocked', null, null, null, NO_SEGMENTS, FAULT_DOMAIN, { path: 'not a DMA source' });
   // With Bus Master Enable off the function issues no requests at all: no fault either.
   if (state.busMaster.size > 0 && busMasterOf(state, dev.id) === false) {
-    return verdict(false, 'bus-master-off', dev.group, dev.group !== null ? (state.groups.get(dev.group)?.owner ?? null) : null, null, NO_SEGMENTS, undefined, { path: 'bus master disabled' });
+    const bmOwner = dev.group !== null ? (state.groups.get(dev.group)?.owner ?? null) : null;
+    return verdict(false, 'bus-master-off', dev.group, bmOwner, null, NO_SEGMENTS, undefined, { vm: bmOwner ? (state.ctxs.get(bmOwner)?.vm ?? undefined) : undefined, path: 'bus master disabled' });
   }
   if (dev.group === null) {
     return verdict(true, 'no-iommu', null, null, null, [{ iova: range, pa: range }], undefined, { unsafe: true, path: 'untranslated' });
