@@ -62,7 +62,7 @@ export const resetFreezesGroup = (s: State, device: string): { reset: ActiveRese
   const members = g ? g.members : [device];
   for (const r of activeResets(s)) {
     if (!r.blocking) continue;
-    const fenced = r.blocked.find((x) => members.includes(x));
+    const fenced = r.blocked.includes(device) ? device : r.blocked.find((x) => members.includes(x));
     if (fenced !== undefined) return { reset: r, fenced };
   }
   return null;

@@ -19,7 +19,9 @@ export const RESET_SENTENCES: { [K in 'ResetCapsSet' | 'BusMasterSet' | 'ResetSt
   ResetStarted: (d) => {
     const others = d.devices.filter((x) => x !== d.device);
     const also = others.length > 0 ? `; it also resets ${list(others)}` : '';
-    const fence = d.blocking ? `; during the reset ${list(d.blocked ?? d.devices)} sit on the blocking domain and their groups' domains cannot change (EBUSY)` : '';
+    const fenced = d.blocked ?? d.devices;
+    const one = fenced.length === 1;
+    const fence = d.blocking && fenced.length > 0 ? `; during the reset ${list(fenced)} ${one ? 'sits' : 'sit'} on the blocking domain and ${one ? 'its group\'s domain' : 'their groups\' domains'} cannot change (EBUSY)` : '';
     return `${methodPhrase(d.method)} reset of ${d.device} started${also}${fence}`;
   },
   ResetDone: (d) => `the reset of ${d.device} finished${d.devices.length > 1 ? ` (${list(d.devices)})` : ''}; the domains kept during the reset are back`,
