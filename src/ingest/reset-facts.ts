@@ -40,6 +40,12 @@ export const readResetFacts = (f: PciFunctionInfo, t: string): void => {
   if (/^SltCap:.*\bHotPlug\+/.test(t)) factsOf(f).hotplugSlot = true;
 };
 
+/** sysfs: Bus Master Enable from the config image's Command register (offset 4, bit 2). */
+export const readConfigBusMaster = (f: PciFunctionInfo, config: Uint8Array): void => {
+  if (config.length < 6) return;
+  factsOf(f).busMaster = (config[4]! & 0x4) !== 0;
+};
+
 /**
  * ResetCapsSet (functions whose capability list was visible) and BusMasterSet (functions with a
  * Control line) events, each with the metadata of the function's DeviceAdded event.
@@ -53,7 +59,7 @@ export const resetFactEvents = (fns: readonly PciFunctionInfo[], events: readonl
     const e = added.get(f.id);
     const x = f.resetFacts;
     if (!e || !x) continue;
-    if (f.capsKnown) {
+    if (f.capsKnown && f.line > 0) {
       const parent = typeof e.data.parent === 'string' ? byId.get(e.data.parent) : undefined;
       const slot = parent?.resetFacts?.hotplugSlot === true;
       out.push({ type: 'ResetCapsSet', data: { device: f.id, flr: x.flr, pm: x.pm, cxl: false, slot, ats: x.ats, noBusReset: false, physfn: null }, meta: e.meta });
