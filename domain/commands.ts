@@ -179,6 +179,24 @@ export const COMMAND_SCHEMAS = {
       absent(v) ? null : u64().read(v, p, c),
     ),
   }),
+  /** What a function supports for resets (docs/model.md#resets). */
+  'device.reset-caps': shape({
+    device,
+    flr: flag(false),
+    pm: flag(false),
+    cxl: flag(false),
+    slot: flag(false),
+    ats: flag(true),
+    noBusReset: flag(false),
+    physfn: derived<string | null>(Type.Optional(Type.Union([device.json, Type.Null()], { description: 'SR-IOV: the PF of this VF' })), (v, p) => (absent(v) ? null : parseDeviceId(v, p))),
+  }),
+  /** Bus Master Enable set or cleared (a driver's pci_set_master, a config write through vfio). */
+  'device.bus-master': shape({ device, enable: flag(true) }),
+  /** A reset; `hold`: leave it in progress until device.reset-done (the blocking window). */
+  'device.reset': shape({ device, method: choice(['auto', 'flr', 'pm', 'slot', 'bus', 'cxl'], 'auto'), hold: flag(false) }),
+  'device.reset-done': shape({ device, failed: flag(false), error: optName() }),
+  /** A VM reset; `resetDevices: false` is a VMM that leaves its assigned devices alone. */
+  'vm.reset': shape({ ctx: name(), resetDevices: flag(true) }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof COMMAND_SCHEMAS;
@@ -209,6 +227,7 @@ export const PRIVILEGED: ReadonlySet<CommandType> = new Set<CommandType>([
   'device.revoke',
   'device.vf',
   'device.iopf',
+  'device.reset-caps',
 ]);
 
 /** Parses one command object. Throws FieldError (EINVAL) naming the field on bad input. */

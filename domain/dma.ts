@@ -7,6 +7,7 @@ import { hex, type Range } from './encoding.js';
 import { unpackPos } from './mapping-word.js';
 import { personalityOf, type EffectiveDomain } from './personality/index.js';
 import { hardwareMsi, regionsAt } from './reserved.js';
+import { busMasterOf, resetFencing } from './reset.js';
 import { PROT_R, PROT_W, type Region, type State } from './state.js';
 import { stage2Of } from './iommufd/queries.js';
 import { refineVerdict } from './iommufd/verdict.js';
@@ -28,7 +29,9 @@ export type DmaReason =
   /** Not mapped on a fault-capable domain: an I/O page fault the handler may resolve (allowed:false). */
   | 'on-fault'
   /** Not mapped any more because the exporter of a DMABUF revoked it. */
-  | 'revoked';
+  | 'revoked'
+  | 'resetting'
+  | 'bus-master-off';
 
 export interface Segment {
   readonly iova: Range;
@@ -129,11 +132,21 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   const dev = state.devices.get(q.device);
   if (!dev) return verdict(false, 'unknown-device', null, null, null, NO_SEGMENTS, FAULT_UNKNOWN);
   if (dev.pci?.kind === 'host-bridge') return verdict(false, 'blocked', null, null, null, NO_SEGMENTS, FAULT_DOMAIN, { path: 'not a DMA source' });
+  // With Bus Master Enable off the function issues no requests at all: no fault either.
+  if (state.busMaster.size > 0 && busMasterOf(state, dev.id) === false) {
+    const bmOwner = dev.group !== null ? (state.groups.get(dev.group)?.owner ?? null) : null;
+    return verdict(false, 'bus-master-off', dev.group, bmOwner, null, NO_SEGMENTS, undefined, { vm: bmOwner ? (state.ctxs.get(bmOwner)?.vm ?? undefined) : undefined, path: 'bus master disabled' });
+  }
   if (dev.group === null) {
     return verdict(true, 'no-iommu', null, null, null, [{ iova: range, pa: range }], undefined, { unsafe: true, path: 'untranslated' });
   }
   const g = state.groups.get(dev.group)!;
   const owner = g.owner;
+  // Linux 7.0 reset window: the RID and every PASID sit on the group's blocking domain.
+  const fencing = state.resets.size > 0 ? resetFencing(state, dev.id) : undefined;
+  if (fencing) {
+    return verdict(false, 'resetting', g.id, owner, null, NO_SEGMENTS, FAULT_DOMAIN, { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, path: `${fencing.failed ? 'failed ' : ''}${fencing.method} reset of ${fencing.device}` });
+  }
   const eff = effectiveDomain(state, dev.id, q.pasid ?? null);
   const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
   const identity = (reason: DmaReason, region?: Region): DmaVerdict =>

@@ -160,6 +160,34 @@ export const EVENT_SCHEMAS = {
   IopfCapability: shape({ device: text(), capable: bool() }),
   VfTokenSet: shape({ device: text(), ctx: text(), token: text() }),
   CtxOptionSet: shape({ ctx: text(), rlimitMode: oneOf('user', 'process'), memlock: withFallback(typed<string | null>(optText()), null) }),
+  /** What a function supports for resets (observed from lspci/sysfs or declared by device.reset-caps). */
+  ResetCapsSet: shape({
+    device: text(),
+    flr: withFallback(bool(), false),
+    pm: withFallback(bool(), false),
+    cxl: withFallback(bool(), false),
+    slot: withFallback(bool(), false),
+    ats: withFallback(bool(), true),
+    noBusReset: withFallback(bool(), false),
+    physfn: withFallback(optText(), null),
+  }),
+  /** Bus Master Enable (PCI_COMMAND_MASTER) observed or set. */
+  BusMasterSet: shape({ device: text(), enabled: bool(), source: withFallback(optText(), null) }),
+  /** A reset begins: the method the kernel uses and every device it touches, the target first. */
+  ResetStarted: shape({
+    device: text(),
+    method: oneOf('flr', 'pm', 'slot', 'bus', 'cxl'),
+    devices: texts(),
+    /** Kernel 7.0+ fences the touched devices on their groups' blocking domains (pci_dev_reset_iommu_prepare). */
+    blocking: withFallback(bool(), false),
+    /** The touched devices that are fenced (ATS-capable); defaults to all of them when blocking. */
+    blocked: optional(unchecked<string[]>('the touched devices fenced on the blocking domain')),
+  }),
+  /** `devices`: the devices the reset touched (as ResetStarted named them), for readers of the log. */
+  ResetDone: shape({ device: text(), devices: withFallback(texts(), []) }),
+  ResetFailed: shape({ device: text(), error: withFallback(optText(), null), devices: withFallback(texts(), []) }),
+  /** A VM was reset; `devicesReset`: whether the VMM reset its assigned devices too. */
+  VmReset: shape({ ctx: text(), vm: text(), devicesReset: bool(), devices: texts() }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -206,6 +234,12 @@ export const EVENT_TYPES = [
   'IopfCapability',
   'VfTokenSet',
   'CtxOptionSet',
+  'ResetCapsSet',
+  'BusMasterSet',
+  'ResetStarted',
+  'ResetDone',
+  'ResetFailed',
+  'VmReset',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

@@ -15,3 +15,5 @@ export * from './personality/index.js';
 export { decide, decideInput, isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput, type CommandMeta, type CommandWithMeta, type Decision } from './decide/index.js';
 export * from './schema/index.js';
 export * from './iommufd/index.js';
+export * from './reset.js';
+export * from './reset-scope.js';

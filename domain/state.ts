@@ -200,7 +200,8 @@ export type AlertKind =
   | 'groupless-device-bound'
   | 'unknown-reference'
   | 'foreign-domain'
-  | 'dma-fault';
+  | 'dma-fault'
+  | 'stale-mappings';
 
 export interface Alert {
   readonly pos: number;
@@ -236,4 +237,49 @@ export interface State {
   readonly boot: Boot | null;
   /** vIOMMUs, vDEVICEs, fault queues, file mappings, VF tokens, memlock (domain/iommufd). */
   readonly iommufd: IommufdState;
+  /** Resets in progress (or failed and awaiting recovery), by target device (see domain/reset.ts). */
+  readonly resets: ReadonlyMap<string, ActiveReset>;
+  /** Bus Master Enable as last observed or set, by device (see domain/reset.ts for the derived value). */
+  readonly busMaster: ReadonlyMap<string, BusMasterRecord>;
+  /** Reset capabilities as observed or declared, by device (see domain/reset-scope.ts). */
+  readonly resetCaps: ReadonlyMap<string, ResetCaps>;
+}
+
+/** The ways a PCI function can be reset (domain/reset-scope.ts). `auto` picks one as the kernel does. */
+export type ResetMethod = 'flr' | 'pm' | 'slot' | 'bus' | 'cxl';
+export const RESET_METHODS: readonly ResetMethod[] = ['flr', 'pm', 'slot', 'bus', 'cxl'];
+
+/** A reset in progress: what it touches and whether the kernel fences those devices on the blocking domain. */
+export interface ActiveReset {
+  readonly device: string;
+  readonly method: ResetMethod;
+  /** Every device the reset touches, the target first. */
+  readonly devices: readonly string[];
+  /** Kernel 7.0+: the touched devices' RIDs and PASIDs sit on their group's blocking domain. */
+  readonly blocking: boolean;
+  /** Touched devices the kernel fences (ATS-capable ones; pci_dev_reset_iommu_prepare skips the others). */
+  readonly blocked: readonly string[];
+  /** The reset failed: the fenced devices stay blocked until a later reset of the target succeeds. */
+  readonly failed: boolean;
+  readonly at: number;
+}
+
+export interface BusMasterRecord {
+  readonly enabled: boolean;
+  readonly at: number;
+}
+
+/** What a function supports for resets, and its SR-IOV parent. */
+export interface ResetCaps {
+  readonly flr: boolean;
+  readonly pm: boolean;
+  readonly cxl: boolean;
+  /** Sits in a hotplug slot whose controller can reset it (pciehp reset_slot). */
+  readonly slot: boolean;
+  readonly ats: boolean;
+  /** PCI_DEV_FLAGS_NO_BUS_RESET (quirked devices that break on a secondary bus reset). */
+  readonly noBusReset: boolean;
+  /** SR-IOV: the PF this VF belongs to. */
+  readonly physfn: string | null;
+  readonly at: number;
 }

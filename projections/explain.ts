@@ -8,6 +8,7 @@ import { canDmaAt, describeReason, type Actor, type DmaQuery, type DmaVerdict, t
 import { entriesAt, type LogSource } from './log.js';
 import { bindClaim, iommufdPositions, iommufdVerdictSentence, revocableClause, type BindClaim } from './iommufd.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
+import { resetPositions } from './reset.js';
 
 export interface ExplainStep {
   readonly pos: number;
@@ -92,6 +93,10 @@ export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
       return `${what}: denied, only part of the range is mapped${through}`;
     case 'unmapped':
       return `${what}: denied, nothing is mapped there${through}${owner}${via}`;
+    case 'resetting':
+      return `${what}: denied, the device is fenced on its group's blocking domain during a reset (${v.path})${owner}`;
+    case 'bus-master-off':
+      return `${what}: denied, Bus Master Enable is off: the device issues no DMA at all${owner}`;
     default:
       return iommufdVerdictSentence(q, v, what, owner) ?? `${what}: ${v.allowed ? 'allowed' : 'denied'} (${v.reason})`;
   }
@@ -151,6 +156,7 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
     iommufdPositions(s, q.device, verdict, positions);
   }
   if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
+  resetPositions(s, q.device, positions);
   return { positions: [...positions].filter((p) => p > 0).sort((a, b) => a - b), ...(verdict ? { verdict, summary } : {}) };
 };
 

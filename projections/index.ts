@@ -10,3 +10,4 @@ export * from './bisect.js';
 export * from './faults.js';
 export * from './whatif.js';
 export * from './iommufd.js';
+export * from './reset.js';

@@ -3,7 +3,7 @@
  * of its group), which members must be rebound and which may stay (bridges, pcieport, pci-stub,
  * vfio drivers, unbound devices), and the minimal commands, in order, that make it happen.
  */
-import { isManagedDriver, isVfioDriver, isViable, requiresIdentity, type State } from '../domain/index.js';
+import { isManagedDriver, isVfioDriver, isViable, requiresIdentity, resetScope, type ResetScope, type State } from '../domain/index.js';
 
 export interface PlanMember {
   readonly device: string;
@@ -21,6 +21,12 @@ export interface Plan {
   readonly problems: readonly string[];
   readonly members: readonly PlanMember[];
   readonly commands: readonly Record<string, unknown>[];
+  /**
+   * What a reset of the device (as the kernel picks it) would take down, and what blocks it: the
+   * VMM resets an assigned device when the VM starts and stops. Present once the host's reset
+   * capabilities are known (device.reset-caps, ingest).
+   */
+  readonly reset?: ResetScope;
 }
 
 export interface PlanOptions {
@@ -78,5 +84,6 @@ export const plan = (s: State, o: PlanOptions): Plan => {
     problems: [...new Set(problems)],
     members,
     commands,
+    ...(s.resetCaps.size > 0 ? { reset: resetScope(s, d.id, 'auto', 0) } : {}),
   };
 };

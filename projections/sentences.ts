@@ -5,6 +5,7 @@
  */
 import type { EventDataMap, EventType, GroupReason, LogEntry } from '../domain/index.js';
 import { describeReason } from '../domain/index.js';
+import { RESET_SENTENCES } from './reset.js';
 
 /** A log entry as sentences read it: the envelope's reader view (every recorded event is one). */
 export type Entry = LogEntry;
@@ -97,6 +98,7 @@ const R: Renderers = {
   IopfCapability: (d) => `${d.device} ${d.capable ? 'can' : 'cannot'} take I/O page faults (PRI)`,
   VfTokenSet: (d) => `ctx ${d.ctx}, owner of PF ${d.device}, set its VF token`,
   CtxOptionSet: (d) => `ctx ${d.ctx} accounts pinned memory ${d.rlimitMode === 'user' ? 'per user' : 'per process'}${d.memlock ? ` against a locked-memory limit of ${d.memlock} bytes` : ' with no locked-memory limit'}`,
+  ...RESET_SENTENCES,
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

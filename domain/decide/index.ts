@@ -14,6 +14,7 @@ import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideIommufd } from './iommufd.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
 import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
+import { decideBusMaster, decideReset, decideResetCaps, decideResetDone, decideVmReset, refuseDuringReset } from './reset.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
@@ -36,6 +37,7 @@ const assertNever = (c: never): never => {
 };
 
 const dispatch = (w: Working, c: Command): void => {
+  refuseDuringReset(w.state, c);
   switch (c.type) {
     case 'iommu.add':
       return decideIommuAdd(w, c);
@@ -96,6 +98,16 @@ const dispatch = (w: Working, c: Command): void => {
     case 'vf.token':
     case 'ctx.option':
       return decideIommufd(w, c);
+    case 'device.reset-caps':
+      return decideResetCaps(w, c);
+    case 'device.bus-master':
+      return decideBusMaster(w, c);
+    case 'device.reset':
+      return decideReset(w, c);
+    case 'device.reset-done':
+      return decideResetDone(w, c);
+    case 'vm.reset':
+      return decideVmReset(w, c);
     default:
       return assertNever(c);
   }

@@ -29,6 +29,9 @@ export const initialState = (): State => ({
   counts: new Map(),
   boot: null,
   iommufd: emptyIommufd(),
+  resets: new Map(),
+  busMaster: new Map(),
+  resetCaps: new Map(),
 });
 
 /** Applies a run of draft-path events in one produce. */

@@ -13,6 +13,7 @@ import * as boot from './boot.js';
 import * as iommufd from './iommufd.js';
 import * as ownership from './ownership.js';
 import * as records from './records.js';
+import * as reset from './reset.js';
 import * as topology from './topology.js';
 import * as translation from './translation.js';
 
@@ -35,7 +36,7 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   AccessGranted: draft(ownership.accessGranted),
   AccessRevoked: draft(ownership.accessRevoked),
   ContextOpened: draft(ownership.contextOpened),
-  ContextClosed: draft(ownership.contextClosed),
+  ContextClosed: draft(reset.contextClosedChecked),
   GroupClaimed: draft(ownership.groupClaimed),
   GroupReleased: draft(ownership.groupReleased),
   DeviceBound: draft(ownership.deviceBound),
@@ -67,6 +68,13 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   IopfCapability: draft(iommufd.iopfCapability),
   VfTokenSet: draft(iommufd.vfTokenSet),
   CtxOptionSet: draft(iommufd.ctxOptionSet),
+  // resets and bus mastering (rare: off the hot path)
+  ResetCapsSet: draft(reset.resetCapsSet),
+  BusMasterSet: draft(reset.busMasterSet),
+  ResetStarted: draft(reset.resetStarted),
+  ResetDone: draft(reset.resetDone),
+  ResetFailed: draft(reset.resetFailed),
+  VmReset: draft(reset.vmReset),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();

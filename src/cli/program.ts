@@ -18,6 +18,7 @@ import { registerFollow } from './commands/follow.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerIntegrity } from './commands/integrity.js';
 import { registerIommufd } from './commands/iommufd.js';
+import { registerReset } from './commands/reset.js';
 
 export type { App } from './app.js';
 
@@ -82,6 +83,7 @@ Examples:
   registerCompletion(program, app);
   registerIntegrity(program, app);
   registerIommufd(program, app);
+  registerReset(program, app);
   return program;
 };
 

@@ -12,6 +12,7 @@
 import { parsePciFunction } from '../../domain/encoding.js';
 import type { AcsBit, PciKind } from '../../domain/state.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
+import { readResetFacts, resetFactEvents } from './reset-facts.js';
 
 interface Line {
   /** 1-based line number in the input (of the first physical line, for joined lines). */
@@ -202,6 +203,7 @@ const readDetail = (f: PciFunctionInfo, st: DetailState, l: Line, warnings: stri
   const t = l.text.trim();
   const n = l.n;
   st.details++;
+  readResetFacts(f, t);
   let m: RegExpExecArray | null;
   if ((m = /^IOMMU group:\s*(\S+)/.exec(t))) setGroup(f, int(m[1]!, n, 'IOMMU group'), n);
   else if (/^Flags:/.test(t)) {
@@ -413,5 +415,6 @@ const finish = (f: PciFunctionInfo, st: DetailState, b: Block): void => {
 export const ingestLspci = (text: string, options: IngestOptions = {}): IngestResult => {
   const { functions, warnings, cmdline } = parseLspci(text);
   const events = buildEvents(functions, 'lspci', options, cmdline, warnings);
+  events.push(...resetFactEvents(functions, events));
   return { events, warnings, cmdline };
 };

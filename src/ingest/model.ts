@@ -12,6 +12,7 @@ import type { Actor, EventMeta, UnidentifiedEvent } from '../../domain/envelope.
 import type { RegionJson } from '../../domain/events.js';
 import { isManagedDriver } from '../../domain/commands.js';
 import type { Acs, PciKind } from '../../domain/state.js';
+import type { ResetFacts } from './reset-facts.js';
 
 /** An observed event as an ingester emits it: the envelope without `pos` and `id` (the store assigns them). */
 export type IngestEvent = UnidentifiedEvent<IngestMeta>;
@@ -90,6 +91,8 @@ export interface PciFunctionInfo {
   driver: string | null;
   group: number | null;
   reserved: RegionJson[];
+  /** Reset capabilities and Bus Master Enable as lspci printed them (reset-facts.ts). */
+  resetFacts?: ResetFacts;
 }
 
 export const newFunction = (id: string, line: number): PciFunctionInfo => ({

@@ -15,6 +15,7 @@ import { hex, isPciFunctionId, isPciHostBridgeId } from '../../domain/encoding.j
 import type { RegionJson } from '../../domain/events.js';
 import { REGION_KINDS, type AcsBit, type PciKind, type RegionKind } from '../../domain/state.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
+import { readConfigBusMaster, resetFactEvents } from './reset-facts.js';
 
 /** PCIe capabilities register bits 7:4 (PCI_EXP_FLAGS_TYPE). */
 const PORT_TYPES: Readonly<Record<number, PciKind>> = {
@@ -198,6 +199,7 @@ export const readSysfs = (root: string): { functions: PciFunctionInfo[]; warning
       warnings.push(`${f.id}: config not readable (${(err as NodeJS.ErrnoException).code ?? 'error'}): PCIe type and ACS unknown`);
     }
     if (config) {
+      readConfigBusMaster(f, config);
       const c = parseConfig(config, f.id, warnings);
       f.capsKnown = c.capsKnown;
       f.express = c.express;
@@ -218,5 +220,6 @@ export const ingestSysfs = (root = '/sys', options: IngestOptions = {}): IngestR
   }
   const cmdline = readTrim(join(root, '..', 'proc', 'cmdline'));
   const events = buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings);
+  events.push(...resetFactEvents(functions, events));
   return { events, warnings, cmdline: root === '/sys' ? cmdline : null };
 };

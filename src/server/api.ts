@@ -11,6 +11,7 @@ import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
 import { asksForVerdict } from '../queries/index.js';
 import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js';
+import { resetScopeRoute, resetsJson } from './reset.js';
 import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
@@ -342,6 +343,22 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
     },
     { method: 'GET', pattern: /^\/api\/log$/, handler: logRoute },
     { method: 'POST', pattern: /^\/api\/commands$/, handler: commandsRoute(o) },
+    {
+      method: 'GET',
+      pattern: /^\/api\/resets$/,
+      handler: async (r) => {
+        const { h, s } = await stateOf(r);
+        return { host: h.host, ...resetsJson(s) };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/reset-scope$/,
+      handler: async (r) => {
+        const { h, s } = await stateOf(r);
+        return { host: h.host, ...resetScopeRoute(s, r.p) };
+      },
+    },
   ];
 
   return async (r) => {

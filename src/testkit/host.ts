@@ -7,7 +7,7 @@
  * awaiting every step, and the engine is pure in memory. A store is optional and only written by
  * `persist()`, which appends what the engine logged since the last persist (see docs/testkit.md).
  */
-import { canDmaAt, hex, type Alert, type DmaVerdict, type State } from '../../domain/index.js';
+import { canDmaAt, hex, resetScope, type Alert, type DmaVerdict, type ResetRequest, type ResetScope, type State } from '../../domain/index.js';
 import {
   arrayLog,
   explain,
@@ -138,6 +138,27 @@ export interface HostCommands extends IommufdCommands {
   kvmDissociate(ctx: string, vm: string, options?: ActorOptions): HostResult;
   /** The `dma` command: records DmaChecked (and FaultRecorded when denied). */
   dma(input: DmaInput): DmaResult;
+  /** device.reset-caps: what the function supports for resets, and its PF when it is a VF. */
+  resetCaps(device: string, caps?: ResetCapsInput & ActorOptions): HostResult;
+  /** device.bus-master: Bus Master Enable on (default) or off. */
+  busMaster(device: string, enable?: boolean, options?: ActorOptions): HostResult;
+  /** device.reset (method auto by default); `hold` leaves it in progress until resetDone. */
+  reset(device: string, options?: { readonly method?: ResetRequest; readonly hold?: boolean } & ActorOptions): HostResult;
+  /** device.reset-done: ends a held reset, successfully or not. */
+  resetDone(device: string, options?: { readonly failed?: boolean; readonly error?: string } & ActorOptions): HostResult;
+  /** vm.reset of the VM a ctx is associated with; `resetDevices: false` leaves the assigned devices alone. */
+  vmReset(ctx: string, options?: { readonly resetDevices?: boolean } & ActorOptions): HostResult;
+}
+
+/** The fields of device.reset-caps. */
+export interface ResetCapsInput {
+  readonly flr?: boolean;
+  readonly pm?: boolean;
+  readonly cxl?: boolean;
+  readonly slot?: boolean;
+  readonly ats?: boolean;
+  readonly noBusReset?: boolean;
+  readonly physfn?: string;
 }
 
 /** The subject of the jest matchers: a device of a host (builder handles are subjects too). */
@@ -177,6 +198,8 @@ export interface Host extends HostCommands, Topology {
   story(filter?: (entry: RecordedEvent) => boolean): string[];
   /** Appends the entries not yet persisted to the store; resolves to how many were appended. */
   persist(): Promise<number>;
+  /** `isogroup reset-scope`: what a reset of the device would touch and what blocks it (as root by default). */
+  resetScope(device: string, method?: ResetRequest, uid?: number): ResetScope;
 }
 
 export const DEFAULT_START = '2026-11-21T10:00:00.000Z';
@@ -310,6 +333,12 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
         return withOrThrow({ ...r, check });
       },
       ...iommufdCommands(cmd),
+      resetCaps: (device, c = {}) =>
+        cmd('device.reset-caps', { device, flr: c.flr, pm: c.pm, cxl: c.cxl, slot: c.slot, ats: c.ats, noBusReset: c.noBusReset, physfn: c.physfn }, c),
+      busMaster: (device, enable = true, o) => cmd('device.bus-master', { device, enable }, o),
+      reset: (device, o = {}) => cmd('device.reset', { device, method: o.method, hold: o.hold }, o),
+      resetDone: (device, o = {}) => cmd('device.reset-done', { device, failed: o.failed, error: o.error }, o),
+      vmReset: (ctx, o = {}) => cmd('vm.reset', { ctx, resetDevices: o.resetDevices }, o),
     };
     return self;
   };
@@ -355,6 +384,7 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
         ...(q.pasid !== undefined ? { pasid: q.pasid } : {}),
       }),
     device: (id: string): DeviceSubject => ({ host, device: id.toLowerCase() }),
+    resetScope: (device: string, method: ResetRequest = 'auto', uid = 0): ResetScope => resetScope(engine.state, device.toLowerCase(), method, uid),
     story: (filter?: (entry: RecordedEvent) => boolean): string[] => {
       const idx = ownershipIndex();
       const out: string[] = [];

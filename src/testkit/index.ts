@@ -61,4 +61,6 @@ export {
 } from './storm.js';
 export { createRng, seedOf, type Rng, type Seed } from './prng.js';
 export { installMatchers, matchers, type DmaExpectation } from './matchers.js';
+export { workstation, type WorkstationDevice, type WorkstationOptions } from './canned-reset.js';
+export { type ResetCapsInput } from './host.js';
 export { chainOf, renderChain, type Chain } from './explain.js';

@@ -8,6 +8,7 @@
  */
 
 import { isVfioDriver } from '../../domain/queries.js';
+import { createResetShadow, type ResetShadow } from './shadow-reset.js';
 
 export interface SIommu {
   readonly id: string;
@@ -107,6 +108,8 @@ export interface Shadow {
   effectiveDomain(dev: SDev): SDomain | undefined;
   /** Predicts whether the engine accepts `cmd`; when it does, updates the model. */
   apply(cmd: Cmd, kdriver?: string | null): boolean;
+  /** Resets in progress, reset capabilities and the host's kernel (shadow-reset.ts). */
+  readonly resets: ResetShadow;
 }
 
 const big = (v: unknown): bigint | null => {
@@ -127,6 +130,7 @@ export const createShadow = (): Shadow => {
   const domains = new Map<string, SDomain>();
 
   const groupOf = (dev: SDev): SGroup | undefined => (dev.key === null ? undefined : groups.get(dev.key));
+  const resets = createResetShadow({ devices, ctxs, groupOf });
   const kernelUsers = (g: SGroup): number => {
     let n = 0;
     for (const m of g.members) {
@@ -250,6 +254,7 @@ export const createShadow = (): Shadow => {
 
   const apply = (c: Cmd, kdriver: string | null = null): boolean => {
     const uid = uidOf(c);
+    if (resets.freezes(c)) return false;
     switch (c.type) {
       case 'iommu.add': {
         if (iommus.has(String(c.iommu))) return false;
@@ -545,6 +550,13 @@ export const createShadow = (): Shadow => {
       }
       case 'dma':
         return devices.has(String(c.device));
+      case 'host.boot':
+      case 'device.reset-caps':
+      case 'device.bus-master':
+      case 'device.reset':
+      case 'device.reset-done':
+      case 'vm.reset':
+        return resets.apply(c);
       default:
         return false;
     }
@@ -573,7 +585,7 @@ export const createShadow = (): Shadow => {
     return true;
   };
 
-  return { iommus, devices, groups, ctxs, domains, groupOf, kernelUsers, effectiveDomain, apply };
+  return { iommus, devices, groups, ctxs, domains, groupOf, kernelUsers, effectiveDomain, apply, resets };
 };
 
 export const isBridge = (d: SDev): boolean => isBridgeKind(d.kind);

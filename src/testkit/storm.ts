@@ -13,6 +13,7 @@
 import { isVfioDriver } from '../../domain/queries.js';
 import { createRng, picker, type Rng, type Seed } from './prng.js';
 import { MSI_LAST, MSI_START, TWO_POW_64, createShadow, isBridge, type SDev, type SDomain, type SGroup, type Shadow } from './shadow.js';
+import { resettable } from './shadow-reset.js';
 
 export interface StormMix {
   /** Hotplug a unit into an empty port: endpoint, multifunction device, switch (dock), PCI bridge. */
@@ -41,6 +42,12 @@ export interface StormMix {
   readonly dma: number;
   /** Deliberately wrong commands (unknown ids, wrong uid, misaligned, busy). */
   readonly invalid: number;
+  /**
+   * Resets (docs/model.md#resets): reset capabilities, function and bus resets, held resets with
+   * a domain change tried meanwhile, failed resets, bus mastering and VM resets. Off by default
+   * (weight 0) so the default storm stays what it was; the `resets` preset turns it on.
+   */
+  readonly reset: number;
 }
 
 export type StormCategory = keyof StormMix;
@@ -61,6 +68,7 @@ export const DEFAULT_MIX: StormMix = {
   unmap: 7,
   dma: 14,
   invalid: 3,
+  reset: 0,
 };
 
 export const STORM_CATEGORIES = Object.keys(DEFAULT_MIX) as readonly StormCategory[];
@@ -71,6 +79,7 @@ export const MIX_PRESETS: Readonly<Record<string, Partial<StormMix>>> = {
   hotplug: { hotplug: 14, unplug: 9, surprise: 5, race: 6, map: 6, unmap: 3, dma: 6 },
   mapping: { hotplug: 2, unplug: 1, surprise: 0, race: 1, map: 30, unmap: 15, dma: 25 },
   ownership: { race: 6, claim: 8, bind: 8, ctx: 6, grant: 4, driver: 10, map: 6, unmap: 3, dma: 6 },
+  resets: { reset: 10, claim: 6, bind: 6, ctx: 4 },
 };
 
 export interface StormOptions {
@@ -83,6 +92,8 @@ export interface StormOptions {
   readonly personality?: 'linux' | 'virtio' | 'both';
   /** Hotplug stops adding devices beyond this many (default 96). */
   readonly maxDevices?: number;
+  /** Kernel release to boot first (`host.boot`), e.g. "7.0.0" for the reset blocking window; default: no boot. */
+  readonly kernel?: string;
 }
 
 /** A command as JSON: plain strings, numbers, booleans and objects (addresses are hex strings). */
@@ -754,6 +765,44 @@ const invalidCmd = (g: Gen): StormCommand | null => {
   }
 };
 
+/**
+ * Resets as a VMM and an admin make them: capabilities as lspci reports them, a reset of a
+ * device on vfio-pci (mostly the kernel's own choice, sometimes a bus reset that may hit
+ * neighbours), held now and then with a re-attach tried meanwhile (EBUSY on 7.0), a failed
+ * reset, bus mastering set by the owner, and VM resets with or without the devices.
+ */
+function* resets(g: Gen): Scenario {
+  const r = g.rng.float();
+  if (r < 0.15) {
+    const c = maybe(g, openCtxs(g).filter((x) => x.vm !== null));
+    if (c) {
+      yield { c: { type: 'vm.reset', ctx: c.id, resetDevices: g.rng.chance(0.6), actor: c.uid === 0 ? root('qemu') : user(c.uid) } };
+      return;
+    }
+  }
+  const d = maybe(g, live(g, resettable));
+  if (!d) return;
+  const owner = ownerUid(g, d);
+  const who = owner === null ? root('libvirtd') : user(owner);
+  if (r < 0.25) {
+    yield { c: { type: 'device.bus-master', device: d.id, enable: g.rng.chance(0.7), actor: who } };
+    return;
+  }
+  if (!g.sh.resets.hasCaps(d.id) || g.rng.chance(0.1)) {
+    yield { c: { type: 'device.reset-caps', device: d.id, flr: g.rng.chance(0.6), pm: g.rng.chance(0.3), slot: g.rng.chance(0.2), ats: g.rng.chance(0.8), actor: root('kernel') } };
+  }
+  const method = g.rng.pick(['auto', 'auto', 'auto', 'flr', 'bus', 'slot'] as const);
+  const hold = g.rng.chance(0.4);
+  yield { c: { type: 'device.reset', device: d.id, method, ...(hold ? { hold: true } : {}), actor: who } };
+  if (!hold || !g.sh.resets.inProgress(d.id)) return;
+  // Meanwhile the VMM tries to re-attach a device of the group (refused on 7.0 while fenced).
+  const grp = g.sh.groupOf(d);
+  const sib = grp?.att ? maybe(g, grp.att.devices.map((id) => g.sh.devices.get(id)).filter((x): x is SDev => x !== undefined)) : null;
+  if (sib && grp?.att) yield { c: { type: 'device.attach', device: sib.id, domain: grp.att.domain, actor: who } };
+  if (!g.sh.devices.has(d.id)) return;
+  yield { c: { type: 'device.reset-done', device: d.id, ...(g.rng.chance(0.1) ? { failed: true, error: 'device did not come back' } : {}), actor: who } };
+}
+
 const dmaAny = (g: Gen): StormCommand | null => {
   const eps = live(g, isEndpoint);
   const d = eps.length > 0 && g.rng.chance(0.9) ? g.rng.pick(eps) : maybe(g, live(g, () => true));
@@ -792,6 +841,8 @@ const start = (g: Gen, cat: StormCategory): Scenario | StormCommand | null => {
       return dmaAny(g);
     case 'invalid':
       return invalidCmd(g);
+    case 'reset':
+      return resets(g);
   }
 };
 
@@ -815,11 +866,12 @@ export function* stormSteps(options: StormOptions): Generator<StormStep, void, v
   };
   const pickCategory = picker(mix);
   let n = 0;
+  const boot: Emit[] = options.kernel !== undefined ? [{ c: { type: 'host.boot', kernel: options.kernel, actor: root('kernel') } }] : [];
   const emit = (e: Emit, category: StormCategory | 'setup'): StormStep => {
     n++;
     return { command: e.c, category, expectOk: g.sh.apply(e.c, e.kdriver ?? null) };
   };
-  for (const e of preamble(g, options.personality ?? 'both')) {
+  for (const e of [...boot, ...preamble(g, options.personality ?? 'both')]) {
     if (n >= steps) return;
     yield emit(e, 'setup');
   }

@@ -1,7 +1,7 @@
 /** Query commands (docs/model.md#verdicts): can-dma, who-can, peers, explain, audit, plan, diff, bisect. */
 import type { Command } from 'commander';
 import { canDmaAt, hex, verdictJson, type DmaQuery } from '../../../domain/index.js';
-import { audit, auditCsv, auditJson, bisect, diffStates, explain, explainAuditFaults, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, verdictNotes, whoCanReach } from '../../../projections/index.js';
+import { scopeLines, audit, auditCsv, auditJson, bisect, diffStates, explain, explainAuditFaults, explainFault, faultGroupLine, faultReport, peers, plan, reacherJson, verdictNotes, whoCanReach } from '../../../projections/index.js';
 import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from '../../queries/index.js';
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
@@ -228,6 +228,7 @@ export const registerQueries = (program: Command, app: App): void => {
         for (const x of p.problems) ctx.out(`  ${ctx.paint.red('!')} ${x}\n`);
         if (p.members.length) ctx.out(`\nclaim set (every member of group ${p.group} goes together):\n${table(p.members.map((mm) => ['  ', mm.device, mm.driver ?? '-', mm.action, ctx.paint.dim(mm.why)]))}`);
         if (p.possible && p.commands.length) ctx.out(`\ncommands (pipe to \`isogroup exec -\`):\n${p.commands.map((c) => JSON.stringify(c)).join('\n')}\n`);
+        if (p.reset) ctx.out(`\nreset (the VMM resets the device when the VM starts and stops):\n${scopeLines(p.reset).map((l) => `  ${l}`).join('\n')}\n`);
         return p.possible ? 0 : 1;
       }),
     );

@@ -12,6 +12,7 @@ import { h, render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import { MemlockBadge, VerdictNotes, verdictWord } from './iommufd.js';
+import { makeResetPanel } from './reset.js';
 
 const html = htm.bind(h);
 
@@ -84,6 +85,8 @@ const useLoad = (load, deps, delay = 0) => {
   }, deps);
   return state;
 };
+
+const ResetPanel = makeResetPanel({ html, api, useLoad });
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -679,6 +682,7 @@ const App = () => {
       <div class="col left">
         <${PciTree} devices=${v.devices} groupsById=${groupsById} selected=${selected} onSelect=${selectDevice} />
         <${DeviceCard} host=${v.host} pos=${v.pos} device=${selected && deviceById.has(selected) ? selected : null} onSelectDevice=${selectDevice} onAudit=${setAuditTarget} />
+        <${ResetPanel} host=${v.host} pos=${v.pos} device=${selected && deviceById.has(selected) ? selected : null} onSelectDevice=${selectDevice} />
       </div>
       <div class="col">
         <${DmaBox} host=${v.host} pos=${pos} onJump=${jump} example=${`can ${example} write 0x1000?`} />
