@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RecordedEvent } from './types.js';
+import { currentRecord, storedForm } from './upcast.js';
 
 export const GENESIS = '0'.repeat(64);
 
@@ -88,19 +89,29 @@ export const canonicalJson = (value: unknown): string => {
   return out.join('');
 };
 
-/** The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}. */
-export const entryHash = (e: Hashable): string =>
-  createHash('sha256')
+/**
+ * The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}, always of the
+ * entry as stored (a record upcast on read is hashed in the shape it was written in).
+ */
+export const entryHash = (entry: Hashable): string => {
+  const e = storedForm(entry);
+  return createHash('sha256')
     .update(canonicalJson({ data: e.data, id: e.id, meta: e.meta, prev: e.prev, type: e.type }), 'utf8')
     .digest('hex');
+};
 
 /** The hash an entry's successor links to: the stored one, or computed for an unchained entry. */
 export const headOf = (e: Hashable | undefined): string => (e === undefined ? GENESIS : (e.hash ?? entryHash(e)));
 
-/** Chains records that follow `predecessor` (undefined: the stream is empty). */
+/**
+ * Chains records that follow `predecessor` (undefined: the stream is empty). Every store's writer
+ * comes through here, so this is also where an event is made current (its version stamped, an
+ * older one upcast, a newer one refused) before it is hashed: the writer always writes current.
+ */
 export const chainRecords = <T extends Hashable>(predecessor: Hashable | undefined, records: readonly T[]): (T & Required<Chained>)[] => {
   let prev = headOf(predecessor);
-  return records.map((r) => {
+  return records.map((record) => {
+    const r = currentRecord(record);
     const hash = entryHash({ ...r, prev });
     const chained = { ...r, prev, hash };
     prev = hash;

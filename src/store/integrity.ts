@@ -16,6 +16,7 @@ import type { EventStore, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import { canonicalJson, verifyChain, type Hashable, type IntegrityReport, type KnownHead } from './chain.js';
 import { filePath } from './open.js';
+import { storedForm } from './upcast.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -49,15 +50,19 @@ export const fileChainEntries = (bytes: Buffer, stream: string, file = 'log'): H
   return out;
 };
 
-const pick = (e: RecordedEvent): Hashable => ({
-  pos: e.pos,
-  id: e.id,
-  type: e.type,
-  data: e.data,
-  meta: e.meta,
-  ...(e.prev !== undefined ? { prev: e.prev } : {}),
-  ...(e.hash !== undefined ? { hash: e.hash } : {}),
-});
+/** What the chain covers of a record: the entry as stored (not its upcast form). */
+const pick = (r: RecordedEvent): Hashable => {
+  const e = storedForm(r);
+  return {
+    pos: e.pos,
+    id: e.id,
+    type: e.type,
+    data: e.data,
+    meta: e.meta,
+    ...(e.prev !== undefined ? { prev: e.prev } : {}),
+    ...(e.hash !== undefined ? { hash: e.hash } : {}),
+  };
+};
 
 /** A stream's entries for checking: the raw lines of a file log, or what another store returns. */
 export const chainEntries = async (url: string, stream: string, open: () => Promise<EventStore>): Promise<Hashable[]> => {
