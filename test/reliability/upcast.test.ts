@@ -114,7 +114,7 @@ describe('upcasting old event versions on read', () => {
     const file = join(tempDir(), 'v0.jsonl');
     writeFileSync(file, v0Log().text);
     const r = await cli(['--store', `file:${file}`, '--json', 'groups']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/host-local #\d+: a (Mapped|AccessGranted) entry of version 0: no upcaster from version 0 to 1/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
   });
@@ -222,7 +222,7 @@ describe('a deliberate shape change (KvmAssociated v2): the frozen v1 log still 
     restore();
     restore = undefined;
     const r = await cli(['--store', `file:${file}`, '--json', 'groups']);
-    expect(r.code).not.toBe(0);
+    expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(
       `isogroup: host-local #${pos}: a KvmAssociated entry of version 2: this isogroup reads KvmAssociated up to version 1; upgrade isogroup to read this log`,
     );
