@@ -11,6 +11,8 @@ import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
 import { asksForVerdict } from '../queries/index.js';
 import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js';
+import { sealRoute } from './seal.js';
+import type { Sealer } from '../store/sealer.js';
 import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
@@ -18,6 +20,8 @@ export interface ApiOptions {
   /** Bearer token that enables POST /api/commands; without one the API is read-only. */
   readonly token?: string;
   readonly maxBodyBytes?: number;
+  /** Seals of the hosts (the seal panel); without it the panel says that nothing seals. */
+  readonly seals?: Sealer;
 }
 
 export interface ApiRequest {
@@ -342,6 +346,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
     },
     { method: 'GET', pattern: /^\/api\/log$/, handler: logRoute },
     { method: 'POST', pattern: /^\/api\/commands$/, handler: commandsRoute(o) },
+    { method: 'GET', pattern: /^\/api\/seal$/, handler: sealRoute(o.seals) },
   ];
 
   return async (r) => {

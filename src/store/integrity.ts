@@ -77,7 +77,11 @@ export const chainEntries = async (url: string, stream: string, open: () => Prom
     }
     return fileChainEntries(bytes, stream, file);
   }
-  const store = await open();
+  return storeChainEntries(await open(), stream);
+};
+
+/** A stream's entries for checking, as an open store returns them (their stored form). */
+export const storeChainEntries = async (store: EventStore, stream: string): Promise<Hashable[]> => {
   const out: Hashable[] = [];
   for await (const e of store.read(stream)) out.push(pick(e));
   return out;

@@ -11,6 +11,7 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import { SealPanel } from './seal.js';
 
 const html = htm.bind(h);
 
@@ -685,6 +686,7 @@ const App = () => {
       <div class="col">
         <${DomainsPanel} host=${v.host} pos=${pos} onSelectDevice=${selectDevice} />
         <${AuditPanel} host=${v.host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
+        <${SealPanel} host=${v.host} livePos=${livePos} />
       </div>
     </main>`}
   </div>`;
