@@ -75,16 +75,15 @@ const waitForStop = (stop?: Promise<unknown>): Promise<string> =>
 const sealOptions = async (ctx: CliContext, o: ServeFlags): Promise<Omit<SealerOptions, 'store' | 'hosts'>> => {
   const at = (f: string): string => (isAbsolute(f) ? f : resolve(ctx.io.cwd, f));
   const dir = at(o.sealDir ?? DEFAULT_SEAL_DIR);
-  if (o.sealEvery === undefined) {
-    return { dir, ...(o.sealKey !== undefined ? { trusted: await loadPublicKey(at(o.sealKey)) } : {}) };
-  }
-  let everyMs: number;
   try {
-    everyMs = parseEvery(o.sealEvery);
+    if (o.sealEvery === undefined) {
+      return { dir, ...(o.sealKey !== undefined ? { trusted: await loadPublicKey(at(o.sealKey)) } : {}) };
+    }
+    const everyMs = parseEvery(o.sealEvery);
+    return { dir, everyMs, key: await loadPrivateKey(at(o.sealKey ?? DEFAULT_SEAL_KEY)) };
   } catch (error) {
     throw new CliError((error as Error).message);
   }
-  return { dir, everyMs, key: await loadPrivateKey(at(o.sealKey ?? DEFAULT_SEAL_KEY)) };
 };
 
 export interface ServeHooks {
