@@ -209,7 +209,11 @@ export const verifyChain = (entries: readonly Hashable[], known?: KnownHead): In
     if (!linkOk) {
       // GENESIS is what the first entry links to: "the entry before entry 1".
       const at = e.prev === undefined ? undefined : e.prev === GENESIS ? -1 : byHash.get(e.prev);
-      if (belongsAt === c + 1 && e.prev !== entries[c + 1]!.hash) {
+      // The entry that belongs here follows right after this one: an insertion, unless this one is that
+      // entry's genuine successor (two neighbours swapped) — a copy linking to it forks the chain instead,
+      // and the chain goes on from the one after.
+      const next = entries[c + 1];
+      if (belongsAt === c + 1 && (e.prev !== next!.hash || entries[c + 2]?.prev === next!.hash)) {
         return fail(c, 'inserted', `entry ${c + 1} is not part of the chain: entry ${c + 2} links to entry ${c}`);
       }
       if (belongsAt !== undefined || (at !== undefined && at > c)) {
