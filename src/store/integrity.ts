@@ -17,6 +17,7 @@ import { StoreError } from './types.js';
 import { canonicalJson, verifyChain, type Hashable, type IntegrityReport, type KnownHead } from './chain.js';
 import { filePath } from './open.js';
 import { storedForm } from './upcast.js';
+import { archivedBytes } from './segments.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -75,7 +76,8 @@ export const chainEntries = async (url: string, stream: string, open: () => Prom
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new StoreError(`cannot read ${file}: ${(error as Error).message}`, 'EIO');
     }
-    return fileChainEntries(bytes, stream, file);
+    // Archive segments and the live log are one chain (the segments' digests are not the judge here either).
+    return fileChainEntries(Buffer.concat([await archivedBytes(file, bytes, false), bytes]), stream, file);
   }
   return storeChainEntries(await open(), stream);
 };

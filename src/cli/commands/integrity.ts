@@ -16,6 +16,8 @@ import {
   type Seal,
 } from '../../store/integrity.js';
 import type { CliContext } from '../context.js';
+import { archiveFileLog } from '../../store/archive.js';
+import { filePath } from '../../store/open.js';
 import { CliError } from '../io.js';
 import type { App } from '../app.js';
 
@@ -80,6 +82,35 @@ export const registerIntegrity = (program: Command, app: App): void => {
           if (ctx.json) ctx.emit({ sealed: o.out, host: ctx.host, pos: seal.pos, head: seal.head, at: seal.at });
           else ctx.out(`sealed host ${ctx.host} at #${seal.pos} (head ${seal.head}) into ${o.out}\n`);
         }
+        return 0;
+      }),
+    );
+
+  program
+    .command('archive')
+    .option('--keep <n>', 'entries to leave in the live log (rounded up to whole appends)', '0')
+    .description('move the live file log, verified, into a compressed archive segment beside it; reads and checks see one log')
+    .addHelpText(
+      'after',
+      `
+The archived lines keep their hash chain: \`check --integrity\` walks segments and live log as one,
+and replay, --at and every query read through the segments. Seal before archiving and keep the
+seal elsewhere: a segment replaced later is then caught like any other edit.
+
+Examples:
+  $ isogroup seal --out before-archive.seal && isogroup archive
+  $ isogroup archive --keep 1000 --json`,
+    )
+    .action(
+      app.action(async (ctx, o: { keep: string }) => {
+        if (!ctx.storeUrl.startsWith('file:')) throw new CliError(`archive: only file: stores have archive segments (this store is ${ctx.storeUrl.split(':')[0]})`);
+        if (!/^\d{1,12}$/.test(o.keep)) throw new CliError(`--keep: expected a number of entries, got ${JSON.stringify(o.keep.slice(0, 40))}`);
+        const file = at(ctx, filePath(ctx.storeUrl));
+        const r = await archiveFileLog(file, { keep: Number(o.keep) });
+        const s = r.segment;
+        if (ctx.json) ctx.emit({ archived: s ? s.lines : 0, ...(s ? { segment: s.file, firstLine: s.firstLine, lastLine: s.firstLine + s.lines - 1, sha256: s.sha256, heads: s.heads } : {}), liveLines: r.liveLines });
+        else if (!s) ctx.out(`nothing to archive: ${r.liveLines} line(s) in the live log\n`);
+        else ctx.out(`archived lines ${s.firstLine}–${s.firstLine + s.lines - 1} into ${s.file}; ${r.liveLines} line(s) stay in the live log\n`);
         return 0;
       }),
     );
