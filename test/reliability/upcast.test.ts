@@ -18,7 +18,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EVENT_VERSIONS, defineUpcasting, upcastEvent, useUpcasting, type Upcaster } from '../../domain/schema/upcast.js';
 import { createMemoryStore, openFileStore, StoreError, type RecordedEvent } from '../../src/store/index.js';
-import { entryHash } from '../../src/store/chain.js';
+import pg from 'pg';
+import { entryHash, verifyChain } from '../../src/store/chain.js';
+import { storeChainEntries } from '../../src/store/integrity.js';
+import { openPostgresStore } from '../../src/store/postgres.js';
 import { encodeLine } from '../../src/store/file-format.js';
 import { storedForm } from '../../src/store/upcast.js';
 import { cli, tempDir } from '../cli/run.js';
@@ -167,6 +170,37 @@ describe('upcasting old event versions on read', () => {
     expect(written).toContain('"last":"0x');
     expect((await cli(['--store', target, '--host', 'copy', '--json', 'check', '--integrity'])).json()[0]).toMatchObject({ ok: true });
   });
+});
+
+test('PostgreSQL reads through the same step: v0 rows (written with SQL) arrive upcast, and their chain checks over the rows as stored', async () => {
+  const server = process.env.ISOGROUP_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
+  const schema = `isogroup_audit_upcast_${process.pid}`;
+  const url = `${server}?schema=${schema}`;
+  const client = new pg.Client({ connectionString: server });
+  await client.connect();
+  const store = await openPostgresStore(url);
+  try {
+    const rows = v0Log().text.split('\n').filter((l) => l.includes('"stream":"host-local"'));
+    await client.query(
+      `INSERT INTO "${schema}".isogroup_events (stream, pos, event_id, type, data, meta, prev, hash)
+       SELECT e->>'stream', (e->>'pos')::bigint, e->>'id', e->>'type', e->'data', e->'meta', e->>'prev', e->>'hash' FROM jsonb_array_elements($1::jsonb) e`,
+      [JSON.stringify(rows.map((l) => JSON.parse(l) as unknown))],
+    );
+    restore = useUpcasting(defineUpcasting(EVENT_VERSIONS, V0_UPCASTERS));
+    const read: RecordedEvent[] = [];
+    for await (const e of store.read('host-local')) read.push(e);
+    const mapped = read.filter((e) => e.type === 'Mapped');
+    expect(mapped).toHaveLength(2);
+    for (const e of mapped) {
+      expect(e.data).toHaveProperty('last');
+      expect(storedForm(e).data).toHaveProperty('size');
+    }
+    expect(verifyChain(await storeChainEntries(store, 'host-local'))).toMatchObject({ ok: true, entries: 36 });
+  } finally {
+    await store.close();
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await client.end();
+  }
 });
 
 // ---- the future: KvmAssociated v2 -----------------------------------------------------------
