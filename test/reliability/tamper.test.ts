@@ -142,6 +142,31 @@ describe('tamper evidence on the file store (the CRC recomputed, the chain still
     expect(failures).toEqual([]);
   });
 
+  test(`replace a whole archive segment with an edited, re-hashed copy: ${TRIALS} random archive points, every one named "edited" at the seam`, () => {
+    // check --integrity reads segments + live log as one (archivedBytes, then the live bytes): here the
+    // segment is the first `cut` lines, replaced by a copy where one of host a's entries was edited and
+    // every later host-a entry inside the segment re-hashed, so the segment is consistent on its own.
+    const rng = createRng('tamper-segment');
+    const failures: string[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      const archived = 1 + rng.int(mine.length - 1); // host a entries in the segment; at least one stays live
+      const cut = mine[archived - 1]! + 1;
+      const k = rng.int(archived);
+      const segment = base.slice(0, cut).map((l) => ({ ...l }));
+      let prev: string | undefined;
+      for (const [j, idx] of mine.slice(0, archived).entries()) {
+        if (j < k) continue;
+        const line = segment[idx]!;
+        if (j === k) line.data = mutateLeaf(rng, line.data);
+        if (prev !== undefined) line.prev = prev;
+        line.hash = entryHash(line as never);
+        prev = line.hash as string;
+      }
+      expectBreak(check([...segment, ...base.slice(cut)]), archived, 'edited', `segment of ${cut} lines, entry ${k + 1} edited and re-hashed`, failures);
+    }
+    expect(failures).toEqual([]);
+  });
+
   test('a log written before the chain: an unchained prefix, reported; the file store appends chained entries after it', async () => {
     const dir = tempDir();
     const file = join(dir, 'log.jsonl');
