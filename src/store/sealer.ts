@@ -74,6 +74,9 @@ export interface Sealer {
 const FILE = /^(.+)-(\d+)-(\d{8}T\d{6}\d{3}Z)\.seal\.json$/;
 const stamp = (iso: string): string => iso.replace(/[-:.]/g, '');
 
+/** The file name a seal is kept under: `<host>-<pos>-<time>.seal.json` (the seal panel finds the newest by it). */
+export const sealFileName = (seal: Pick<Seal, 'host' | 'pos' | 'at'>): string => `${seal.host}-${seal.pos}-${stamp(seal.at)}.seal.json`;
+
 export const createSealer = (o: SealerOptions): Sealer => {
   const warn = o.warn ?? ((m: string) => void process.stderr.write(`isogroup: warning: ${m}\n`));
   const trusted = o.trusted ?? (o.key ? createPublicKey(o.key) : undefined);
@@ -112,7 +115,7 @@ export const createSealer = (o: SealerOptions): Sealer => {
     const prev = last.get(host)?.seal;
     if (r.entries === 0 || (prev && prev.pos === r.entries && prev.head === r.head)) return undefined;
     const seal = makeSeal(o.key!, { host, stream, pos: r.entries, head: r.head, at: new Date().toISOString() });
-    const file = join(o.dir, `${host}-${seal.pos}-${stamp(seal.at)}.seal.json`);
+    const file = join(o.dir, sealFileName(seal));
     await mkdir(o.dir, { recursive: true });
     await writeFile(file, `${JSON.stringify(seal)}\n`, { flag: 'wx' });
     last.set(host, { seal, file });

@@ -53,8 +53,14 @@ describe('isogroup archive', () => {
     expect((await cli(['--store', store, '--json', 'check', '--integrity'])).json()[0]).toMatchObject({ ok: true, entries: 37 });
     expect((await cli(['--store', store, 'replay', '--verify'])).code).toBe(0);
 
-    const again = await cli(['--store', store, '--json', 'archive']);
+    expect((await cli(['seal', '--new-key', 'k.pem'], { cwd: dir })).code).toBe(0);
+    const again = await cli(['--store', store, '--json', 'archive', '--key', 'k.pem'], { cwd: dir });
     expect(again.json()[0]).toMatchObject({ segment: '000002.jsonl.gz', firstLine: a.archived + 1, liveLines: 0 });
+    // The closed segment sealed: one seal per stream at its end, checkable like any other.
+    const seals = (again.json()[0] as { seals: string[] }).seals;
+    expect(seals).toEqual([expect.stringMatching(/^local-37-\d{8}T\d{9}Z\.seal\.json$/), expect.stringMatching(/^observed-63-/)]);
+    const proof = await cli(['--store', store, '--json', 'check', '--integrity', '--seal', join(`${file}.segments`, seals[0]!), '--key', 'k.pem.pub'], { cwd: dir });
+    expect(proof.json()[0]).toMatchObject({ ok: true, seal: { pos: 37, verified: true } });
     expect(readFileSync(file, 'utf8')).toBe('');
     expect((await cli(['--store', store, '--json', 'groups', '--at', '20'])).json()[0]).toEqual((pinned['local: groups --at 20'] as { answer: unknown[] }).answer[0]);
     expect((await cli(['--store', store, '--json', 'check', '--integrity'])).json()[0]).toMatchObject({ ok: true, entries: 37 });
