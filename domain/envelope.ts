@@ -25,6 +25,8 @@ export interface EventMeta {
   readonly correlation?: string;
   /** Observed events (import/ingest) are facts, never refused; accepted commands are not observed. */
   readonly observed?: boolean;
+  /** The event type's version the entry was written in (domain/schema/upcast.ts); absent = 1. */
+  readonly v?: number;
   readonly [extra: string]: unknown;
 }
 

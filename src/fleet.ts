@@ -5,6 +5,7 @@
  */
 import { Subject, type Observable } from 'rxjs';
 import { createManager, type Manager } from './manager.js';
+import { DEFAULT_SEAL_DIR, createSealer, type Sealer, type SealerOptions } from './store/sealer.js';
 import { hostOfStream, type EventStore, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface FleetEvent {
@@ -24,9 +25,11 @@ export interface Fleet {
   /** Resolves when everything present at start has been delivered. */
   readonly caughtUp: Promise<void>;
   close(): Promise<void>;
+  /** Seals of every host (periodic when created with `seal.everyMs` and a key). */
+  readonly sealer: Sealer;
 }
 
-export const createFleet = async (options: { store: EventStore; snapshotEvery?: number }): Promise<Fleet> => {
+export const createFleet = async (options: { store: EventStore; snapshotEvery?: number; seal?: Omit<SealerOptions, 'store' | 'hosts'> }): Promise<Fleet> => {
   const { store } = options;
   const managers = new Map<string, Promise<Manager>>();
   const known = new Set<string>();
@@ -62,13 +65,16 @@ export const createFleet = async (options: { store: EventStore; snapshotEvery?: 
       events$.next({ host, event: e });
     },
   });
+  const sealer = createSealer({ store, hosts: () => [...known].sort(), dir: DEFAULT_SEAL_DIR, ...options.seal });
   return {
+    sealer,
     hosts: () => [...known].sort(),
     manager,
     events$: events$.asObservable(),
     hosts$: hosts$.asObservable(),
     caughtUp: sub.caughtUp,
     close: async () => {
+      await sealer.close();
       await sub.close();
       events$.complete();
       hosts$.complete();

@@ -25,6 +25,9 @@ export { createManager, type At, type Manager, type ManagerOptions, type Progres
 export { createFleet, type Fleet, type FleetEvent } from './fleet.js';
 export { DEMO_COMMANDS } from './demo.js';
 export { configureReducerFromEnv } from './reducer-env.js';
+export { storedForm } from './store/upcast.js';
+export { createSealer, parseEvery, type Sealer, type SealerOptions, type SealStatus } from './store/sealer.js';
+export { archiveFileLog, type ArchiveResult } from './store/archive.js';
 
 // The library entry configures the reducer from the environment as the CLI does.
 configureReducerFromEnv(process.env);

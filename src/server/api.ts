@@ -12,6 +12,8 @@ import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } fr
 import { asksForVerdict } from '../queries/index.js';
 import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js';
 import { resetScopeRoute, resetsJson } from './reset.js';
+import { sealRoute } from './seal.js';
+import type { Sealer } from '../store/sealer.js';
 import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
@@ -19,6 +21,8 @@ export interface ApiOptions {
   /** Bearer token that enables POST /api/commands; without one the API is read-only. */
   readonly token?: string;
   readonly maxBodyBytes?: number;
+  /** Seals of the hosts (the seal panel); without it the panel says that nothing seals. */
+  readonly seals?: Sealer;
 }
 
 export interface ApiRequest {
@@ -359,6 +363,7 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
         return { host: h.host, ...resetScopeRoute(s, r.p) };
       },
     },
+    { method: 'GET', pattern: /^\/api\/seal$/, handler: sealRoute(o.seals) },
   ];
 
   return async (r) => {

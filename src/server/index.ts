@@ -7,6 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import { FieldError } from '../../domain/index.js';
 import type { EventStore } from '../store/types.js';
+import type { Sealer } from '../store/sealer.js';
 import { createApi } from './api.js';
 import { createHostRegistry, type HostRegistry } from './hosts.js';
 import { HttpError, sendError } from './http.js';
@@ -36,6 +37,8 @@ export interface ServerOptions {
   readonly snapshotEvery?: number;
   /** Where internal errors (with their stacks) go; never to the client. Default: stderr. */
   readonly log?: (line: string) => void;
+  /** Seals for the seal panel (GET /api/seal); `serve --seal-every` also seals with it. */
+  readonly seals?: Sealer;
 }
 
 export interface DashboardServer {
@@ -68,7 +71,7 @@ export const createServer = async (o: ServerOptions): Promise<DashboardServer> =
   }
   const log = o.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
   const registry = createHostRegistry({ store: o.store, ...(o.host !== undefined ? { host: o.host } : {}), ...(o.snapshotEvery !== undefined ? { snapshotEvery: o.snapshotEvery } : {}) });
-  const api = createApi({ registry, ...(o.token !== undefined ? { token: o.token } : {}), ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}) });
+  const api = createApi({ registry, ...(o.token !== undefined ? { token: o.token } : {}), ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}), ...(o.seals ? { seals: o.seals } : {}) });
   const files = createStaticFiles(o.staticDir);
   const streams = new Set<SseStream>();
 

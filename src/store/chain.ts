@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { RecordedEvent } from './types.js';
+import { currentRecord, storedForm } from './upcast.js';
 
 export const GENESIS = '0'.repeat(64);
 
@@ -79,19 +80,29 @@ const canonical = (value: unknown): string => {
 /** Canonical JSON text of a JSON value (see the header). */
 export const canonicalJson = (value: unknown): string => canonical(value);
 
-/** The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}. */
-export const entryHash = (e: Hashable): string =>
-  createHash('sha256')
+/**
+ * The hash of an entry: SHA-256 over the canonical JSON of {data,id,meta,prev,type}, always of the
+ * entry as stored (a record upcast on read is hashed in the shape it was written in).
+ */
+export const entryHash = (entry: Hashable): string => {
+  const e = storedForm(entry);
+  return createHash('sha256')
     .update(canonicalJson({ data: e.data, id: e.id, meta: e.meta, prev: e.prev, type: e.type }), 'utf8')
     .digest('hex');
+};
 
 /** The hash an entry's successor links to: the stored one, or computed for an unchained entry. */
 export const headOf = (e: Hashable | undefined): string => (e === undefined ? GENESIS : (e.hash ?? entryHash(e)));
 
-/** Chains records that follow `predecessor` (undefined: the stream is empty). */
+/**
+ * Chains records that follow `predecessor` (undefined: the stream is empty). Every store's writer
+ * comes through here, so this is also where an event is made current (its version stamped, an
+ * older one upcast, a newer one refused) before it is hashed: the writer always writes current.
+ */
 export const chainRecords = <T extends Hashable>(predecessor: Hashable | undefined, records: readonly T[]): (T & Required<Chained>)[] => {
   let prev = headOf(predecessor);
-  return records.map((r) => {
+  return records.map((record) => {
+    const r = currentRecord(record);
     const hash = entryHash({ pos: r.pos, id: r.id, type: r.type, data: r.data, meta: r.meta, prev });
     const chained = { ...r, prev, hash };
     prev = hash;
@@ -189,7 +200,11 @@ export const verifyChain = (entries: readonly Hashable[], known?: KnownHead): In
     if (!linkOk) {
       // GENESIS is what the first entry links to: "the entry before entry 1".
       const at = e.prev === undefined ? undefined : e.prev === GENESIS ? -1 : byHash.get(e.prev);
-      if (belongsAt === c + 1 && e.prev !== entries[c + 1]!.hash) {
+      // The entry that belongs here follows right after this one: an insertion, unless this one is that
+      // entry's genuine successor (two neighbours swapped) — a copy linking to it forks the chain instead,
+      // and the chain goes on from the one after.
+      const next = entries[c + 1];
+      if (belongsAt === c + 1 && (e.prev !== next!.hash || entries[c + 2]?.prev === next!.hash)) {
         return fail(c, 'inserted', `entry ${c + 1} is not part of the chain: entry ${c + 2} links to entry ${c}`);
       }
       if (belongsAt !== undefined || (at !== undefined && at > c)) {

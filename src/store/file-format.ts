@@ -17,6 +17,7 @@ import { crc32 } from 'node:zlib';
 import type { EventMeta, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import { checkpointAt } from './memory.js';
+import { upcastRecord } from './upcast.js';
 
 const CRC_SUFFIX_BYTES = ',"crc":"00000000"}'.length;
 const CLOSE_BRACE = Buffer.from('}');
@@ -96,7 +97,8 @@ const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
         ? { pos, id, type, data, meta: m, stream, checkpoint }
         : { pos, id, type, data, meta: m, stream, checkpoint, ...(prev !== undefined ? { prev } : { hash: hash as string }) };
   return {
-    record,
+    // Old event versions are read in the current shape (the stored one is kept for the chain).
+    record: upcastRecord(record),
     batch: batch as number | undefined,
   };
 };

@@ -18,6 +18,7 @@ import type { TornTail } from './file-format.js';
 import { decodeRecord, encodeAppend, scanLog } from './file-format.js';
 import type { LogIndex } from './memory.js';
 import { createLogIndex, readersOver } from './memory.js';
+import { archivedBytes } from './segments.js';
 
 export const DEFAULT_FILE_PATH = '.isogroup/log.jsonl';
 
@@ -104,6 +105,7 @@ export const openFileStore = async (path: string, options: FileStoreOptions = {}
     handle = await fs.open(file, 'a');
     const bytes = await readIfExists(fs, file);
     const index = createLogIndex();
+    scanInto(index, file, await archivedBytes(file, bytes)); // archive segments come first (`isogroup archive`)
     const scan = scanInto(index, file, bytes);
     if (scan.torn) {
       await handle.truncate(scan.validBytes);
@@ -306,7 +308,11 @@ const openReader = async (
     return refreshing;
   };
 
-  if (!options.lazy) scanTail(await readIfExists(fs, file), true);
+  // Archive segments (`isogroup archive`) come first; a log with segments is indexed in full, never lazily.
+  const live = await readIfExists(fs, file);
+  scanInto(index, file, await archivedBytes(file, live));
+  if (index.length > 0) options = { ...options, lazy: false };
+  if (!options.lazy) scanTail(live, true);
   const { closeSubscriptions, ...readers } = readersOver(index, { refresh, pollMs: options.pollMs ?? 100 });
 
   // Lazy mode: what `replay` learnt — the file's bytes and, per stream, the byte offset and line of every position.

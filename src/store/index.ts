@@ -20,3 +20,4 @@ export type { PostgresStoreOptions } from './servers.js';
 export { initPostgresSchema, openKurrentStore, openPostgresStore } from './servers.js';
 export type { OpenStoreOptions } from './open.js';
 export { ACCEPTED_SCHEMES, DEFAULT_STORE_URL, openStore, redactUrl, resolveStoreUrl } from './open.js';
+export { storedForm } from './upcast.js';

@@ -16,6 +16,8 @@ import type { EventStore, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import { canonicalJson, verifyChain, type Hashable, type IntegrityReport, type KnownHead } from './chain.js';
 import { filePath } from './open.js';
+import { storedForm } from './upcast.js';
+import { archivedBytes } from './segments.js';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -49,15 +51,19 @@ export const fileChainEntries = (bytes: Buffer, stream: string, file = 'log'): H
   return out;
 };
 
-const pick = (e: RecordedEvent): Hashable => ({
-  pos: e.pos,
-  id: e.id,
-  type: e.type,
-  data: e.data,
-  meta: e.meta,
-  ...(e.prev !== undefined ? { prev: e.prev } : {}),
-  ...(e.hash !== undefined ? { hash: e.hash } : {}),
-});
+/** What the chain covers of a record: the entry as stored (not its upcast form). */
+const pick = (r: RecordedEvent): Hashable => {
+  const e = storedForm(r);
+  return {
+    pos: e.pos,
+    id: e.id,
+    type: e.type,
+    data: e.data,
+    meta: e.meta,
+    ...(e.prev !== undefined ? { prev: e.prev } : {}),
+    ...(e.hash !== undefined ? { hash: e.hash } : {}),
+  };
+};
 
 /** A stream's entries for checking: the raw lines of a file log, or what another store returns. */
 export const chainEntries = async (url: string, stream: string, open: () => Promise<EventStore>): Promise<Hashable[]> => {
@@ -70,9 +76,14 @@ export const chainEntries = async (url: string, stream: string, open: () => Prom
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw new StoreError(`cannot read ${file}: ${(error as Error).message}`, 'EIO');
     }
-    return fileChainEntries(bytes, stream, file);
+    // Archive segments and the live log are one chain (the segments' digests are not the judge here either).
+    return fileChainEntries(Buffer.concat([await archivedBytes(file, bytes, false), bytes]), stream, file);
   }
-  const store = await open();
+  return storeChainEntries(await open(), stream);
+};
+
+/** A stream's entries for checking, as an open store returns them (their stored form). */
+export const storeChainEntries = async (store: EventStore, stream: string): Promise<Hashable[]> => {
   const out: Hashable[] = [];
   for await (const e of store.read(stream)) out.push(pick(e));
   return out;

@@ -24,6 +24,7 @@ import {
 } from './internal.js';
 import { createBackoff } from '../retry.js';
 import { chainRecords } from './chain.js';
+import { upcastRecord } from './upcast.js';
 
 /** Our streams; the $all reads and subscriptions are filtered to them (which also drops system events). */
 const STREAM_PREFIX = 'host-';
@@ -61,7 +62,8 @@ const toRecord = (resolved: ResolvedEvent): (RecordedEvent & { position?: Positi
   if (!event) return undefined; // a link to a deleted event
   const { [CHAIN_KEY]: chain, ...meta } = jsonOf(event.metadata ?? {});
   const c = (typeof chain === 'object' && chain !== null ? chain : {}) as { prev?: unknown; hash?: unknown };
-  return {
+  // Old event versions are read in the current shape (the stored one is kept for the chain).
+  return upcastRecord({
     pos: Number(event.revision) + 1,
     id: event.id,
     type: event.type,
@@ -71,7 +73,7 @@ const toRecord = (resolved: ResolvedEvent): (RecordedEvent & { position?: Positi
     ...(typeof c.prev === 'string' ? { prev: c.prev } : {}),
     ...(typeof c.hash === 'string' ? { hash: c.hash } : {}),
     ...(event.position ? { checkpoint: checkpointOfPosition(event.position), position: event.position } : {}),
-  };
+  });
 };
 
 const strip = ({ position: _position, ...record }: RecordedEvent & { position?: Position }): RecordedEvent => record;

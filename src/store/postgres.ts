@@ -16,6 +16,7 @@ import { ExpectedVersionConflictError, StoreError } from './types.js';
 import type { PullBatch, PullSource } from './internal.js';
 import { withRetry } from '../retry.js';
 import { chainRecords } from './chain.js';
+import { upcastRecord } from './upcast.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
@@ -45,17 +46,19 @@ const parseCheckpoint = (checkpoint: string | undefined): [string, string] => {
 
 const COLUMNS = `transaction_id::text AS xid, global_position::text AS gp, stream, pos::text AS pos_text, event_id, type, data, meta, prev, hash`;
 
-const toRecord = (row: QueryResultRow): RecordedEvent => ({
-  pos: Number(row.pos_text),
-  id: row.event_id as string,
-  type: row.type as string,
-  data: row.data as Record<string, unknown>,
-  meta: row.meta as EventMeta,
-  stream: row.stream as string,
-  checkpoint: checkpointOf(row.xid as string, row.gp as string),
-  ...(row.prev !== null && row.prev !== undefined ? { prev: row.prev as string } : {}),
-  ...(row.hash !== null && row.hash !== undefined ? { hash: row.hash as string } : {}),
-});
+const toRecord = (row: QueryResultRow): RecordedEvent =>
+  // Old event versions are read in the current shape (the stored one is kept for the chain).
+  upcastRecord({
+    pos: Number(row.pos_text),
+    id: row.event_id as string,
+    type: row.type as string,
+    data: row.data as Record<string, unknown>,
+    meta: row.meta as EventMeta,
+    stream: row.stream as string,
+    checkpoint: checkpointOf(row.xid as string, row.gp as string),
+    ...(row.prev !== null && row.prev !== undefined ? { prev: row.prev as string } : {}),
+    ...(row.hash !== null && row.hash !== undefined ? { hash: row.hash as string } : {}),
+  });
 
 const isUniqueViolation = (error: unknown): boolean => (error as { code?: string } | undefined)?.code === '23505';
 

@@ -64,3 +64,6 @@ export { installMatchers, matchers, type DmaExpectation } from './matchers.js';
 export { workstation, type WorkstationDevice, type WorkstationOptions } from './canned-reset.js';
 export { type ResetCapsInput } from './host.js';
 export { chainOf, renderChain, type Chain } from './explain.js';
+/** Event versions in tests: install a table with a deliberate shape change (a v2, an old v0) and prove old logs read the same. */
+export { defineUpcasting, useUpcasting, EVENT_VERSIONS, type Upcaster } from '../../domain/schema/upcast.js';
+export { storedForm } from '../store/upcast.js';

@@ -15,18 +15,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import pg from 'pg';
-import { createManager } from '../../src/manager.js';
-import { DEMO_COMMANDS } from '../../src/demo.js';
-import { openFileStore } from '../../src/store/file.js';
-import { entryHash, verifyChain, type BreakKind, type IntegrityReport } from '../../src/store/chain.js';
+import { entryHash, verifyChain, type IntegrityReport } from '../../src/store/chain.js';
 import { fileChainEntries } from '../../src/store/integrity.js';
-import { createRng, type Rng } from '../../src/testkit/prng.js';
+import { createRng } from '../../src/testkit/prng.js';
 import { cli, tempDir } from '../cli/run.js';
+import { buildLog, expectBreak, forgeEntry, mutateLeaf, randomHex, type Line } from './tamper-kit.js';
 
 const TRIALS = 1000;
 const STREAM = 'host-a';
-
-type Line = Record<string, unknown>;
 
 /** A line as the file store writes it: the JSON object with its CRC-32 as the last member. */
 const encode = (line: Line): string => {
@@ -38,60 +34,12 @@ const bytesOf = (lines: readonly Line[]): Buffer => Buffer.from(lines.map((l) =>
 const check = (lines: readonly Line[], seal?: { pos: number; head: string }): IntegrityReport =>
   verifyChain(fileChainEntries(bytesOf(lines), STREAM), seal);
 
-/** A log with two interleaved hosts: commands, refusals, alerts and observed (imported) events. */
-const buildLog = async (): Promise<Line[]> => {
-  const dir = tempDir();
-  const file = join(dir, 'log.jsonl');
-  const store = await openFileStore(file);
-  const a = createManager({ store, host: 'a' });
-  const b = createManager({ store, host: 'b' });
-  await a.load();
-  await b.load();
-  const half = Math.floor(DEMO_COMMANDS.length / 2);
-  await a.execMany(DEMO_COMMANDS.slice(0, half));
-  await b.execMany(DEMO_COMMANDS);
-  await a.execMany(DEMO_COMMANDS.slice(half));
-  const observed = [];
-  for await (const e of store.read('host-b')) observed.push({ type: e.type, data: e.data, meta: { ...e.meta, host: 'a' } });
-  await a.import(observed);
-  await store.close();
-  return readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as Line);
-};
-
-const randomHex = (rng: Rng): string => Array.from({ length: 64 }, () => '0123456789abcdef'[rng.int(16)]).join('');
-
-/** Changes one leaf of a JSON value (a string, number, boolean or null somewhere inside). */
-const mutateLeaf = (rng: Rng, value: unknown): unknown => {
-  if (typeof value === 'string') return value === '' ? 'x' : rng.chance(0.5) ? `${value}x` : value.slice(0, -1) + (value.endsWith('0') ? '1' : '0');
-  if (typeof value === 'number') return value + 1 + rng.int(3);
-  if (typeof value === 'boolean') return !value;
-  if (value === null) return 0;
-  if (Array.isArray(value)) {
-    if (value.length === 0) return [0];
-    const copy = [...value];
-    const i = rng.int(copy.length);
-    copy[i] = mutateLeaf(rng, copy[i]);
-    return copy;
-  }
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj);
-  if (keys.length === 0) return { x: 1 };
-  const k = rng.pick(keys);
-  return { ...obj, [k]: mutateLeaf(rng, obj[k]) };
-};
-
 const FIELDS = ['pos', 'id', 'type', 'data', 'meta', 'prev', 'hash'] as const;
 
 describe('tamper evidence on the file store (the CRC recomputed, the chain still names it)', () => {
   let base: Line[];
   /** Indexes in `base` of host a's lines, in order (host b's lines sit between them). */
   let mine: number[];
-  const expectBreak = (r: IntegrityReport, pos: number, kind: BreakKind, what: string, failures: string[]): void => {
-    if (r.ok || r.break?.pos !== pos || r.break.kind !== kind) {
-      failures.push(`${what}: expected ${kind} at ${pos}, got ${r.ok ? 'ok' : `${r.break?.kind} at ${r.break?.pos} (${r.break?.message})`}`);
-    }
-  };
-
   beforeAll(async () => {
     base = await buildLog();
     mine = base.flatMap((l, i) => (l.stream === STREAM ? [i] : []));
@@ -146,21 +94,24 @@ describe('tamper evidence on the file store (the CRC recomputed, the chain still
     const failures: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
       const i = rng.int(mine.length); // insert before host a's entry i (an insertion after the newest one is an append)
-      const template = base[rng.int(base.length)]!;
-      const forged: Line = { ...template, id: randomUUID(), pos: i + 1, stream: STREAM };
-      const prevMode = rng.int(3);
-      const before = base[mine[i]!]!.prev as string;
-      forged.prev = prevMode === 0 ? template.prev : prevMode === 1 ? before : randomHex(rng);
-      const hashMode = rng.int(3);
-      if (hashMode === 1) forged.hash = entryHash(forged as never);
-      if (hashMode === 2) delete forged.hash;
-      if (rng.chance(0.5)) forged.data = mutateLeaf(rng, forged.data);
-      if (hashMode === 1) forged.hash = entryHash(forged as never);
+      const { forged, prevMode, hashMode } = forgeEntry(rng, base[rng.int(base.length)]!, i + 1, STREAM, base[mine[i]!]!.prev as string);
       const lines = [...base];
       lines.splice(mine[i]!, 0, forged);
       expectBreak(check(lines), i + 1, 'inserted', `insert before entry ${i + 1} (prev mode ${prevMode}, hash mode ${hashMode})`, failures);
     }
     expect(failures).toEqual([]);
+  });
+
+  test('a correctly hashed copy of the next-but-one entry, inserted before the next: "inserted", not mistaken for a swap', () => {
+    // [… 9, F(→10), 10(→9), 11(→10) …]: F links to entry 10 like entry 11 does; the chain goes on from 10, not from F.
+    for (const i of [3, 20, mine.length - 3]) {
+      const template = base[mine[i + 1]!]!;
+      const forged: Line = { ...template, id: randomUUID(), pos: i + 1 };
+      forged.hash = entryHash(forged as never);
+      const lines = [...base];
+      lines.splice(mine[i]!, 0, forged);
+      expect(check(lines).break).toMatchObject({ pos: i + 1, kind: 'inserted' });
+    }
   });
 
   test(`swap two entries: ${TRIALS} random swaps, every one named "reordered" at the first of the two`, () => {
@@ -187,6 +138,31 @@ describe('tamper evidence on the file store (the CRC recomputed, the chain still
       // Without the seal the shorter log is a consistent log: exactly why seals exist.
       if (!check(lines).ok) failures.push(`cut to ${keep}: the chain alone should not object`);
       expectBreak(check(lines, seal), keep + 1, 'truncated', `cut to ${keep} after a seal at ${sealedAt}`, failures);
+    }
+    expect(failures).toEqual([]);
+  });
+
+  test(`replace a whole archive segment with an edited, re-hashed copy: ${TRIALS} random archive points, every one named "edited" at the seam`, () => {
+    // check --integrity reads segments + live log as one (archivedBytes, then the live bytes): here the
+    // segment is the first `cut` lines, replaced by a copy where one of host a's entries was edited and
+    // every later host-a entry inside the segment re-hashed, so the segment is consistent on its own.
+    const rng = createRng('tamper-segment');
+    const failures: string[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      const archived = 1 + rng.int(mine.length - 1); // host a entries in the segment; at least one stays live
+      const cut = mine[archived - 1]! + 1;
+      const k = rng.int(archived);
+      const segment = base.slice(0, cut).map((l) => ({ ...l }));
+      let prev: string | undefined;
+      for (const [j, idx] of mine.slice(0, archived).entries()) {
+        if (j < k) continue;
+        const line = segment[idx]!;
+        if (j === k) line.data = mutateLeaf(rng, line.data);
+        if (prev !== undefined) line.prev = prev;
+        line.hash = entryHash(line as never);
+        prev = line.hash as string;
+      }
+      expectBreak(check([...segment, ...base.slice(cut)]), archived, 'edited', `segment of ${cut} lines, entry ${k + 1} edited and re-hashed`, failures);
     }
     expect(failures).toEqual([]);
   });

@@ -4,6 +4,7 @@
  * (SPEC §10) while --host before it names the log host.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -201,5 +202,43 @@ describe('splitHostFlags', () => {
     expect(splitHostFlags(['--store', 'memory:', '--host=lab', '--json', 'serve', '--port', '0', '--host=::1'])).toEqual({ before: 'lab', after: '::1' });
     // A store path that happens to read "serve" is a value, not the subcommand.
     expect(splitHostFlags(['--store', 'serve', '--host', 'x', 'serve', '--host', 'y'])).toEqual({ before: 'x', after: 'y' });
+  });
+});
+
+describe('isogroup serve --seal-every', () => {
+  test('seals at start and then periodically into --seal-dir; the seal panel says the log still holds it', async () => {
+    const keyFile = join(dir, 'seal.pem');
+    const io = capture();
+    expect(await run(['seal', '--new-key', keyFile], io.io)).toBe(0);
+    const seals = join(dir, 'seals');
+    const s0 = stopper();
+    const s = serve(['--store', storeUrl, 'serve', '--port', '0', '--seal-every', '200ms', '--seal-key', keyFile, '--seal-dir', seals], s0.stop);
+    const url = await urlOf(s);
+    for (let i = 0; i < 100 && !s.io.out().includes('sealing every'); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(s.io.out()).toContain(`sealing every 200ms into ${seals}`);
+    const first = readdirSync(seals).filter((f) => f.startsWith('local-'));
+    expect(first).toHaveLength(1);
+    expect((await get(url, '/api/seal?host=local')).json).toMatchObject({ host: 'local', verifies: true, trust: 'key', sealing: { everyMs: 200 }, seal: { pos: Number(/^local-(\d+)-/.exec(first[0]!)![1]) } });
+    // Another writer appends: the next period seals the new position.
+    const other = capture();
+    expect(await run(['--store', storeUrl, '--host', 'sealed', 'demo', '--quiet'], other.io)).toBe(0);
+    for (let i = 0; i < 100 && !readdirSync(seals).some((f) => f.startsWith('sealed-36-')); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(readdirSync(seals).filter((f) => f.startsWith('sealed-'))).toEqual([expect.stringMatching(/^sealed-36-/)]);
+    s0.fire();
+    expect(await s.code).toBe(0);
+  });
+
+  test('a bad period or a missing key: a one-line error before anything listens', async () => {
+    const never = new Promise<void>(() => undefined);
+    const cases: [string[], RegExp][] = [
+      [['serve', '--port', '0', '--seal-every', '5x'], /--seal-every: expected a period like 30s, 10m or 1h/],
+      [['serve', '--port', '0', '--seal-every', '1m', '--seal-key', join(dir, 'nope.pem')], /cannot read the seal key .*nope\.pem.*isogroup seal --new-key FILE/],
+    ];
+    for (const [argv, msg] of cases) {
+      const s = serve(['--store', storeUrl, ...argv], never);
+      expect({ argv, code: await s.code }).toEqual({ argv, code: 2 });
+      expect(s.io.err()).toMatch(msg);
+      expect(s.io.err().trim().split('\n')).toHaveLength(1);
+    }
   });
 });

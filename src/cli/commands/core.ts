@@ -8,6 +8,8 @@ import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
 import type { NewEvent } from '../../store/types.js';
 import { chainOf, verifyChain, type Hashable } from '../../store/chain.js';
+import { storedForm } from '../../store/upcast.js';
+import { EventVersionError, upcastEvent } from '../../../domain/schema/upcast.js';
 import { DEFAULT_STORE_URL, redactUrl } from '../../store/open.js';
 import { parseAt, type CliContext } from '../context.js';
 import { MAX_JSON_DEPTH, inputLines, jsonDepth } from '../input.js';
@@ -111,8 +113,11 @@ const importLines = async (ctx: CliContext, file: string): Promise<number> => {
     }
     try {
       if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new FieldError('entry', 'expected an envelope object {"type","data","meta"}');
-      const v = validateEvent(e.type, e.data);
-      const meta = (typeof e.meta === 'object' && e.meta !== null ? e.meta : {}) as Record<string, unknown>;
+      const given = (typeof e.meta === 'object' && e.meta !== null ? e.meta : {}) as Record<string, unknown>;
+      // An entry of an older event version is imported in the current shape (its chain is checked as given).
+      const cur = typeof e.type === 'string' && typeof e.data === 'object' && e.data !== null ? upcastEvent({ type: e.type, data: e.data as Record<string, unknown>, meta: given }) : e;
+      const v = validateEvent(cur.type, cur.data);
+      const meta = (cur.meta ?? given) as Record<string, unknown>;
       if (meta.at !== undefined && (typeof meta.at !== 'string' || Number.isNaN(Date.parse(meta.at)))) throw new FieldError('meta.at', 'expected an ISO-8601 time');
       events.push({ type: v.type, data: v.data, meta: meta as unknown as NewEvent['meta'] });
       if (e.prev !== undefined || e.hash !== undefined) chained = true;
@@ -127,7 +132,7 @@ const importLines = async (ctx: CliContext, file: string): Promise<number> => {
       });
       lineOf.push(n);
     } catch (err) {
-      if (err instanceof FieldError) throw new CliError(`line ${n}: ${err.message}; nothing was imported`);
+      if (err instanceof FieldError || err instanceof EventVersionError) throw new CliError(`line ${n}: ${err.message}; nothing was imported`);
       throw err;
     }
   }
@@ -192,7 +197,8 @@ export const registerCore = (program: Command, app: App): void => {
         const to = until === undefined ? undefined : m.positionAt(until);
         for await (const e of store.read(m.stream, to === undefined ? {} : { to })) {
           if (ctx.io.stdout.closed) break; // the reader has seen enough (`export | head`)
-          ctx.out(`${JSON.stringify({ pos: e.pos, id: e.id, type: e.type, data: e.data, meta: e.meta, ...chainOf(e) })}\n`);
+          const s = storedForm(e); // as stored (older event versions too): the chain stays checkable
+          ctx.out(`${JSON.stringify({ pos: s.pos, id: s.id, type: s.type, data: s.data, meta: s.meta, ...chainOf(s) })}\n`);
         }
       }),
     );

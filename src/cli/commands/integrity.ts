@@ -1,8 +1,8 @@
 /** `check --integrity` (the hash chain, optionally against a seal) and `seal` (docs/stores.md#integrity). */
 import { readFile, writeFile } from 'node:fs/promises';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { streamOfHost } from '../../store/types.js';
+import { hostOfStream, streamOfHost } from '../../store/types.js';
 import { verifyChain, type IntegrityReport } from '../../store/chain.js';
 import {
   DEFAULT_SEAL_KEY,
@@ -16,6 +16,10 @@ import {
   type Seal,
 } from '../../store/integrity.js';
 import type { CliContext } from '../context.js';
+import { archiveFileLog } from '../../store/archive.js';
+import { segmentsDir } from '../../store/segments.js';
+import { sealFileName } from '../../store/sealer.js';
+import { filePath } from '../../store/open.js';
 import { CliError } from '../io.js';
 import type { App } from '../app.js';
 
@@ -80,6 +84,49 @@ export const registerIntegrity = (program: Command, app: App): void => {
           if (ctx.json) ctx.emit({ sealed: o.out, host: ctx.host, pos: seal.pos, head: seal.head, at: seal.at });
           else ctx.out(`sealed host ${ctx.host} at #${seal.pos} (head ${seal.head}) into ${o.out}\n`);
         }
+        return 0;
+      }),
+    );
+
+  program
+    .command('archive')
+    .option('--keep <n>', 'entries to leave in the live log (rounded up to whole appends)', '0')
+    .option('--key <file>', 'also seal every stream at the end of the new segment with this Ed25519 key (seals go beside the segments: ship them elsewhere)')
+    .description('move the live file log, verified, into a compressed archive segment beside it; reads and checks see one log')
+    .addHelpText(
+      'after',
+      `
+The archived lines keep their hash chain: \`check --integrity\` walks segments and live log as one,
+and replay, --at and every query read through the segments. Seal before archiving and keep the
+seal elsewhere: a segment replaced later is then caught like any other edit.
+
+Examples:
+  $ isogroup seal --out before-archive.seal && isogroup archive
+  $ isogroup archive --keep 1000 --key .isogroup/seal-key.pem --json`,
+    )
+    .action(
+      app.action(async (ctx, o: { keep: string; key?: string }) => {
+        if (!ctx.storeUrl.startsWith('file:')) throw new CliError(`archive: only file: stores have archive segments (this store is ${ctx.storeUrl.split(':')[0]})`);
+        if (!/^\d{1,12}$/.test(o.keep)) throw new CliError(`--keep: expected a number of entries, got ${JSON.stringify(o.keep.slice(0, 40))}`);
+        const file = at(ctx, filePath(ctx.storeUrl));
+        const key = o.key === undefined ? undefined : await loadPrivateKey(at(ctx, o.key));
+        const r = await archiveFileLog(file, { keep: Number(o.keep) });
+        const s = r.segment;
+        const seals: string[] = [];
+        if (s && key) {
+          // The segment's end, sealed: the chain head of every stream as archived.
+          for (const [stream, h] of Object.entries(s.heads).sort(([a], [b]) => (a < b ? -1 : 1))) {
+            const host = hostOfStream(stream);
+            if (host === null || h.hash === null) continue;
+            const seal = makeSeal(key, { host, stream, pos: h.pos, head: h.hash, at: s.at });
+            const name = sealFileName(seal);
+            await writeFile(join(segmentsDir(file), name), `${JSON.stringify(seal)}\n`, { flag: 'wx' });
+            seals.push(name);
+          }
+        }
+        if (ctx.json) ctx.emit({ archived: s ? s.lines : 0, ...(s ? { segment: s.file, firstLine: s.firstLine, lastLine: s.firstLine + s.lines - 1, sha256: s.sha256, heads: s.heads } : {}), liveLines: r.liveLines, ...(key ? { seals } : {}) });
+        else if (!s) ctx.out(`nothing to archive: ${r.liveLines} line(s) in the live log\n`);
+        else ctx.out(`archived lines ${s.firstLine}–${s.firstLine + s.lines - 1} into ${s.file}; ${r.liveLines} line(s) stay in the live log${seals.length ? `; sealed ${seals.join(', ')}` : ''}\n`);
         return 0;
       }),
     );

@@ -13,6 +13,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks'
 import htm from 'htm';
 import { MemlockBadge, VerdictNotes, verdictWord } from './iommufd.js';
 import { makeResetPanel } from './reset.js';
+import { SealPanel } from './seal.js';
 
 const html = htm.bind(h);
 
@@ -692,6 +693,7 @@ const App = () => {
       <div class="col">
         <${DomainsPanel} host=${v.host} pos=${pos} onSelectDevice=${selectDevice} />
         <${AuditPanel} host=${v.host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
+        <${SealPanel} host=${v.host} livePos=${livePos} />
       </div>
     </main>`}
   </div>`;

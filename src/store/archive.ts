@@ -1,0 +1,129 @@
+/**
+ * Archive segments of the file store (`isogroup archive`, docs/stores.md#archive).
+ *
+ * `archiveFileLog` moves a verified prefix of the live log (whole appends only) into a gzip-compressed
+ * segment next to it, `<log>.segments/NNNNNN.jsonl.gz`, listed in `<log>.segments/manifest.json`
+ * with its first line number, line count, the SHA-256 of its uncompressed bytes and the chain head
+ * of every stream at its end. The lines are moved byte for byte, chain members included: the chain
+ * runs on from the last archived entry into the live log, so `check --integrity` walks segments and
+ * live log as one, and the file store reads them as one log (positions, checkpoints, replay, --at).
+ *
+ * Crash safety: the segment is written and synced first, then the manifest (write + rename), then
+ * the shortened live log (write + rename). A crash after the manifest but before the live log was
+ * replaced leaves the archived lines in both: the live log's first line is then the segment's first
+ * line, and readers ignore that last segment (`archivedBytes`) until an archive completes it.
+ */
+import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { StoreError } from './types.js';
+import { realFs } from './file-fs.js';
+import { acquireLock } from './file-lock.js';
+import { verifyChain } from './chain.js';
+import { fileChainEntries } from './integrity.js';
+import { archivedBytes, firstLineOf, liveSegments, manifestPath, readManifest, segmentsDir, sha256, type SegmentInfo, type SegmentManifest } from './segments.js';
+
+/** Whole appends only: the byte length of the longest prefix of `live` that ends an append and holds at most `maxLines` lines. */
+const appendBoundary = (live: Buffer, maxLines: number): { bytes: number; lines: number } => {
+  let offset = 0;
+  let lines = 0;
+  let cut = { bytes: 0, lines: 0 };
+  let open = 0;
+  while (offset < live.length && lines < maxLines) {
+    const nl = live.indexOf(0x0a, offset);
+    if (nl === -1) break;
+    const m = /"batch":(\d+),"crc"/.exec(live.toString('latin1', Math.max(offset, nl - 40), nl));
+    if (open === 0 && m) open = Number(m[1]);
+    if (open > 0) open -= 1;
+    offset = nl + 1;
+    lines += 1;
+    if (open === 0) cut = { bytes: offset, lines };
+  }
+  return cut;
+};
+
+const writeSynced = async (path: string, bytes: Buffer | string, flag = 'w'): Promise<void> => {
+  const h = await open(path, flag);
+  try {
+    await h.writeFile(bytes);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+};
+
+export interface ArchiveResult {
+  /** The new segment (undefined: nothing to archive). */
+  readonly segment?: SegmentInfo;
+  /** Lines left in the live log. */
+  readonly liveLines: number;
+}
+
+/**
+ * Moves all but the newest `keep` entries (rounded to whole appends) of the live file log into a new
+ * segment. Takes the writer's lock (fails if a writer holds it); refuses a log whose chain is broken.
+ */
+export const archiveFileLog = async (file: string, options: { keep?: number; warn?: (m: string) => void } = {}): Promise<ArchiveResult> => {
+  const lock = await acquireLock(realFs, `${file}.lock`, { warn: options.warn ?? (() => undefined) });
+  try {
+    let live: Buffer;
+    try {
+      live = await readFile(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { liveLines: 0 };
+      throw error;
+    }
+    const manifest = await readManifest(file);
+    const kept = liveSegments(manifest, live);
+    if (manifest && kept.length < manifest.segments.length) {
+      throw new StoreError(`the last archive of ${file} was cut short (its segment is also still in the live log): restore ${manifestPath(file)} from its segments or remove its last entry, then archive again`, 'ECORRUPT');
+    }
+    const archived = await archivedBytes(file, live);
+    const all = Buffer.concat([archived, live]);
+    const streams = new Set<string>();
+    for (const line of all.toString('utf8').split('\n')) {
+      const m = /"stream":("(?:[^"\\]|\\.)*")/.exec(line);
+      if (m) streams.add(JSON.parse(m[1]!) as string);
+    }
+    for (const stream of streams) {
+      const r = verifyChain(fileChainEntries(all, stream, file));
+      if (r.break) throw new StoreError(`not archiving ${file}: the hash chain of ${stream} breaks at #${r.break.pos} (${r.break.kind}: ${r.break.message})`, 'ECHAIN');
+    }
+    const liveLineCount = live.toString('latin1').split('\n').length - 1;
+    const cut = appendBoundary(live, Math.max(0, liveLineCount - (options.keep ?? 0)));
+    if (cut.lines === 0) return { liveLines: liveLineCount };
+    const moved = live.subarray(0, cut.bytes);
+    const heads: Record<string, { pos: number; hash: string | null }> = {};
+    for (const line of moved.toString('utf8').split('\n')) {
+      if (line === '') continue;
+      const e = JSON.parse(line) as { stream: string; pos: number; hash?: string };
+      heads[e.stream] = { pos: e.pos, hash: e.hash ?? null };
+    }
+    const previous = manifest?.segments ?? [];
+    const firstLine = previous.reduce((n, s) => n + s.lines, 0) + 1;
+    const name = `${String(previous.length + 1).padStart(6, '0')}.jsonl.gz`;
+    const segment: SegmentInfo = {
+      file: name,
+      firstLine,
+      lines: cut.lines,
+      sha256: sha256(moved),
+      firstLineSha256: sha256(firstLineOf(moved)!),
+      heads,
+      at: new Date().toISOString(),
+    };
+    const dir = segmentsDir(file);
+    await mkdir(dir, { recursive: true });
+    await writeSynced(join(dir, name), gzipSync(moved, { level: 9 }), 'wx');
+    const next: SegmentManifest = { kind: 'isogroup-segments', version: 1, segments: [...previous, segment] };
+    await writeSynced(`${manifestPath(file)}.tmp`, `${JSON.stringify(next, null, 1)}\n`);
+    await rename(`${manifestPath(file)}.tmp`, manifestPath(file));
+    await writeSynced(`${file}.archive.tmp`, live.subarray(cut.bytes));
+    await rename(`${file}.archive.tmp`, file);
+    const d = await open(dirname(file), 'r');
+    await d.sync().catch(() => undefined);
+    await d.close();
+    return { segment, liveLines: liveLineCount - cut.lines };
+  } finally {
+    await lock.release();
+  }
+};

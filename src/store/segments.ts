@@ -1,0 +1,88 @@
+/**
+ * Reading archive segments of the file store (written by `archiveFileLog`, archive.ts): the lines a
+ * live log's segments hold, uncompressed, in order. The file store reads them before the live log,
+ * and `check --integrity` walks them with it.
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { StoreError } from './types.js';
+
+export interface SegmentInfo {
+  /** File name inside the segments directory. */
+  readonly file: string;
+  /** Global line number (= checkpoint) of its first line, and how many lines it holds. */
+  readonly firstLine: number;
+  readonly lines: number;
+  /** SHA-256 (hex) of the uncompressed lines, and of the first line alone (with its newline). */
+  readonly sha256: string;
+  readonly firstLineSha256: string;
+  /** Per stream: the position and chain head of its last entry in the segment. */
+  readonly heads: Readonly<Record<string, { readonly pos: number; readonly hash: string | null }>>;
+  readonly at: string;
+}
+
+export interface SegmentManifest {
+  readonly kind: 'isogroup-segments';
+  readonly version: 1;
+  readonly segments: readonly SegmentInfo[];
+}
+
+export const segmentsDir = (file: string): string => `${file}.segments`;
+export const manifestPath = (file: string): string => join(segmentsDir(file), 'manifest.json');
+export const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
+export const firstLineOf = (bytes: Buffer): Buffer | undefined => {
+  const nl = bytes.indexOf(0x0a);
+  return nl === -1 ? undefined : bytes.subarray(0, nl + 1);
+};
+
+export const readManifest = async (file: string): Promise<SegmentManifest | undefined> => {
+  let text: string;
+  try {
+    text = await readFile(manifestPath(file), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new StoreError(`cannot read ${manifestPath(file)}: ${(error as Error).message}`, 'EIO');
+  }
+  try {
+    const m = JSON.parse(text) as SegmentManifest;
+    if (m.kind !== 'isogroup-segments' || m.version !== 1 || !Array.isArray(m.segments)) throw new Error('not an isogroup segment manifest (version 1)');
+    return m;
+  } catch (error) {
+    throw new StoreError(`${manifestPath(file)}: ${(error as Error).message}`, 'ECORRUPT');
+  }
+};
+
+/** The segments a reader uses: all listed, but the last one not when the live log still starts with it (an archive cut short). */
+export const liveSegments = (m: SegmentManifest | undefined, live: Buffer): readonly SegmentInfo[] => {
+  if (!m || m.segments.length === 0) return [];
+  const last = m.segments[m.segments.length - 1]!;
+  const first = firstLineOf(live);
+  return first && sha256(first) === last.firstLineSha256 ? m.segments.slice(0, -1) : m.segments;
+};
+
+/**
+ * The archived lines that precede the live log `live` (uncompressed, in order; empty without
+ * segments). `verify` (default true) refuses a segment whose content is not the archived one; the
+ * integrity check passes false and lets the chain say where and how it changed.
+ */
+export const archivedBytes = async (file: string, live: Buffer, verify = true): Promise<Buffer> => {
+  const segments = liveSegments(await readManifest(file), live);
+  const parts: Buffer[] = [];
+  for (const s of segments) {
+    const path = join(segmentsDir(file), s.file);
+    let bytes: Buffer;
+    try {
+      bytes = gunzipSync(await readFile(path));
+    } catch (error) {
+      throw new StoreError(`cannot read the archive segment ${path}: ${(error as Error).message}`, 'ECORRUPT');
+    }
+    if (verify && sha256(bytes) !== s.sha256) {
+      throw new StoreError(`${path}: the archive segment is not the one archived (SHA-256 differs); run \`isogroup check --integrity\` for what changed`, 'ECORRUPT');
+    }
+    parts.push(bytes);
+  }
+  return Buffer.concat(parts);
+};
+
