@@ -14,6 +14,7 @@ import { createTimeline, type Timeline } from './timeline.js';
 import { createChainFollower } from './store/chain.js';
 import { createPersister, readRange, type PersistedOptions, type Persister } from './snapshot/persister.js';
 import type { SnapshotHint } from './snapshot/format.js';
+import type { SnapshotInfo } from './snapshot/store.js';
 import { ExpectedVersionConflictError, StoreError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface ManagerOptions {
@@ -70,6 +71,11 @@ export interface Manager {
   positionAt(at: At): number;
   /** Time of an entry (ISO), when known. */
   timeOf(pos: number): string | null;
+  /**
+   * Writes a persisted snapshot of the current state now (docs/stores.md#snapshots); null when the
+   * store keeps no snapshots, snapshots are off, or the log is empty. Keeps the newest `keep`.
+   */
+  snapshot(keep?: number): Promise<SnapshotInfo | null>;
   /** Follows other writers live (catch-up subscription on the store). */
   follow(): Subscription;
   /** Takes one entry of this host's stream seen elsewhere (a fleet-wide subscription). */
@@ -152,6 +158,7 @@ export const createManager = (options: ManagerOptions): Manager => {
     stateAt: (at) => stateAt(ctx, at),
     positionAt: (at) => positionAt(ctx, at),
     timeOf: (pos) => ctx.timeline.timeOf(pos, ctx.state.pos),
+    snapshot: async (keep) => (ctx.persist ? ctx.persist.writeNow(ctx.state, ctx.timeline.runs(ctx.state.pos), keep) : null),
     follow: () => ctx.store.subscribe({ stream: ctx.stream, onEvent: (e) => receive(ctx, e) }),
     receive: (e) => receive(ctx, e),
     close: () => close(ctx),

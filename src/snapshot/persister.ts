@@ -7,12 +7,12 @@ import type { State } from '../../domain/state.js';
 import type { EventStore, RecordedEvent } from '../store/types.js';
 import type { SnapshotHint } from './format.js';
 import { persistSnapshot, restoreNewest, type Restored } from './restore.js';
-import type { SnapshotStore } from './store.js';
+import type { SnapshotInfo, SnapshotStore } from './store.js';
 
 export interface PersistedOptions {
   /** Write a snapshot every this many entries (default 100,000; rounded up to a multiple of the in-memory K). */
   readonly every?: number;
-  /** Snapshots kept per stream (default 8). */
+  /** Snapshots kept per stream (default 16). */
   readonly keep?: number;
   /** Write snapshots (default true); read-only one-shot readers only read them. */
   readonly write?: boolean;
@@ -30,6 +30,8 @@ export interface Persister {
   reached(state: State, timeline: () => Float64Array): void;
   /** Resolves when the writes started so far are done. */
   idle(): Promise<void>;
+  /** Writes a snapshot of `state` now (after the writes already started); throws what the write throws. */
+  writeNow(state: State, timeline: Float64Array, keep?: number): Promise<SnapshotInfo | null>;
 }
 
 const defaultWarn = (message: string): void => void process.stderr.write(`isogroup: warning: ${message}\n`);
@@ -61,13 +63,22 @@ export const createPersister = (store: EventStore, stream: string, memoryEvery: 
       });
     },
     idle: () => tail,
+    writeNow: (state, runs, keep) => {
+      const run = tail.then(() => persistSnapshot(store, snapshots, stream, state, runs, { keep: keep ?? options?.keep }));
+      tail = run.then(
+        () => undefined,
+        () => undefined,
+      );
+      return run;
+    },
   };
 };
 
 /** Entries from..to of a stream, starting from a snapshot's hint when the store can use one. */
 export async function* readRange(store: EventStore, stream: string, from: number, to: number, hint?: SnapshotHint): AsyncGenerator<RecordedEvent> {
   if (from > to) return;
-  if (hint && store.replay) {
+  // A streaming replay (the lazy file reader) stops at `to` without indexing the whole log.
+  if ((hint || from === 1) && store.replay) {
     for await (const e of store.replay(stream, from, undefined, hint)) {
       if (e.pos > to) return;
       if (e.pos >= from) yield e;

@@ -5,6 +5,7 @@
  * Anything else is reported as one warning line and skipped: the caller replays instead, so a
  * snapshot can make a read faster but never change its answer.
  */
+import { crc32 } from 'node:zlib';
 import type { State } from '../../domain/state.js';
 import type { EventStore, RecordedEvent } from '../store/types.js';
 import type { SnapshotHeader, SnapshotHint } from './format.js';
@@ -79,8 +80,11 @@ export const restoreNewest = async (
   return null;
 };
 
+/** Snapshots kept per stream by default: at the default spacing, the last 1.6M entries have one every 100k. */
+export const DEFAULT_KEEP = 16;
+
 export interface PersistOptions {
-  /** Keep this many newest snapshots per stream (older ones are removed); default 8. */
+  /** Keep this many newest snapshots per stream (older ones are removed); default 16. */
   readonly keep?: number;
 }
 
@@ -99,8 +103,33 @@ export const persistSnapshot = async (
   const hint = store.locate ? await store.locate(stream, state.pos) : undefined;
   const bytes = encodeSnapshot({ stream, pos: state.pos, id: entry.id, hash: entry.hash ?? null, at: entry.meta.at ?? null, ...(hint ? { hint } : {}) }, { state, timeline });
   const info = await snapshots.write(stream, state.pos, bytes);
-  const keep = Math.max(1, options.keep ?? 8);
+  const keep = Math.max(1, options.keep ?? DEFAULT_KEEP);
   const all = await snapshots.list(stream);
   for (const old of all.slice(0, Math.max(0, all.length - keep))) await snapshots.remove(old);
   return info;
+};
+
+export interface SnapshotReport {
+  readonly info: SnapshotInfo;
+  readonly header?: SnapshotHeader;
+  /** Why it would not be used; absent when it would. */
+  readonly problem?: { readonly kind: string; readonly message: string };
+}
+
+/** What a reader would make of one snapshot: header, binding and checksum checked, state not decoded. */
+export const inspectSnapshot = async (store: EventStore, snapshots: SnapshotStore, stream: string, info: SnapshotInfo): Promise<SnapshotReport> => {
+  let header: SnapshotHeader | undefined;
+  try {
+    header = decodeHeader(await snapshots.peek(info, HEADER_PEEK));
+    await checkBinding(store, stream, header);
+    const bytes = await snapshots.read(info);
+    const h = decodeHeader(bytes);
+    const body = bytes.subarray(h.headerEnd);
+    if (body.length !== h.bodyBytes) throw new SnapshotProblem(body.length < h.bodyBytes ? 'truncated' : 'corrupt', `body has ${body.length} of ${h.bodyBytes} bytes`);
+    if (crc32(body) !== h.bodyCrc) throw new SnapshotProblem('corrupt', 'body checksum mismatch');
+    return { info, header };
+  } catch (error) {
+    const p = problemOf(error);
+    return { info, ...(header ? { header } : {}), problem: { kind: p.kind, message: p.message } };
+  }
 };
