@@ -373,10 +373,16 @@ export class IntervalMap<R = unknown> {
       return out;
     };
     let level: Node[] = spread(n, (from, to) => {
-      const leaf = newLeaf(null);
-      leaf.w.set(words.subarray(from * W, to * W));
-      leaf.n = to - from;
-      if (refs && refs.slice(from, to).some((r) => r !== undefined)) leaf.refs = refs.slice(from, to);
+      // A view, not a copy: nodes without an owner are never changed in place (edits copy them first).
+      const leaf = new Leaf(words.subarray(from * W, to * W), null, to - from, 0n, 0n, null);
+      if (refs) {
+        for (let i = from; i < to; i++) {
+          if (refs[i] !== undefined) {
+            leaf.refs = refs.slice(from, to);
+            break;
+          }
+        }
+      }
       leaf.recompute();
       return leaf;
     });

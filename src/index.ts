@@ -25,6 +25,7 @@ export { createManager, type At, type Manager, type ManagerOptions, type Progres
 export { createFleet, type Fleet, type FleetEvent } from './fleet.js';
 export { DEMO_COMMANDS } from './demo.js';
 export { configureReducerFromEnv } from './reducer-env.js';
+export * from './snapshot/index.js';
 
 // The library entry configures the reducer from the environment as the CLI does.
 configureReducerFromEnv(process.env);

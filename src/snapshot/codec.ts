@@ -14,12 +14,41 @@ import { deserialize, serialize } from 'node:v8';
 import { IntervalMap } from '../../domain/intervalMap.js';
 import type { State } from '../../domain/state.js';
 
-/** The packed stand-in for an interval map inside the serialized state. */
+/**
+ * The packed stand-in for an interval map inside the serialized state. String refs (the reverse
+ * index's domain ids: few distinct, one per entry) go as a dictionary and one index per entry
+ * (0 = none), which v8 reads far faster than a million strings.
+ */
 interface PackedMap {
   readonly __intervalMap: 1;
   readonly words: BigUint64Array;
   readonly refs: unknown[] | null;
+  readonly dict?: string[];
+  readonly index?: Uint32Array;
 }
+
+const packRefs = (refs: unknown[] | null): Pick<PackedMap, 'refs' | 'dict' | 'index'> => {
+  if (refs === null) return { refs: null };
+  const ids = new Map<string, number>();
+  const index = new Uint32Array(refs.length);
+  for (let i = 0; i < refs.length; i++) {
+    const r = refs[i];
+    if (r === undefined) continue;
+    if (typeof r !== 'string') return { refs };
+    let k = ids.get(r);
+    if (k === undefined) ids.set(r, (k = ids.size + 1));
+    index[i] = k;
+  }
+  return { refs: null, dict: [...ids.keys()], index };
+};
+
+const unpackRefs = (p: PackedMap): unknown[] | null => {
+  if (!p.dict || !p.index) return p.refs;
+  const dict = [undefined, ...p.dict];
+  const out = new Array<unknown>(p.index.length);
+  for (let i = 0; i < p.index.length; i++) out[i] = dict[p.index[i]!];
+  return out;
+};
 
 const isPacked = (v: unknown): v is PackedMap => typeof v === 'object' && v !== null && (v as PackedMap).__intervalMap === 1;
 
@@ -28,7 +57,7 @@ const pack = (value: unknown): unknown => {
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof IntervalMap) {
     const p = (value as IntervalMap).pack();
-    return { __intervalMap: 1, words: p.words, refs: p.refs } satisfies PackedMap;
+    return { __intervalMap: 1, words: p.words, ...packRefs(p.refs) } satisfies PackedMap;
   }
   if (types.isMap(value)) {
     let out: Map<unknown, unknown> | null = null;
@@ -66,7 +95,7 @@ const pack = (value: unknown): unknown => {
  */
 const unpack = (value: unknown): unknown => {
   if (value === null || typeof value !== 'object') return value;
-  if (isPacked(value)) return IntervalMap.unpack(value.words, value.refs);
+  if (isPacked(value)) return IntervalMap.unpack(value.words, unpackRefs(value));
   if (types.isMap(value)) {
     const out = new Map<unknown, unknown>();
     for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v) : v);
