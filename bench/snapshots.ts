@@ -22,8 +22,8 @@ let idSeq = 0;
 const newId = (): string => `00000000-0000-4000-9000-${(++idSeq).toString(16).padStart(12, '0')}`;
 
 /** Maps 2 MiB areas round-robin over the 8 VMs' domains, each at a fresh IOVA: every map stays live. */
-function* maps(count: number): Generator<Record<string, unknown>> {
-  for (let i = 0; i < count; i++) {
+function* maps(first: number, count: number): Generator<Record<string, unknown>> {
+  for (let i = first; i < first + count; i++) {
     const v = i % 8;
     const slot = BigInt(Math.floor(i / 8));
     yield { type: 'map', domain: `ioas${v}`, iova: hex(slot * 0x200000n), length: '0x200000', pa: hex(0x100000000n + BigInt(v) * 0x100000000000n + slot * 0x200000n), prot: 'rw', actor: user };
@@ -40,7 +40,7 @@ export const buildMappedLog = async (path: string, events: number): Promise<{ ms
   const t0 = now();
   await m.execMany(setup());
   const n = events - m.state.pos;
-  for (let done = 0; done < n; done += 100_000) await m.execMany(maps(Math.min(100_000, n - done)));
+  for (let done = 0; done < n; done += 100_000) await m.execMany(maps(done, Math.min(100_000, n - done)));
   await m.close();
   await store.close();
   let live = 0;
