@@ -54,7 +54,7 @@ export const replayCase = async (path: string): Promise<{ result: CaseResult; re
   const replay = await timeIt(async () => {
     // As the CLI's read-only commands open it: lazily (stream the replay, keep byte offsets).
     const store = await openFileStore(path, { readOnly: true, lazy: true, warn: quietWarn });
-    const m = createManager({ store });
+    const m = createManager({ store, persisted: false });
     await m.load();
     return m;
   });

@@ -5,12 +5,14 @@
  *
  *   npm run bench                 all cases (1M-event log; about 5 minutes on 2 cores)
  *   BENCH_EVENTS=100000 npm run bench   a smaller log for a quick look
+ *   BENCH_ONLY=10,11,12,13 BENCH_SNAPSHOT_EVENTS=200000 npm run bench   the snapshot cases on a smaller log
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, stormCase, verifiedReplayCase, throughputCase, timeTravelCase } from './cases.js';
 import { gc, machine, renderTable, type CaseResult } from './measure.js';
 import { deciderCases } from './decider.js';
+import { buildMappedLog, coldAtCase, coldCanDmaCase, execMemoryCase, serveMemoryCase } from './snapshots.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = here.replace(/\/dist\/bench\/?$/, '');
@@ -69,6 +71,17 @@ const main = async (): Promise<void> => {
   if (!only || only.includes('decider')) {
     log('decider (decide alone, exec vs raw append)…');
     results.push(...(await deciderCases(out)));
+  }
+  if (want(10) || want(11) || want(12) || want(13)) {
+    const n = Number(process.env.BENCH_SNAPSHOT_EVENTS ?? 1_000_000);
+    log(`building a ${n.toLocaleString('en')}-entry log of live mappings for the snapshot cases…`);
+    const built = await buildMappedLog(`${out}/mapped.jsonl`, n);
+    extra.mappedBuild = { ms: Math.round(built.ms), events: built.pos, live: built.live };
+    gc();
+    if (want(10)) results.push(await coldCanDmaCase(root, `${out}/mapped.jsonl`, built.pos));
+    if (want(11)) results.push(coldAtCase(root, `${out}/mapped.jsonl`, built.pos));
+    if (want(12)) results.push(execMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
+    if (want(13)) results.push(await serveMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
   }
   results.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const table = renderTable(results);

@@ -347,6 +347,61 @@ export class IntervalMap<R = unknown> {
     if (this.root) yield* walk(this.root) as Generator<IntervalEntry<R>>;
   }
 
+  /**
+   * The entries as one packed array (start, last, aux, pos per entry, ascending) plus their refs:
+   * the persisted-snapshot form. `unpack` rebuilds the tree from it without re-inserting.
+   */
+  pack(): { readonly words: BigUint64Array; readonly refs: (R | undefined)[] | null } {
+    const words = new BigUint64Array(this.size * W);
+    let refs: (R | undefined)[] | null = null;
+    let at = 0;
+    const visit = (node: Node): void => {
+      if (node instanceof Leaf) {
+        words.set(node.w.subarray(0, node.n * W), at * W);
+        if (node.refs) {
+          refs ??= new Array<R | undefined>(this.size).fill(undefined);
+          for (let i = 0; i < node.n; i++) refs[at + i] = node.refs[i] as R | undefined;
+        }
+        at += node.n;
+      } else for (const k of node.kids) visit(k);
+    };
+    if (this.root) visit(this.root);
+    return { words, refs };
+  }
+
+  /** The map whose `pack()` gave these words and refs (bulk-built: full leaves, balanced levels). */
+  static unpack<R>(words: BigUint64Array, refs: readonly (R | undefined)[] | null): IntervalMap<R> {
+    const n = words.length / W;
+    if (!Number.isInteger(n)) throw new Error('interval map: packed words are not whole entries');
+    if (n === 0) return IntervalMap.empty<R>();
+    // Spread entries evenly over the fewest nodes of at most MAX_FANOUT, so none is under-full.
+    const spread = <T>(count: number, make: (from: number, to: number) => T): T[] => {
+      const parts = Math.ceil(count / MAX_FANOUT);
+      const out: T[] = [];
+      for (let p = 0; p < parts; p++) out.push(make(Math.floor((p * count) / parts), Math.floor(((p + 1) * count) / parts)));
+      return out;
+    };
+    let level: Node[] = spread(n, (from, to) => {
+      // A view, not a copy: nodes without an owner are never changed in place (edits copy them first).
+      const leaf = new Leaf(words.subarray(from * W, to * W), null, to - from, 0n, 0n, null);
+      if (refs) {
+        for (let i = from; i < to; i++) {
+          if (refs[i] !== undefined) {
+            leaf.refs = refs.slice(from, to);
+            break;
+          }
+        }
+      }
+      leaf.recompute();
+      return leaf;
+    });
+    while (level.length > 1) {
+      const kids = level;
+      level = spread(kids.length, (from, to) => new Inner(kids.slice(from, to), null));
+    }
+    return new IntervalMap<R>(level[0]!);
+  }
+
   /** Entries in ascending order, paged (for listings). */
   slice(offset: number, limit: number): IntervalEntry<R>[] {
     const out: IntervalEntry<R>[] = [];

@@ -12,6 +12,9 @@ import { decideEnvelopes, type ExecResult } from './engine.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { createTimeline, type Timeline } from './timeline.js';
 import { createChainFollower } from './store/chain.js';
+import { createPersister, readRange, type PersistedOptions, type Persister } from './snapshot/persister.js';
+import type { SnapshotHint } from './snapshot/format.js';
+import type { SnapshotInfo } from './snapshot/store.js';
 import { ExpectedVersionConflictError, StoreError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface ManagerOptions {
@@ -28,6 +31,12 @@ export interface ManagerOptions {
    * StoreError (`isogroup check --integrity` names its kind). Off by default: plain replay never hashes.
    */
   readonly verifyChain?: boolean;
+  /**
+   * Persisted snapshots (docs/stores.md#snapshots): the first load starts from the newest usable
+   * one in the store's snapshots, time travel from the nearest one below, and one is written every
+   * `every` entries. `false`: neither read nor write them.
+   */
+  readonly persisted?: PersistedOptions | false;
 }
 
 export type Progress = (done: number, total: number) => void;
@@ -62,6 +71,11 @@ export interface Manager {
   positionAt(at: At): number;
   /** Time of an entry (ISO), when known. */
   timeOf(pos: number): string | null;
+  /**
+   * Writes a persisted snapshot of the current state now (docs/stores.md#snapshots); null when the
+   * store keeps no snapshots, snapshots are off, or the log is empty. Keeps the newest `keep`.
+   */
+  snapshot(keep?: number): Promise<SnapshotInfo | null>;
   /** Follows other writers live (catch-up subscription on the store). */
   follow(): Subscription;
   /** Takes one entry of this host's stream seen elsewhere (a fleet-wide subscription). */
@@ -87,7 +101,10 @@ interface ManagerContext {
   conflicts: number;
   /** snapshots[i] is the state at pos i * every. */
   readonly snapshots: State[];
-  readonly timeline: Timeline;
+  timeline: Timeline;
+  readonly persist: Persister | null;
+  /** The persisted snapshot the first load started from (its state, and where its entry is). */
+  restored: { readonly state: State; readonly hint?: SnapshotHint } | null;
   readonly events$: Subject<RecordedEvent>;
   readonly state$: BehaviorSubject<State>;
   readonly alerts$: Subject<Alert>;
@@ -111,11 +128,14 @@ export const createManager = (options: ManagerOptions): Manager => {
     conflicts: 0,
     snapshots: [state],
     timeline: createTimeline(),
+    persist: null,
+    restored: null,
     events$: new Subject<RecordedEvent>(),
     state$: new BehaviorSubject<State>(state),
     alerts$: new Subject<Alert>(),
     tail: Promise.resolve(),
   };
+  (ctx as { persist: Persister | null }).persist = createPersister(ctx.store, ctx.stream, ctx.every, options.persisted);
   return {
     host,
     stream: ctx.stream,
@@ -138,6 +158,7 @@ export const createManager = (options: ManagerOptions): Manager => {
     stateAt: (at) => stateAt(ctx, at),
     positionAt: (at) => positionAt(ctx, at),
     timeOf: (pos) => ctx.timeline.timeOf(pos, ctx.state.pos),
+    snapshot: async (keep) => (ctx.persist ? ctx.persist.writeNow(ctx.state, ctx.timeline.runs(ctx.state.pos), keep) : null),
     follow: () => ctx.store.subscribe({ stream: ctx.stream, onEvent: (e) => receive(ctx, e) }),
     receive: (e) => receive(ctx, e),
     close: () => close(ctx),
@@ -160,7 +181,10 @@ const applyRecorded = (ctx: ManagerContext, all: readonly RecordedEvent[], publi
     const before = ctx.state.alerts.length;
     ctx.state = evolveAll(ctx.state, batch);
     for (const e of batch) ctx.timeline.note(e.pos, e.meta.at);
-    if (ctx.state.pos % every === 0) ctx.snapshots[ctx.state.pos / every] = ctx.state;
+    if (ctx.state.pos % every === 0) {
+      ctx.snapshots[ctx.state.pos / every] = ctx.state;
+      ctx.persist?.reached(ctx.state, () => ctx.timeline.runs(ctx.state.pos));
+    }
     if (publish) {
       for (const e of batch) ctx.events$.next(e);
       for (const a of ctx.state.alerts.slice(before)) ctx.alerts$.next(a);
@@ -205,11 +229,21 @@ const load = async (ctx: ManagerContext, onProgress?: Progress): Promise<State> 
     const pos = ctx.state.pos;
     return total > 0 ? total : fraction > 0 ? Math.max(pos, Math.round(pos / fraction)) : pos;
   };
+  // The first load starts from the newest usable persisted snapshot (a verified replay checks the whole chain instead).
+  if (ctx.state.pos === 0 && ctx.persist && !ctx.verifyChain) {
+    const r = await ctx.persist.restore();
+    if (r) {
+      ctx.state = r.state;
+      ctx.timeline = createTimeline(r.timeline, r.state.pos);
+      ctx.restored = { state: r.state, ...(r.header.hint ? { hint: r.header.hint } : {}) };
+    }
+  }
   const from = ctx.state.pos + 1;
+  const hint = ctx.restored && from === ctx.restored.state.pos + 1 ? ctx.restored.hint : undefined;
   let buf: RecordedEvent[] = [];
   // The first load replays the whole stream: that is the one a verified replay checks.
   const follower = ctx.verifyChain && from === 1 ? createChainFollower() : undefined;
-  for await (const e of store.replay ? store.replay(stream, from, (f) => (fraction = f)) : store.read(stream, { from })) {
+  for await (const e of store.replay ? store.replay(stream, from, (f) => (fraction = f), hint) : store.read(stream, { from })) {
     if (follower) {
       const broken = follower.feed(e);
       if (broken !== undefined) {
@@ -423,14 +457,22 @@ const stateAt = async (ctx: ManagerContext, at: At | undefined): Promise<State> 
   const target = positionAt(ctx, at);
   if (target >= ctx.state.pos) return ctx.state;
   let s = ctx.snapshots[Math.floor(target / ctx.every)] ?? initialState();
+  let hint: SnapshotHint | undefined;
+  // A persisted snapshot closer below the target: the one the load started from, or another one.
+  if (ctx.restored && ctx.restored.state.pos <= target && ctx.restored.state.pos > s.pos) ({ state: s, hint } = ctx.restored);
+  if (ctx.persist && target - s.pos > ctx.every) {
+    const r = await ctx.persist.restore(target, s.pos);
+    if (r) ({ state: s, hint } = { state: r.state, hint: r.header.hint });
+  }
   if (s.pos === target) return s;
   const batch: RecordedEvent[] = [];
-  for await (const e of ctx.store.read(ctx.stream, { from: s.pos + 1, to: target })) batch.push(e);
+  for await (const e of readRange(ctx.store, ctx.stream, s.pos + 1, target, hint)) batch.push(e);
   s = evolveAll(s, batch);
   return s;
 };
 
 const close = async (ctx: ManagerContext): Promise<void> => {
+  await ctx.persist?.idle();
   ctx.events$.complete();
   ctx.alerts$.complete();
   ctx.state$.complete();

@@ -10,10 +10,19 @@ export interface Timeline {
   positionAt(t: number, upTo: number): number;
   /** The time of the entry at `pos` (ISO), when known. */
   timeOf(pos: number, upTo: number): string | null;
+  /** The times of positions 1..upTo as (position, ms) pairs where the time changes (persisted snapshots). */
+  runs(upTo: number): Float64Array;
 }
 
-export const createTimeline = (): Timeline => {
-  let times = new Float64Array(1024);
+/** A timeline; `runs` (from `Timeline.runs`) pre-fills positions 1..the last run's end `upTo`. */
+export const createTimeline = (runs?: Float64Array, upTo = 0): Timeline => {
+  let times = new Float64Array(Math.max(1024, upTo + 1));
+  if (runs) {
+    for (let r = 0; r + 1 < runs.length; r += 2) {
+      const end = r + 2 < runs.length ? runs[r + 2]! : upTo + 1;
+      times.fill(runs[r + 1]!, runs[r]!, end);
+    }
+  }
   // Entries of one group commit share their time: parse each distinct time once.
   let lastAt = '';
   let lastMs = 0;
@@ -36,5 +45,10 @@ export const createTimeline = (): Timeline => {
       return p;
     },
     timeOf: (pos, upTo) => (pos >= 1 && pos <= upTo && times[pos] ? new Date(times[pos]!).toISOString() : null),
+    runs: (upTo) => {
+      const out: number[] = [];
+      for (let p = 1; p <= upTo; p++) if (p === 1 || times[p] !== times[p - 1]) out.push(p, times[p]!);
+      return Float64Array.from(out);
+    },
   };
 };

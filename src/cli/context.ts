@@ -42,7 +42,9 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
     throw new CliError(`--snapshot-every: expected a positive integer, got ${JSON.stringify(every)}`);
   }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(host)) throw new CliError(`--host: ${JSON.stringify(host)} is not a host name (letters, digits, . _ -)`);
+  const persisted = persistedFromEnv(io.env.ISOGROUP_SNAPSHOTS);
   const opened: EventStore[] = [];
+  const managers: Manager[] = [];
   const open = async (write: boolean): Promise<EventStore> => {
     const s = await openStore(storeUrl, {
       file: { readOnly: !write, lazy: !write, wait: g.wait ?? false, warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`) },
@@ -62,17 +64,30 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
     store: ({ write = false } = {}) => open(write),
     async manager({ write = false, snapshotEvery = snapshotDefault, verifyChain = false } = {}) {
       const store = await open(write);
-      const m = createManager({ store, host, verifyChain, ...(snapshotEvery ? { snapshotEvery } : {}) });
+      const warn = (msg: string): void => void io.stderr.write(`isogroup: warning: ${msg}\n`);
+      // Writers keep the persisted snapshots current; one-shot readers only use them.
+      const m = createManager({ store, host, verifyChain, ...(snapshotEvery ? { snapshotEvery } : {}), persisted: persisted && { ...persisted, write, warn } });
+      managers.push(m);
       const bar = progressBar(io.stderr, `replaying ${redactUrl(storeUrl)}`);
       await m.load(bar);
       bar.end();
       return m;
     },
     async close() {
+      for (const m of managers.splice(0)) await m.close();
       for (const s of opened.splice(0)) await s.close();
     },
   };
   return ctx;
+};
+
+/** `ISOGROUP_SNAPSHOTS`: `off` (or 0) turns persisted snapshots off, a number sets their spacing. */
+export const persistedFromEnv = (value: string | undefined): false | { every?: number } => {
+  if (value === undefined || value === '' || value === 'on') return {};
+  if (value === 'off' || value === '0') return false;
+  const every = Number(value);
+  if (!Number.isSafeInteger(every) || every < 1) throw new CliError(`ISOGROUP_SNAPSHOTS: expected off or a positive number of entries, got ${JSON.stringify(value)}`);
+  return { every };
 };
 
 /** CLI flags in the shared query rules: spelled `--name`, a bad value is a usage error (exit 2). */

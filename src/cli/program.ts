@@ -19,6 +19,7 @@ import { registerCompletion } from './commands/completion.js';
 import { registerIntegrity } from './commands/integrity.js';
 import { registerIommufd } from './commands/iommufd.js';
 import { registerReset } from './commands/reset.js';
+import { registerSnapshot } from './commands/snapshot.js';
 
 export type { App } from './app.js';
 
@@ -84,6 +85,7 @@ Examples:
   registerIntegrity(program, app);
   registerIommufd(program, app);
   registerReset(program, app);
+  registerSnapshot(program, app);
   return program;
 };
 

@@ -114,7 +114,7 @@ export interface ScanContext {
   readonly file: string;
   /** 1-based line number (= global index) of the first line in the bytes. */
   readonly firstLine: number;
-  /** Versions and ids of the streams as already indexed (before these bytes). */
+  /** Versions and ids of the streams as already indexed (before these bytes); negative: unknown. */
   readonly version: (stream: string) => number;
   readonly hasId: (stream: string, id: string) => boolean;
   /** Check ids for duplicates (default true); a streaming replay relies on positions instead. */
@@ -174,8 +174,9 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
     if (open && (batch !== undefined || stream !== open.stream)) {
       throw corrupt(ctx.file, line, `the append of ${open.size} events starting at line ${open.startLine} is interrupted`);
     }
+    // A negative version means "not known" (a scan that starts mid-file): the first position is taken as it is.
     const expectedPos = (versions.get(stream) ?? ctx.version(stream)) + 1;
-    if (record.pos !== expectedPos) {
+    if (expectedPos > 0 && record.pos !== expectedPos) {
       throw corrupt(ctx.file, line, `${stream} position ${record.pos} where ${expectedPos} was expected`);
     }
     if (ctx.checkIds !== false) {

@@ -17,8 +17,10 @@ import { acquireLock } from './file-lock.js';
 import type { TornTail } from './file-format.js';
 import { decodeRecord, encodeAppend, scanLog } from './file-format.js';
 import type { LogIndex } from './memory.js';
-import { createLogIndex, readersOver } from './memory.js';
+import { createLogIndex, indexOfCheckpoint, readersOver } from './memory.js';
 import { archivedBytes } from './segments.js';
+import type { SnapshotHint } from '../snapshot/format.js';
+import { createFileSnapshots } from '../snapshot/file.js';
 
 export const DEFAULT_FILE_PATH = '.isogroup/log.jsonl';
 
@@ -79,6 +81,74 @@ const scanInto = (index: LogIndex, file: string, bytes: Buffer): ReturnType<type
   return result;
 };
 
+/** Byte offset of every line start, by line number (1-based; 8 bytes a line): where a snapshot's entry sits. */
+interface LineOffsets {
+  /** Notes the starts of the lines in `bytes`, which begin at file offset `base`. */
+  add(bytes: Buffer, base: number, upTo?: number): void;
+  readonly lines: number;
+  at(line: number): number | undefined;
+}
+
+const createLineOffsets = (): LineOffsets => {
+  let starts = new Float64Array(1024);
+  let lines = 0;
+  return {
+    add: (bytes, base, upTo = bytes.length) => {
+      let at = 0;
+      while (at < upTo) {
+        if (lines + 2 > starts.length) {
+          const next = new Float64Array(starts.length * 2);
+          next.set(starts);
+          starts = next;
+        }
+        starts[++lines] = base + at;
+        const nl = bytes.indexOf(0x0a, at);
+        if (nl === -1) break;
+        at = nl + 1;
+      }
+    },
+    get lines() {
+      return lines;
+    },
+    at: (line) => (line >= 1 && line <= lines ? starts[line] : undefined),
+  };
+};
+
+/** Reads the line that starts at `offset` (without its newline), or null past the end. */
+const readLineAt = async (fs: StoreFs, file: string, offset: number): Promise<Buffer | null> => {
+  const h = await fs.open(file, 'r');
+  try {
+    let size = 4096;
+    for (;;) {
+      const buf = Buffer.alloc(size);
+      const { bytesRead } = await h.read(buf, 0, size, offset);
+      const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
+      if (nl !== -1) return buf.subarray(0, nl);
+      if (bytesRead < size) return null;
+      size *= 4;
+    }
+  } finally {
+    await h.close();
+  }
+};
+
+/** The entry at `pos` of `stream` if the line at `hint` is it (a snapshot's cheap check), else null. */
+const entryAtHint = async (fs: StoreFs, file: string, stream: string, pos: number, hint: SnapshotHint): Promise<RecordedEvent | null> => {
+  let bytes: Buffer | null;
+  try {
+    bytes = await readLineAt(fs, file, hint.offset);
+  } catch {
+    return null;
+  }
+  if (!bytes) return null;
+  try {
+    const r = decodeRecord(bytes, file, hint.line);
+    return r.stream === stream && r.pos === pos ? r : null;
+  } catch {
+    return null;
+  }
+};
+
 /** Writes all of `bytes` (a short write is continued, not lost). */
 const writeAll = async (handle: StoreFileHandle, bytes: Buffer): Promise<void> => {
   let done = 0;
@@ -107,12 +177,14 @@ export const openFileStore = async (path: string, options: FileStoreOptions = {}
     const index = createLogIndex();
     scanInto(index, file, await archivedBytes(file, bytes)); // archive segments come first (`isogroup archive`)
     const scan = scanInto(index, file, bytes);
+    const offsets = createLineOffsets();
+    offsets.add(bytes, 0, scan.validBytes);
     if (scan.torn) {
       await handle.truncate(scan.validBytes);
       await handle.datasync();
       warn(tornMessage(file, scan.torn, 'truncated'));
     }
-    return createWriter({ fs, file, path, handle, lock, index, size: scan.validBytes, warn });
+    return createWriter({ fs, file, path, handle, lock, index, offsets, size: scan.validBytes, warn });
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await lock.release();
@@ -128,6 +200,7 @@ interface WriterState {
   readonly handle: StoreFileHandle;
   readonly lock: FileLock;
   readonly index: LogIndex;
+  readonly offsets: LineOffsets;
   readonly size: number;
   readonly warn: (message: string) => void;
 }
@@ -168,6 +241,7 @@ const createWriter = (state: WriterState): EventStore => {
   const flushGroup = async (group: Pending[]): Promise<void> => {
     const startSize = size;
     const staged: RecordedEvent[] = [];
+    const written: { bytes: Buffer; at: number }[] = [];
     const done: { pending: Pending; result: AppendResult }[] = [];
     for (const [i, pending] of group.entries()) {
       if (broken) {
@@ -188,6 +262,7 @@ const createWriter = (state: WriterState): EventStore => {
       try {
         const bytes = encodeAppend(plan.records);
         await writeAll(handle, bytes);
+        written.push({ bytes, at: size });
         size += bytes.length;
         staged.push(...plan.records);
         done.push({ pending, result: plan.result });
@@ -214,6 +289,7 @@ const createWriter = (state: WriterState): EventStore => {
       }
     }
     index.commit(staged);
+    for (const w of written) state.offsets.add(w.bytes, w.at);
     for (const { pending, result } of done) pending.resolve(result);
   };
 
@@ -235,6 +311,13 @@ const createWriter = (state: WriterState): EventStore => {
   return {
     url: `file:${state.path}`,
     ...readers,
+    snapshots: createFileSnapshots(file),
+    locate: async (stream, pos) => {
+      const r = index.read(stream, { from: pos, to: pos })[0];
+      const line = r?.checkpoint === undefined ? undefined : indexOfCheckpoint(r.checkpoint);
+      const offset = line === undefined ? undefined : state.offsets.at(line);
+      return line !== undefined && offset !== undefined ? { offset, line } : undefined;
+    },
     append: (stream, events, options = {}) =>
       new Promise<AppendResult>((resolvePromise, reject) => {
         if (closed) return reject(new StoreError('store is closed', 'ECLOSED'));
@@ -262,6 +345,7 @@ const openReader = async (
   warn: (message: string) => void,
 ): Promise<EventStore> => {
   const index = createLogIndex();
+  const offsets = createLineOffsets();
   let consumed = 0;
   let handle: StoreFileHandle | undefined;
   let refreshing: Promise<void> | undefined;
@@ -269,6 +353,7 @@ const openReader = async (
 
   const scanTail = (bytes: Buffer, atOpen: boolean): void => {
     const scan = scanInto(index, file, bytes);
+    offsets.add(bytes, consumed, scan.validBytes);
     consumed += scan.validBytes;
     // A tail without its newline is most likely an append in progress; only a complete bad line is worth a word.
     if (atOpen && scan.torn && !scan.torn.reason.startsWith('no newline')) {
@@ -315,35 +400,68 @@ const openReader = async (
   if (!options.lazy) scanTail(live, true);
   const { closeSubscriptions, ...readers } = readersOver(index, { refresh, pollMs: options.pollMs ?? 100 });
 
-  // Lazy mode: what `replay` learnt — the file's bytes and, per stream, the byte offset and line of every position.
+  // Lazy mode: what `replay` learnt — the file's bytes from `lazyBase` on and, per stream, the byte
+  // offset and line of every position from `base` on (a replay from a snapshot starts mid-file).
   let lazyBytes: Buffer | null = null;
-  const where = new Map<string, { offsets: number[]; lines: number[] }>();
+  let lazyBase = 0;
+  let lazyComplete = false;
+  const where = new Map<string, { base: number; offsets: number[]; lines: number[] }>();
   const fromOffsets = (stream: string, from: number, to: number): RecordedEvent[] | null => {
     if (!lazyBytes || consumed > 0) return null; // the full index exists (or is being built): use it
-    const w = where.get(stream) ?? { offsets: [], lines: [] };
+    const w = where.get(stream);
+    const first = Math.max(1, from);
+    // Only what the replay covered: before its start, or past where an unfinished one stopped, needs the full index.
+    if (w ? first < w.base : lazyBase > 0) return null;
+    const covered = w ? w.base - 1 + w.offsets.length : 0;
+    if (!lazyComplete && to > covered) return null;
     const out: RecordedEvent[] = [];
-    for (let p = Math.max(1, from); p <= Math.min(to, w.offsets.length); p++) {
-      const start = w.offsets[p - 1]!;
+    for (let p = first; p <= Math.min(to, covered); p++) {
+      const start = w!.offsets[p - w!.base]! - lazyBase;
       const end = lazyBytes.indexOf(0x0a, start);
-      out.push(decodeRecord(lazyBytes.subarray(start, end), file, w.lines[p - 1]!));
+      out.push(decodeRecord(lazyBytes.subarray(start, end), file, w!.lines[p - w!.base]!));
     }
     return out;
   };
 
-  /** Streams one stream's records from disk, validating the whole log as it goes (scanLog per chunk). */
-  async function* replay(stream: string, from = 1, progress?: (fraction: number) => void): AsyncGenerator<RecordedEvent> {
+  /** The file's bytes from `offset` to its current end. */
+  const readFrom = async (offset: number): Promise<Buffer> => {
+    if (offset === 0) return readIfExists(fs, file);
+    const h = await fs.open(file, 'r');
+    try {
+      const { size } = await h.stat();
+      const bytes = Buffer.alloc(Math.max(0, size - offset));
+      let got = 0;
+      while (got < bytes.length) {
+        const { bytesRead } = await h.read(bytes, got, bytes.length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return bytes.subarray(0, got);
+    } finally {
+      await h.close();
+    }
+  };
+
+  /**
+   * Streams one stream's records from disk, validating the log as it goes (scanLog per chunk): all
+   * of it, or, with a snapshot's hint, from the snapshot's entry on.
+   */
+  async function* replay(stream: string, from = 1, progress?: (fraction: number) => void, hint?: SnapshotHint): AsyncGenerator<RecordedEvent> {
     if (!options.lazy || consumed > 0) {
       yield* readers.read(stream, { from });
       return;
     }
-    const bytes = lazyBytes ?? (await readIfExists(fs, file));
+    const start = hint?.offset ?? 0;
+    const bytes = lazyBytes && lazyBase === start ? lazyBytes : await readFrom(start);
     lazyBytes = bytes;
+    lazyBase = start;
+    lazyComplete = false;
     where.clear();
     const versions = new Map<string, number>();
     const CHUNK = 1 << 22;
     let window = CHUNK;
     let offset = 0;
-    let line = 1;
+    let line = hint?.line ?? 1;
     while (offset < bytes.length) {
       let end = Math.min(bytes.length, offset + window);
       if (end < bytes.length) {
@@ -353,7 +471,8 @@ const openReader = async (
       const scan = scanLog(bytes.subarray(offset, end), {
         file,
         firstLine: line,
-        version: (s) => versions.get(s) ?? 0,
+        // Started mid-file: a stream's first position seen is taken as it is (the snapshot vouched for the start).
+        version: (s) => versions.get(s) ?? (start > 0 ? -1 : 0),
         // A repeated or foreign line already breaks the per-stream positions; ids are the writer's concern.
         hasId: () => false,
         checkIds: false,
@@ -363,8 +482,8 @@ const openReader = async (
         const s = r.stream ?? '';
         versions.set(s, r.pos);
         let w = where.get(s);
-        if (!w) where.set(s, (w = { offsets: [], lines: [] }));
-        w.offsets.push(at);
+        if (!w) where.set(s, (w = { base: r.pos, offsets: [], lines: [] }));
+        w.offsets.push(start + at);
         w.lines.push(line);
         at = bytes.indexOf(0x0a, at) + 1;
         line += 1;
@@ -386,6 +505,7 @@ const openReader = async (
       offset = end;
       window = CHUNK;
     }
+    lazyComplete = true;
   }
 
   return {
@@ -397,10 +517,31 @@ const openReader = async (
       else yield* readers.read(stream, o);
     },
     async version(stream: string): Promise<number> {
-      if (lazyBytes && consumed === 0) return where.get(stream)?.offsets.length ?? 0;
+      if (lazyBytes && lazyComplete && consumed === 0) {
+        const w = where.get(stream);
+        if (w) return w.base - 1 + w.offsets.length;
+        if (lazyBase === 0) return 0;
+      }
       return readers.version(stream);
     },
     replay,
+    snapshots: createFileSnapshots(file),
+    entryAt: async (stream, pos, hint) => {
+      if (hint && consumed === 0) return entryAtHint(fs, file, stream, pos, hint);
+      const lazy = fromOffsets(stream, pos, pos);
+      if (lazy) return lazy[0] ?? null;
+      for await (const e of readers.read(stream, { from: pos, to: pos })) return e;
+      return null;
+    },
+    locate: async (stream, pos) => {
+      const w = lazyBytes && consumed === 0 ? where.get(stream) : undefined;
+      if (w && pos >= w.base && pos < w.base + w.offsets.length) return { offset: w.offsets[pos - w.base]!, line: w.lines[pos - w.base]! };
+      if (consumed === 0) return undefined;
+      const r = index.read(stream, { from: pos, to: pos })[0];
+      const line = r?.checkpoint === undefined ? undefined : indexOfCheckpoint(r.checkpoint);
+      const offset = line === undefined ? undefined : offsets.at(line);
+      return line !== undefined && offset !== undefined ? { offset, line } : undefined;
+    },
     append: async () => {
       throw new StoreError(`${file} is open read-only`, 'EREADONLY');
     },

@@ -18,6 +18,7 @@ import type {
 import { StoreError } from './types.js';
 import type { PullSource } from './internal.js';
 import { chainRecords } from './chain.js';
+import { createMemorySnapshots } from '../snapshot/store.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
@@ -242,6 +243,7 @@ export const createMemoryStore = (): EventStore => {
   return {
     url: 'memory:',
     ...readers,
+    snapshots: createMemorySnapshots(),
     append: async (stream: string, events: readonly NewEvent[], options: AppendOptions = {}): Promise<AppendResult> => {
       if (closed) throw new StoreError('store is closed', 'ECLOSED');
       const plan = index.plan(stream, events, options.expectedVersion);

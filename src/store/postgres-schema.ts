@@ -60,6 +60,15 @@ CREATE TABLE IF NOT EXISTS ${s}.isogroup_events (
 ALTER TABLE ${s}.isogroup_events ADD COLUMN IF NOT EXISTS prev text, ADD COLUMN IF NOT EXISTS hash text;
 CREATE INDEX IF NOT EXISTS isogroup_events_global_order ON ${s}.isogroup_events (transaction_id, global_position);
 CREATE INDEX IF NOT EXISTS isogroup_events_created ON ${s}.isogroup_events (created);
+-- Migration 3: persisted snapshots of state (docs/stores.md#snapshots), one row per stream and position.
+CREATE TABLE IF NOT EXISTS ${s}.isogroup_snapshots (
+  stream  text NOT NULL,
+  pos     bigint NOT NULL CHECK (pos >= 1),
+  bytes   bytea NOT NULL,
+  written timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (stream, pos)
+);
+COMMENT ON TABLE ${s}.isogroup_snapshots IS 'isogroup snapshots: state of a stream at a position (binary, isogroup-versioned); safe to delete, reads then replay';
 COMMENT ON TABLE ${s}.isogroup_events IS 'isogroup event log: one row per event; stream = host-<name>, pos = 1-based position in the stream';
 COMMENT ON TABLE ${s}.isogroup_streams IS 'isogroup streams: current version (last pos) per stream, for expected-version checks';`;
 };

@@ -10,6 +10,7 @@
  */
 import type { Pool, PoolClient, Client as PgClient, QueryResultRow } from 'pg';
 import { ensureSchema, loadPg, parseTarget, quote, unreachable } from './postgres-schema.js';
+import { createPostgresSnapshots } from '../snapshot/postgres.js';
 import type { PostgresStoreOptions } from './servers.js';
 import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, ReadOptions, RecordedEvent, SubscribeOptions, Subscription } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';
@@ -123,6 +124,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     subscribe: (subscribeOptions) => subscribe(ctx, subscribeOptions),
     streams: () => streams(ctx),
     close: () => close(ctx),
+    snapshots: createPostgresSnapshots(pool, `${s}.isogroup_snapshots`),
   };
 };
 

@@ -6,6 +6,8 @@
  * subscriber can resume from any checkpoint it has seen (`readAll(after)` / `subscribe(after)`).
  */
 import type { NewEvent, RecordedEvent } from '../../domain/envelope.js';
+import type { SnapshotHint } from '../snapshot/format.js';
+import type { SnapshotStore } from '../snapshot/store.js';
 
 // The envelope is the domain's (domain/envelope.ts): stores persist exactly what the reducer reads.
 export type { Actor, EventMeta, NewEvent, RecordedEvent } from '../../domain/envelope.js';
@@ -59,7 +61,7 @@ export interface EventStore {
    * Optional fast path for a one-shot replay of a stream from a position: a store that can stream
    * it without building its read index (the lazy read-only file store) provides it.
    */
-  replay?(stream: string, from?: number, progress?: (fraction: number) => void): AsyncIterable<RecordedEvent>;
+  replay?(stream: string, from?: number, progress?: (fraction: number) => void, hint?: SnapshotHint): AsyncIterable<RecordedEvent>;
   /** Current version (last position) of a stream; 0 when it does not exist. */
   version(stream: string): Promise<number>;
   /** All events of all streams in global order, strictly after `after` (a checkpoint). */
@@ -69,6 +71,15 @@ export interface EventStore {
   /** Names of the streams in the store. */
   streams(): Promise<string[]>;
   close(): Promise<void>;
+  /** Persisted snapshots of state kept beside this log (docs/stores.md#snapshots); absent: none. */
+  readonly snapshots?: SnapshotStore;
+  /**
+   * Optional cheap lookup of one entry, given where a snapshot says it is (file store: a byte
+   * offset); null when the log has no such entry there.
+   */
+  entryAt?(stream: string, pos: number, hint?: SnapshotHint): Promise<RecordedEvent | null>;
+  /** Optional: where the entry at `pos` sits, for a snapshot taken there (file store). */
+  locate?(stream: string, pos: number): Promise<SnapshotHint | undefined>;
 }
 
 /** Thrown by `append` when the stream's version is not the expected one. */

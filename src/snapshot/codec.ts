@@ -1,0 +1,147 @@
+/**
+ * State ↔ bytes for persisted snapshots. The state is plain data (Maps, arrays, records, bigints)
+ * except for its persistent interval maps; those are packed into one BigUint64Array each, the
+ * rest goes through `v8.serialize` as is (measured against a JSON form of our own: see
+ * docs/stores.md#snapshots; v8's structured clone is the faster of the two to load, and keeps
+ * Maps and bigints without a conversion pass).
+ *
+ * The walk is generic (any IntervalMap anywhere in the state is packed), so a field added to the
+ * state later is carried without a change here; `STATE_SHAPE` in format.ts is what says whether an
+ * older snapshot still fits the model.
+ */
+import { types } from 'node:util';
+import { deserialize, serialize } from 'node:v8';
+import { IntervalMap } from '../../domain/intervalMap.js';
+import type { State } from '../../domain/state.js';
+
+/**
+ * The packed stand-in for an interval map inside the serialized state. String refs (the reverse
+ * index's domain ids: few distinct, one per entry) go as a dictionary and one index per entry
+ * (0 = none), which v8 reads far faster than a million strings.
+ */
+interface PackedMap {
+  readonly __intervalMap: 1;
+  readonly words: BigUint64Array;
+  readonly refs: unknown[] | null;
+  readonly dict?: string[];
+  readonly index?: Uint32Array;
+}
+
+const packRefs = (refs: unknown[] | null): Pick<PackedMap, 'refs' | 'dict' | 'index'> => {
+  if (refs === null) return { refs: null };
+  const ids = new Map<string, number>();
+  const index = new Uint32Array(refs.length);
+  for (let i = 0; i < refs.length; i++) {
+    const r = refs[i];
+    if (r === undefined) continue;
+    if (typeof r !== 'string') return { refs };
+    let k = ids.get(r);
+    if (k === undefined) ids.set(r, (k = ids.size + 1));
+    index[i] = k;
+  }
+  return { refs: null, dict: [...ids.keys()], index };
+};
+
+const unpackRefs = (p: PackedMap): unknown[] | null => {
+  if (!p.dict || !p.index) return p.refs;
+  const dict = [undefined, ...p.dict];
+  const out = new Array<unknown>(p.index.length);
+  for (let i = 0; i < p.index.length; i++) out[i] = dict[p.index[i]!];
+  return out;
+};
+
+const isPacked = (v: unknown): v is PackedMap => typeof v === 'object' && v !== null && (v as PackedMap).__intervalMap === 1;
+
+/** A copy of `value` with every IntervalMap replaced by its packed form (shared sub-values copied once each). */
+const pack = (value: unknown): unknown => {
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof IntervalMap) {
+    const p = (value as IntervalMap).pack();
+    return { __intervalMap: 1, words: p.words, ...packRefs(p.refs) } satisfies PackedMap;
+  }
+  if (types.isMap(value)) {
+    let out: Map<unknown, unknown> | null = null;
+    for (const [k, v] of value) {
+      const c = pack(v);
+      if (c !== v && out === null) out = new Map(value);
+      if (out) out.set(k, c);
+    }
+    return out ?? value;
+  }
+  if (Array.isArray(value)) {
+    let out: unknown[] | null = null;
+    for (let i = 0; i < value.length; i++) {
+      const c = pack(value[i]);
+      if (c !== value[i] && out === null) out = value.slice();
+      if (out) out[i] = c;
+    }
+    return out ?? value;
+  }
+  // Records are walked whatever their realm (v8 may have deserialized them in another one).
+  if (ArrayBuffer.isView(value) || types.isDate(value)) return value;
+  let out: Record<string, unknown> | null = null;
+  for (const [k, v] of Object.entries(value)) {
+    const c = pack(v);
+    if (c !== v && out === null) out = { ...(value as Record<string, unknown>) };
+    if (out) out[k] = c;
+  }
+  return out ?? value;
+};
+
+/**
+ * Replaces packed interval maps by rebuilt ones, in place (the value was just deserialized: nobody
+ * shares it). Maps are rebuilt in this realm: v8 may deserialize into another one (a vm context),
+ * whose Map fails the `instanceof Map` immer relies on.
+ */
+const unpack = (value: unknown): unknown => {
+  if (value === null || typeof value !== 'object') return value;
+  if (isPacked(value)) return IntervalMap.unpack(value.words, unpackRefs(value));
+  if (types.isMap(value)) {
+    const out = new Map<unknown, unknown>();
+    for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v) : v);
+    return out;
+  }
+  if (ArrayBuffer.isView(value)) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (value[i] !== null && typeof value[i] === 'object') value[i] = unpack(value[i]);
+    return value;
+  }
+  const rec = value as Record<string, unknown>;
+  for (const k of Object.keys(rec)) if (rec[k] !== null && typeof rec[k] === 'object') rec[k] = unpack(rec[k]);
+  return value;
+};
+
+/** The state as snapshot body bytes. */
+export const encodeState = (state: State): Buffer => serialize(pack(state));
+
+/** The state from snapshot body bytes (throws on bytes v8 cannot read). */
+export const decodeState = (bytes: Uint8Array): State => unpack(deserialize(bytes)) as State;
+
+/** The JSON form of our own that `v8.serialize` was measured against (bench only). */
+export const encodeStateJson = (state: State): Buffer =>
+  Buffer.from(
+    JSON.stringify(pack(state), (_k, v: unknown) =>
+      typeof v === 'bigint'
+        ? { $b: v.toString() }
+        : v instanceof Map
+          ? { $m: [...v] }
+          : v instanceof BigUint64Array
+            ? { $w: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') }
+            : v,
+    ),
+  );
+
+export const decodeStateJson = (bytes: Buffer): State =>
+  unpack(
+    JSON.parse(bytes.toString('utf8'), (_k, v: unknown) => {
+      if (v === null || typeof v !== 'object') return v;
+      const o = v as { $b?: string; $m?: [unknown, unknown][]; $w?: string };
+      if (o.$b !== undefined) return BigInt(o.$b);
+      if (o.$m !== undefined) return new Map(o.$m);
+      if (o.$w !== undefined) {
+        const b = Buffer.from(o.$w, 'base64');
+        return new BigUint64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+      }
+      return v;
+    }),
+  ) as State;
