@@ -327,12 +327,21 @@ const aliasQuirkIds = (devices: DeviceTable, d: Device): string[] =>
     .map((e) => e.id);
 
 /**
- * The quirk entries that decided a device's group: ACS quirks of the device, of its slot siblings
- * and of every bridge above it to the root bus, and the alias quirks of the device and of the
- * device it aliases (`via`). Empty when the table played no part.
+ * The quirk entries that decided a device's group: when it is isolated (`isolated`: a new group,
+ * or a rework bus/MFD reason), the ACS quirks of the device, of its slot siblings and of every
+ * bridge above it to the root bus; always, the alias quirks of the device and of the device it
+ * aliases (`via`). Empty when the table played no part.
  */
-export const quirksInPlay = (devices: DeviceTable, d: Device, via: string | null): string[] => {
+export const quirksInPlay = (devices: DeviceTable, d: Device, via: string | null, isolated = true): string[] => {
   const out = new Set<string>();
+  if (isolated) collectAcs(devices, d, out);
+  for (const id of aliasQuirkIds(devices, d)) out.add(id);
+  const v = via !== null ? devices.get(via) : undefined;
+  if (v) for (const id of aliasQuirkIds(devices, v)) out.add(id);
+  return [...out];
+};
+
+const collectAcs = (devices: DeviceTable, d: Device, out: Set<string>): void => {
   const addAcs = (x: Device | undefined): void => {
     const e = x ? acsQuirkOf(devices, x) : null;
     if (e) out.add(e.id);
@@ -349,10 +358,6 @@ export const quirksInPlay = (devices: DeviceTable, d: Device, via: string | null
     c = devices.get(c.parent!);
     addAcs(c);
   }
-  for (const id of aliasQuirkIds(devices, d)) out.add(id);
-  const v = via !== null ? devices.get(via) : undefined;
-  if (v) for (const id of aliasQuirkIds(devices, v)) out.add(id);
-  return [...out];
 };
 
 /** "kernel quirk acs:8086:9d10-9d1b (pci_quirk_intel_spt_pch_acs, since v4.7)" for one entry id. */
@@ -368,6 +373,31 @@ export const withQuirks = (devices: DeviceTable, d: Device, choice: GroupChoice 
   if (!choice || !d.pci) return choice;
   const r = choice.reason;
   const via = 'via' in r && typeof r.via === 'string' ? r.via : r.kind === 'acs-path' ? r.bridge : null;
-  const quirks = quirksInPlay(devices, d, via);
+  const quirks = quirksInPlay(devices, d, via, r.kind === 'new' || r.kind === 'bus' || r.kind === 'mfd');
   return quirks.length === 0 ? choice : { join: choice.join, reason: { ...r, quirks } };
+};
+
+/**
+ * For ingesters, before the topology is in a state: the ACS entry that covers a function with
+ * these ids and this kind (the topology conditions checked from what the ingester knows).
+ */
+export const acsEntryForIds = (
+  vendor: string | null,
+  product: string | null,
+  kind: PciKind,
+  where: { readonly rootBus: boolean; readonly multifunction: boolean },
+  kernel: string | null = null,
+): AcsQuirkEntry | null => {
+  for (const id of quirksFor({ vendor, product }, kernel)) {
+    const e = BY_ID.get(id);
+    if (!e || e.table !== 'acs') continue;
+    const ok =
+      e.when === null ||
+      (e.when === 'root-port' && kind === 'root-port') ||
+      (e.when === 'root-or-downstream-port' && (kind === 'root-port' || kind === 'switch-downstream')) ||
+      (e.when === 'rc-endpoint' && kind === 'rc-endpoint') ||
+      (e.when === 'root-bus-multifunction' && where.rootBus && where.multifunction);
+    if (ok) return e;
+  }
+  return null;
 };

@@ -12,6 +12,7 @@ import type { Actor, EventMeta, UnidentifiedEvent } from '../../domain/envelope.
 import type { RegionJson } from '../../domain/events.js';
 import { isManagedDriver } from '../../domain/commands.js';
 import type { Acs, PciKind } from '../../domain/state.js';
+import { acsEntryForIds } from '../../domain/rules/quirks.js';
 
 /** An observed event as an ingester emits it: the envelope without `pos` and `id` (the store assigns them). */
 export type IngestEvent = UnidentifiedEvent<IngestMeta>;
@@ -156,6 +157,8 @@ interface Built {
   readonly kind: PciKind;
   acsQuirk: boolean | null;
   quirkFrom: 'acs-override' | 'inferred' | null;
+  /** The kernel quirk-table ACS entry covering the function's ids (the reducer applies it; nothing is inferred). */
+  quirkEntry: string | null;
 }
 
 const PORT_KINDS: ReadonlySet<PciKind> = new Set(['root-port', 'switch-downstream']);
@@ -276,7 +279,7 @@ export const buildEvents = (
       kind = f.bridge ? (isRoot(f.id) ? 'root-port' : 'switch-downstream') : 'endpoint';
       assumedKinds++;
     }
-    built.set(f.id, { fn: f, parent: parentOf.get(f.id)!, kind, acsQuirk: null, quirkFrom: null });
+    built.set(f.id, { fn: f, parent: parentOf.get(f.id)!, kind, acsQuirk: null, quirkFrom: null, quirkEntry: null });
   }
   if (assumedKinds > 0) {
     warnings.push(`${assumedKinds} device(s) without a visible capability list (not verbose, or read without root): PCIe type assumed (bridges as ports, others as endpoints)`);
@@ -314,11 +317,20 @@ export const buildEvents = (
     }
   }
 
-  // ACS not visible: the kernel's own grouping says whether the device isolated. Only for such
-  // devices, and only where the dump shows it (a sibling or a child in another group).
+  // The kernel's quirk table first: a function whose ids it covers isolates by the table (the
+  // reducer applies the entry for the boot's kernel), so nothing is inferred for it.
   for (const b of built.values()) {
     const f = b.fn;
-    if (f.acs !== 'unknown' || b.quirkFrom !== null || f.group === null) continue;
+    const entry = acsEntryForIds(f.vendorId, f.deviceId, b.kind, { rootBus: isRoot(f.id), multifunction: slotSiblings(f).length > 0 });
+    if (entry) b.quirkEntry = entry.id;
+  }
+
+  // ACS not visible: the kernel's own grouping says whether the device isolated. Only for such
+  // devices, only where no quirk-table entry covers them, and only where the dump shows it (a
+  // sibling or a child in another group).
+  for (const b of built.values()) {
+    const f = b.fn;
+    if (f.acs !== 'unknown' || b.quirkFrom !== null || b.quirkEntry !== null || f.group === null) continue;
     const sibling = slotSiblings(f).find((s) => s.group !== null && s.group !== f.group);
     const child = f.bridge ? (children.get(f.id) ?? []).map((c) => byId.get(c)!).find((c) => c.group !== null && c.group !== f.group) : undefined;
     const witness = sibling ?? child;
@@ -371,6 +383,7 @@ export const buildEvents = (
     const ingest: Record<string, unknown> = {};
     if (f.acs === 'unknown') ingest.acsUnknown = true;
     if (b.quirkFrom) ingest.acsQuirkFrom = b.quirkFrom;
+    if (b.quirkEntry) ingest.acsQuirkTable = b.quirkEntry;
     events.push({
       type: 'DeviceAdded',
       data: {

@@ -18,7 +18,7 @@ afterAll(() => {
 
 const OVERRIDDEN = [
   'BOOT_IMAGE=/boot/vmlinuz root=/dev/sda1 ro pcie_acs_override=downstream',
-  '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:a110]',
+  '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:1901]',
   '\tControl: I/O+ Mem+ BusMaster+',
   '\tIOMMU group: 1',
   '\tBus: primary=00, secondary=02, subordinate=02, sec-latency=0',

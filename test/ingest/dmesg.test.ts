@@ -125,7 +125,7 @@ describe('formats and errors', () => {
 
   test('verify takes the kernel groups of dmesg notes for devices added without one', () => {
     const lspci = [
-      '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:a110]',
+      '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:1901]',
       '\tFlags: bus master, fast devsel, latency 0',
       '\tBus: primary=00, secondary=02, subordinate=02, sec-latency=0',
       '\tCapabilities: [40] Express (v2) Root Port (Slot+), MSI 00',
