@@ -95,3 +95,33 @@ describe('isogroup ingest / verify', () => {
     expect(r.stderr).toMatch(/unknown kind "lsusb"/);
   });
 });
+
+describe('isogroup quirks, and verify saying how isolation was known', () => {
+  test('the table: the Sunrise Point-H entry is not in 4.6, is in 4.7; bad ids are one clear line', async () => {
+    const old = await cli(['--json', 'quirks', '--ids', '8086:a110', '--kernel', '4.6.0']);
+    expect(old.code).toBe(0);
+    const spt = (r: typeof old): unknown => (r.json()[0] as { entries: { id: string; applies: boolean; since: string | null }[] }).entries.find((e) => e.id === 'acs:8086:a110-a11f,a167-a16a');
+    expect(spt(old)).toMatchObject({ since: 'v4.7', applies: false, fn: 'pci_quirk_intel_spt_pch_acs' });
+    expect(spt(await cli(['--json', 'quirks', '--ids', '8086:a110', '--kernel', '4.7.0']))).toMatchObject({ applies: true });
+    const bad = await cli(['quirks', '--ids', '8086']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--ids: expected vvvv:dddd/);
+  });
+
+  test('T480: verify reports the PCH root ports as from the quirk table, naming the entry, and nothing inferred', async () => {
+    const s = store();
+    expect((await cli(['--store', s, 'ingest', 'lspci', lspci('lenovo-t480-thunderbolt-listing.txt')])).code).toBe(0);
+    const v = await cli(['--store', s, 'verify']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/3 from the kernel quirk table, 0 inferred/);
+    expect(v.stdout).toMatch(/0000:00:1c\.6: kernel quirk acs:8086:9d10-9d1b \(pci_quirk_intel_spt_pch_acs/);
+    expect(v.stdout).not.toMatch(/assumed, not read/);
+    const j = (await cli(['--store', s, '--json', 'verify'])).json()[0] as { isolationSources: { device: string; from: string }[]; assumptions: unknown[] };
+    expect(j.assumptions).toEqual([]);
+    expect(j.isolationSources.filter((x) => x.from === 'quirk-table').map((x) => x.device)).toEqual(['0000:00:1c.0', '0000:00:1c.6', '0000:00:1d.0']);
+    const d = await cli(['--store', s, 'quirks', '--devices']);
+    expect(d.stdout).toMatch(/^kernel unknown \(taken as the v6\.18 tree the table was read from\): \d+ device\(s\) on the quirk table/);
+    const ex = await cli(['--store', s, 'explain', '--device', '0000:00:1c.0']);
+    expect(ex.stdout).toMatch(/by kernel quirk acs:8086:9d10-9d1b/);
+  });
+});

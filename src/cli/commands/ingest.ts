@@ -4,11 +4,13 @@ import {
   IngestError,
   assumptionsFromLog,
   formatIsolation,
+  formatIsolationSources,
   formatVerify,
   ingestDmesg,
   ingestLspci,
   ingestSysfs,
   isolationDiff,
+  isolationSources,
   kernelGroupsFromLog,
   verify,
   type IngestOptions,
@@ -16,6 +18,8 @@ import {
   type Isolation,
   type LoggedEvent,
 } from '../../ingest/index.js';
+import { QUIRK_ENTRIES, QUIRK_TABLE_TREE, acsQuirkOf, describeQuirk, pciId, quirkApplies, type QuirkEntry } from '../../../domain/rules/index.js';
+import type { Device } from '../../../domain/state.js';
 import type { NewEvent } from '../../store/types.js';
 import type { CliContext } from '../context.js';
 import { readText } from '../input.js';
@@ -99,14 +103,17 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
   const mode = o.isolation ?? 'as-configured';
   const report = verify(mode === 'hardware' ? iso.hardware : m.state, { kernelGroups });
   const inferred = assumptionsFromLog(events).filter((a) => a.from === 'inferred');
+  const sources = isolationSources(mode === 'hardware' ? iso.hardware : m.state, events);
   if (ctx.json) {
     ctx.emit({
       ...report,
       isolation: { mode, overridden: iso.overridden, splits: iso.splits },
       assumptions: inferred,
+      isolationSources: sources,
     });
   } else {
     ctx.out(`${mode === 'hardware' ? 'isolation: hardware (pcie_acs_override not applied)\n' : ''}${formatVerify(report)}`);
+    if (sources.some((x) => x.from !== 'read')) ctx.out(formatIsolationSources(sources));
     if (iso.overridden.length > 0) ctx.out(formatIsolation(iso));
     if (inferred.length > 0) {
       ctx.out(`assumed, not read: ACS of ${inferred.map((a) => a.device).join(', ')} (not in the input; taken from the kernel's own grouping)\n`);
@@ -115,7 +122,62 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
   return report.agree ? 0 : 1;
 };
 
+const entryJson = (e: QuirkEntry, kernel: string | null): Record<string, unknown> => ({ ...e, applies: quirkApplies(e, kernel) });
+
+/** `quirks`: the kernel's quirk table, or (with --devices) which entries this host's devices match. */
+const runQuirks = async (ctx: CliContext, o: { kernel?: string; ids?: string; devices?: boolean }): Promise<number> => {
+  if (o.devices) {
+    const m = await ctx.manager();
+    const s = m.state;
+    const kernel = o.kernel ?? s.boot?.kernel ?? null;
+    const rows = [...s.devices.values()]
+      .filter((d) => (d.quirks ?? []).length > 0)
+      .map((d) => ({ device: d.id, ids: `${d.vendor}:${d.product}`, entries: d.quirks ?? [], isolatingBy: acsQuirkOf(s.devices as ReadonlyMap<string, Device>, d)?.id ?? null }));
+    if (ctx.json) ctx.emit({ kernel, tree: QUIRK_TABLE_TREE, devices: rows });
+    else {
+      ctx.out(`kernel ${kernel ?? `unknown (taken as the ${QUIRK_TABLE_TREE} tree the table was read from)`}: ${rows.length} device(s) on the quirk table\n`);
+      for (const r of rows) ctx.out(`${r.device} [${r.ids}]: ${r.entries.map(describeQuirk).join('; ')}${r.isolatingBy ? '' : ' (its conditions do not hold here)'}\n`);
+    }
+    return 0;
+  }
+  let entries = [...QUIRK_ENTRIES];
+  if (o.ids !== undefined) {
+    const m = /^([0-9a-f]{4}):([0-9a-f]{4})$/i.exec(o.ids.trim());
+    if (!m) throw new CliError(`--ids: expected vvvv:dddd (hex vendor and device), got ${JSON.stringify(o.ids)}`);
+    const [vendor, device] = [pciId(m[1])!, parseInt(m[2]!, 16)];
+    entries = entries.filter((e) => e.vendor === vendor && e.devices.some((r) => { const [a, b = a] = r.split('-'); return parseInt(a!, 16) <= device && device <= parseInt(b!, 16); }));
+  }
+  const kernel = o.kernel ?? null;
+  if (ctx.json) ctx.emit({ kernel, tree: QUIRK_TABLE_TREE, entries: entries.map((e) => entryJson(e, kernel)) });
+  else {
+    for (const e of entries) {
+      const on = kernel === null ? '' : quirkApplies(e, kernel) ? ' [applies]' : ' [not in this kernel]';
+      ctx.out(`${e.id}${on}  ${e.fn}  since ${e.since ?? 'unknown'} (read from ${e.readFrom})\n    ${e.note}\n`);
+    }
+  }
+  return 0;
+};
+
 export const registerIngest = (program: Command, app: App): void => {
+  program
+    .command('quirks')
+    .option('--kernel <release>', 'mark which entries a kernel release carries (e.g. 4.6.0, 6.8.0-45-generic)')
+    .option('--ids <vvvv:dddd>', 'only the entries for these vendor:device ids')
+    .option('--devices', "the host's devices that the table covers, under its boot's kernel (or --kernel)")
+    .description("the kernel's PCI quirk tables as isogroup applies them: ACS quirks (isolation) and DMA-alias quirks, each with the release that added it")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  isogroup quirks --ids 8086:a110 --kernel 4.6.0   the Sunrise Point-H entry: not in 4.6 (added in v4.7)
+  isogroup --host t480 quirks --devices            which of this host's devices the table covers
+  isogroup quirks --json                           the whole table
+
+An entry applies when the boot's kernel release is at least its release; an entry whose release is
+not established applies to every kernel; without a recorded boot the table as read applies.`,
+    )
+    .action(app.action((ctx, o: { kernel?: string; ids?: string; devices?: boolean }) => runQuirks(ctx, o)));
+
   program
     .command('ingest')
     .argument('<kind>', 'lspci, sysfs or dmesg')
