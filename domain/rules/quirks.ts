@@ -68,7 +68,7 @@ export type QuirkEntry = AcsQuirkEntry | AliasQuirkEntry;
 const V = QUIRK_TABLE_TREE;
 
 const acs = (vendor: string, devices: readonly string[], fn: string, note: string, when: AcsCondition | null = null, since: string | null = null, commit: string | null = null): AcsQuirkEntry => ({
-  id: `acs:${vendor}:${devices.length === 1 ? devices[0] : devices.join(',')}`,
+  id: `acs:${vendor}:${devices.length === 1 && devices[0] === '0000-ffff' ? 'any' : devices.join(',')}`,
   table: 'acs',
   vendor,
   devices,

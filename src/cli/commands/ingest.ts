@@ -131,12 +131,17 @@ const runQuirks = async (ctx: CliContext, o: { kernel?: string; ids?: string; de
     const s = m.state;
     const kernel = o.kernel ?? s.boot?.kernel ?? null;
     const rows = [...s.devices.values()]
-      .filter((d) => (d.quirks ?? []).length > 0)
-      .map((d) => ({ device: d.id, ids: `${d.vendor}:${d.product}`, entries: d.quirks ?? [], isolatingBy: acsQuirkOf(s.devices as ReadonlyMap<string, Device>, d)?.id ?? null }));
+      .map((d) => {
+        const isolating = acsQuirkOf(s.devices as ReadonlyMap<string, Device>, d)?.id ?? null;
+        // ACS entries whose conditions do not hold for the device (its port type, its place) are left out.
+        const entries = (d.quirks ?? []).filter((id) => !id.startsWith('acs:') || id === isolating);
+        return { device: d.id, ids: `${d.vendor}:${d.product}`, entries, isolatingBy: isolating };
+      })
+      .filter((r) => r.entries.length > 0);
     if (ctx.json) ctx.emit({ kernel, tree: QUIRK_TABLE_TREE, devices: rows });
     else {
       ctx.out(`kernel ${kernel ?? `unknown (taken as the ${QUIRK_TABLE_TREE} tree the table was read from)`}: ${rows.length} device(s) on the quirk table\n`);
-      for (const r of rows) ctx.out(`${r.device} [${r.ids}]: ${r.entries.map(describeQuirk).join('; ')}${r.isolatingBy ? '' : ' (its conditions do not hold here)'}\n`);
+      for (const r of rows) ctx.out(`${r.device} [${r.ids}]: ${r.entries.map(describeQuirk).join('; ')}\n`);
     }
     return 0;
   }
