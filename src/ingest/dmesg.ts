@@ -94,6 +94,7 @@ export const ingestDmesg = (text: string, options: IngestOptions = {}): IngestRe
   };
   const events: IngestEvent[] = [];
   let cmdline: string | null = null;
+  let kernel: string | null = null;
   const lines = text.split(/\r?\n/);
   const meta = (n: number, p: Prefix): IngestMeta => ({
     at: p.wallClock ?? at,
@@ -116,6 +117,11 @@ export const ingestDmesg = (text: string, options: IngestOptions = {}): IngestRe
     const b = p.body;
     let m: RegExpExecArray | null;
 
+    if ((m = /^Linux version (\S+)/.exec(b))) {
+      kernel = m[1]!;
+      note(n, p, { kind: 'kernel-release', kernel });
+      continue;
+    }
     if ((m = /^Kernel command line:\s*(.*)$/.exec(b))) {
       cmdline = m[1]!.trim();
       note(n, p, { kind: 'cmdline' });
@@ -217,5 +223,5 @@ export const ingestDmesg = (text: string, options: IngestOptions = {}): IngestRe
       continue;
     }
   }
-  return { events, warnings, cmdline };
+  return { events, warnings, cmdline, kernel };
 };

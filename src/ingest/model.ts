@@ -32,7 +32,36 @@ export interface IngestResult {
   readonly warnings: string[];
   /** The kernel command line when the input carried one (lspci dumps pasted with /proc/cmdline). */
   readonly cmdline: string | null;
+  /** The kernel release when the input carried one (dmesg's "Linux version" line, sysfs's osrelease). */
+  readonly kernel?: string | null;
 }
+
+/** What the log holds when a boot is about to be ingested. */
+export interface BootContext {
+  readonly boot: { readonly kernel: string; readonly rules: string } | null;
+  /** Devices in the log now. */
+  readonly devices: number;
+}
+
+/**
+ * Where an ingested kernel release goes. A boot (HostBooted) re-forms every group and ends every
+ * driver binding, context and ownership, so: the release of the boot in force → nothing (the same
+ * boot); a log that holds no devices yet, or whose boot had another release (the host rebooted) →
+ * a boot, placed before the batch's topology; a log holding a topology imported without a boot →
+ * no boot unless `force` (it would end the imported drivers): a warning says so, and the release
+ * stays in the log as the `kernel-release` note.
+ */
+export const placeBoot = (kernel: string, ctx: BootContext, force: boolean, meta: IngestMeta): { event: IngestEvent | null; warning: string | null } => {
+  const rules = ctx.boot?.rules ?? 'linux-classic';
+  if (ctx.boot?.kernel === kernel && !force) return { event: null, warning: null };
+  if (ctx.boot === null && ctx.devices > 0 && !force) {
+    return {
+      event: null,
+      warning: `kernel ${kernel}: the log holds a topology imported without a boot; not recorded as a boot (a boot re-forms the groups and ends the imported driver bindings) — pass --boot to record it, or ingest the kernel log before the topology`,
+    };
+  }
+  return { event: { type: 'HostBooted', data: { kernel, rules }, meta }, warning: null };
+};
 
 /**
  * A malformed or truncated input. Ingest is all or nothing: an ingester throws this before it

@@ -11,6 +11,7 @@ import {
   ingestSysfs,
   isolationDiff,
   isolationSources,
+  placeBoot,
   kernelGroupsFromLog,
   verify,
   type IngestOptions,
@@ -29,6 +30,8 @@ import type { App } from '../app.js';
 type Kind = 'lspci' | 'sysfs' | 'dmesg';
 
 interface IngestFlags {
+  readonly kernel?: string;
+  readonly boot?: boolean;
   readonly isolation?: Isolation;
   readonly acsOverride?: string;
   readonly iommu?: string;
@@ -68,7 +71,17 @@ const runIngest = async (ctx: CliContext, kind: Kind, source: string | undefined
     return 0;
   }
   const m = await ctx.manager({ write: true });
-  const pos = await m.import(r.events as unknown as Pick<NewEvent, 'type' | 'data' | 'meta'>[]);
+  // A kernel release (--kernel, dmesg's "Linux version", sysfs's osrelease) is a boot epoch: placed
+  // before the batch's topology, or not at all when it would end an imported topology's bindings.
+  const kernel = o.kernel ?? r.kernel ?? null;
+  let batch = r.events;
+  if (kernel !== null) {
+    const first = r.events[0]?.meta ?? { at: new Date().toISOString(), actor: { uid: 0 }, host: ctx.host, observed: true as const, source: kind };
+    const placed = placeBoot(kernel, { boot: m.state.boot, devices: m.state.devices.size }, o.boot === true, { ...first, line: undefined } as never);
+    if (placed.warning) ctx.err(`isogroup: warning: ${placed.warning}\n`);
+    if (placed.event) batch = [placed.event, ...r.events];
+  }
+  const pos = await m.import(batch as unknown as Pick<NewEvent, 'type' | 'data' | 'meta'>[]);
   const devices = r.events.filter((e) => e.type === 'DeviceAdded' && !String(e.data.device).startsWith('pci')).length;
   const groups = new Set(r.events.map((e) => (e.type === 'DeviceAdded' ? e.data.reportedGroup : null)).filter((g) => typeof g === 'number')).size;
   const summary = {
@@ -191,6 +204,8 @@ not established applies to every kernel; without a recorded boot the table as re
     .option('--acs-override <spec>', 'the pcie_acs_override= value the host ran with, when the input does not show the kernel command line')
     .option('--iommu <name>', 'name of the IOMMU instance the grouped devices sit behind', 'ingested-iommu')
     .option('--dry-run', 'print the observed events (JSON Lines) instead of appending them')
+    .option('--kernel <release>', 'the kernel release the input was taken under (uname -r): a boot epoch, placed before the topology')
+    .option('--boot', 'record the kernel release as a new boot even over a topology imported without one (ends its driver bindings)')
     .description("turn a real host's output into observed events (all or nothing): lspci -v/-vv/-vvv dumps, a sysfs tree, a kernel log")
     .action(
       app.action(async (ctx, kind: string, source: string | undefined, o: IngestFlags) => {
