@@ -11,6 +11,7 @@
 import { h, render } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
+import { WhatIfPanel } from './whatif.js';
 
 const html = htm.bind(h);
 
@@ -685,6 +686,7 @@ const App = () => {
       <div class="col">
         <${DomainsPanel} host=${v.host} pos=${pos} onSelectDevice=${selectDevice} />
         <${AuditPanel} host=${v.host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
+        <${WhatIfPanel} host=${v.host} pos=${pos} />
       </div>
     </main>`}
   </div>`;
