@@ -142,6 +142,8 @@ export const EVENT_SCHEMAS = {
     status: text(),
     message: typed<string>(anything()),
   }),
+  /** Observed (follow): the live kernel's group, driver or default-domain type differs from the model's. */
+  DriftObserved: shape({ what: oneOf('group', 'driver', 'domain-type'), device: withFallback(optText(), null), message: text() }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -176,6 +178,7 @@ export const EVENT_TYPES = [
   'DmaChecked',
   'FaultRecorded',
   'CommandRejected',
+  'DriftObserved',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

@@ -205,7 +205,8 @@ export type AlertKind =
   | 'groupless-device-bound'
   | 'unknown-reference'
   | 'foreign-domain'
-  | 'dma-fault';
+  | 'dma-fault'
+  | 'drift';
 
 export interface Alert {
   readonly pos: number;

@@ -81,6 +81,7 @@ const R: Renderers = {
     const type = typeof d.command?.type === 'string' ? d.command.type : 'command';
     return `refused ${type} by ${who(e)}: ${d.status} — ${d.message}`;
   },
+  DriftObserved: (d) => `the live kernel differs from the model (${d.what}${d.device ? `, ${d.device}` : ''}): ${d.message}`,
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

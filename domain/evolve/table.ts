@@ -53,6 +53,7 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DmaChecked: plain(records.recordOnly),
   CommandRejected: plain(records.recordOnly),
   FaultRecorded: plain(records.faultRecorded),
+  DriftObserved: plain(records.driftObserved),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();
