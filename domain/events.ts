@@ -188,6 +188,8 @@ export const EVENT_SCHEMAS = {
   ResetFailed: shape({ device: text(), error: withFallback(optText(), null), devices: withFallback(texts(), []) }),
   /** A VM was reset; `devicesReset`: whether the VMM reset its assigned devices too. */
   VmReset: shape({ ctx: text(), vm: text(), devicesReset: bool(), devices: texts() }),
+  /** Observed (follow): the live kernel's group, driver or default-domain type differs from the model's. */
+  DriftObserved: shape({ what: oneOf('group', 'driver', 'domain-type'), device: withFallback(optText(), null), message: text() }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -240,6 +242,7 @@ export const EVENT_TYPES = [
   'ResetDone',
   'ResetFailed',
   'VmReset',
+  'DriftObserved',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

@@ -76,7 +76,7 @@ export interface PciInfo {
 }
 
 /** Why a device is in its group (SPEC §5.3), as recorded when it joined. */
-export type GroupReason =
+export type GroupReason = (
   | { readonly kind: 'new' }
   | { readonly kind: 'alias'; readonly via: string }
   | { readonly kind: 'acs-path'; readonly bridge: string; readonly brokenAt: string; readonly why: string }
@@ -85,7 +85,11 @@ export type GroupReason =
   /** ACS rework rule sets: a bus on the path lets devices reach each other (`isolation` says how). */
   | { readonly kind: 'bus'; readonly bridge: string; readonly isolation: BusIsolation; readonly via: string | null }
   /** ACS rework rule sets: a function of a multi-function device that is not isolated. */
-  | { readonly kind: 'mfd'; readonly via: string; readonly why: string };
+  | { readonly kind: 'mfd'; readonly via: string; readonly why: string }
+) & {
+  /** Kernel quirk-table entries (domain/rules/quirks.ts) that decided, when any did. */
+  readonly quirks?: readonly string[];
+};
 
 /** How isolated a bus is, in the ACS rework series' terms (pci_bus_isolated()). */
 export type BusIsolation = 'pcie-non-isolated' | 'switch-dsp-non-isolated' | 'pci-bus-non-isolated' | 'pci-bridge-non-isolated';
@@ -130,6 +134,8 @@ export interface Device {
   readonly groupedAt: number;
   readonly driverAt: number;
   readonly boundAt: number;
+  /** Kernel quirk-table entries matching the device's ids under the boot's kernel (domain/rules/quirks.ts). */
+  readonly quirks?: readonly string[];
 }
 
 /** Attachments of a group for one PASID (0 = the RID). */
@@ -201,7 +207,8 @@ export type AlertKind =
   | 'unknown-reference'
   | 'foreign-domain'
   | 'dma-fault'
-  | 'stale-mappings';
+  | 'stale-mappings'
+  | 'drift';
 
 export interface Alert {
   readonly pos: number;

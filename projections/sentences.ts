@@ -99,6 +99,7 @@ const R: Renderers = {
   VfTokenSet: (d) => `ctx ${d.ctx}, owner of PF ${d.device}, set its VF token`,
   CtxOptionSet: (d) => `ctx ${d.ctx} accounts pinned memory ${d.rlimitMode === 'user' ? 'per user' : 'per process'}${d.memlock ? ` against a locked-memory limit of ${d.memlock} bytes` : ' with no locked-memory limit'}`,
   ...RESET_SENTENCES,
+  DriftObserved: (d) => `the live kernel differs from the model (${d.what}${d.device ? `, ${d.device}` : ''}): ${d.message}`,
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

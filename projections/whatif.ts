@@ -151,3 +151,43 @@ export const whatIfLines = (w: WhatIf): string[] => {
   for (const i of w.impossible) out.push(`  ${i.device} could no longer be assigned to ctx ${i.ctx}: ${i.why}`);
   return out;
 };
+
+/** One host's answer in a fleet what-if. */
+export interface FleetWhatIfHost {
+  readonly host: string;
+  /** Something running would break: an owner loses its group, an assignment becomes impossible, a viable group lands in a non-viable one. */
+  readonly breaks: boolean;
+  /** Groups would split or merge. */
+  readonly changes: number;
+  readonly whatIf: WhatIf;
+}
+
+export interface FleetWhatIf {
+  readonly rules: GroupingRulesName;
+  readonly kernel: string | null;
+  readonly hosts: readonly FleetWhatIfHost[];
+  /** The hosts the upgrade would break, by name. */
+  readonly breaks: readonly string[];
+}
+
+/** What-if over many hosts (each under its own log): which ones an upgrade to `rules`/`kernel` would break. */
+export const fleetWhatIf = (states: Iterable<{ readonly host: string; readonly state: State }>, rules: string, kernel: string | null = null): FleetWhatIf => {
+  if (!isGroupingRulesName(rules)) throw new Error(`unknown rule set ${JSON.stringify(rules)}`);
+  const hosts: FleetWhatIfHost[] = [];
+  for (const { host, state } of states) {
+    const w = whatIf(state, rules, kernel);
+    hosts.push({ host, breaks: w.owners.length > 0 || w.impossible.length > 0 || w.lostViability.length > 0, changes: w.changes.length, whatIf: w });
+  }
+  hosts.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+  return { rules, kernel, hosts, breaks: hosts.filter((h) => h.breaks).map((h) => h.host) };
+};
+
+/** A fleet what-if in sentences: one line a host, then what breaks on the hosts that break. */
+export const fleetWhatIfLines = (f: FleetWhatIf): string[] => {
+  const out = [`under ${f.rules}${f.kernel ? ` (kernel ${f.kernel})` : ''}: ${f.breaks.length} of ${f.hosts.length} host(s) would break${f.breaks.length ? ` (${f.breaks.join(', ')})` : ''}`];
+  for (const h of f.hosts) {
+    out.push(`${h.host}: ${h.breaks ? 'BREAKS' : h.changes > 0 ? 'groups change, nothing running breaks' : 'no change'}`);
+    if (h.breaks) for (const l of whatIfLines(h.whatIf).slice(1)) out.push(`  ${l}`);
+  }
+  return out;
+};

@@ -11,6 +11,7 @@ import type { Device } from '../state.js';
 import { alert, type DraftHandler } from './common.js';
 import { joinGroup } from './membership.js';
 import { emptyIommufd } from '../iommufd/state.js';
+import { aliasesOf, quirksFor } from '../rules/quirks.js';
 
 export const hostBooted: DraftHandler<'HostBooted'> = (s, d, e) => {
   let rules = d.rules;
@@ -25,6 +26,15 @@ export const hostBooted: DraftHandler<'HostBooted'> = (s, d, e) => {
   s.iommufd = emptyIommufd() as never;
   s.boot = { n: (s.boot?.n ?? 0) + 1, kernel: d.kernel, rules, at: e.pos };
   const order: Draft<Device>[] = [];
+  // The new kernel's quirk table: which entries each device's ids match from this boot on.
+  s.quirkAliases = 0;
+  for (const dev of s.devices.values()) {
+    if (!dev.pci) continue;
+    const quirks = quirksFor(dev, d.kernel);
+    if (quirks.length > 0) dev.quirks = quirks;
+    else if (dev.quirks !== undefined) delete dev.quirks;
+    if (aliasesOf(dev as Device).length > 0) s.quirkAliases++;
+  }
   for (const dev of s.devices.values()) {
     dev.group = null;
     dev.reason = null;

@@ -11,3 +11,9 @@ export const faultRecorded: PlainHandler<'FaultRecorded'> = (run, d, e) => {
   if (!e.meta.observed) return;
   raise(run, e, 'dma-fault', `${d.device} faulted (${d.reason}) on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova}`, { device: d.device });
 };
+
+/** An observed drift (follow): the live kernel differs from the model; raises a `drift` alert. */
+export const driftObserved: PlainHandler<'DriftObserved'> = (run, d, e) => {
+  if (!e.meta.observed) return;
+  raise(run, e, 'drift', `drift (${d.what}): ${d.message}`, d.device ? { device: d.device } : {});
+};

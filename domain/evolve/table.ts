@@ -75,6 +75,7 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   ResetDone: draft(reset.resetDone),
   ResetFailed: draft(reset.resetFailed),
   VmReset: draft(reset.vmReset),
+  DriftObserved: plain(records.driftObserved),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();

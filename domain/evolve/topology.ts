@@ -8,6 +8,7 @@ import type { EventDataMap, PciJson } from '../events.js';
 import type { Device, PciInfo, PciKind } from '../state.js';
 import { alert, deviceOf, regions, u64, type DraftHandler, type S } from './common.js';
 import { joinGroup, leaveGroup } from './membership.js';
+import { aliasesOf, quirksFor } from '../rules/quirks.js';
 
 const pciOf = (p: PciJson | null | undefined): PciInfo | null => {
   if (!p) return null;
@@ -80,16 +81,18 @@ export const deviceAdded: DraftHandler<'DeviceAdded'> = (s, d, e) => {
     driverAt: 0,
     boundAt: 0,
   };
+  const quirks = dev.pci ? quirksFor(dev, s.boot?.kernel ?? null) : [];
+  if (quirks.length > 0) (dev as { quirks?: readonly string[] }).quirks = quirks;
   s.devices.set(dev.id, dev as Draft<Device>);
   if (parent) parent.children.push(dev.id);
-  if (dev.pci && dev.pci.aliases.length > 0) s.quirkAliases = (s.quirkAliases ?? 0) + 1;
+  if (dev.pci && aliasesOf(dev).length > 0) s.quirkAliases = (s.quirkAliases ?? 0) + 1;
   joinGroup(s, dev, e);
 };
 
 export const deviceRemoved: DraftHandler<'DeviceRemoved'> = (s, d, e, b) => {
   const dev = deviceOf(s, e, d.device);
   if (!dev) return;
-  if (dev.pci && dev.pci.aliases.length > 0) s.quirkAliases = Math.max(0, (s.quirkAliases ?? 1) - 1);
+  if (dev.pci && aliasesOf(dev as Device).length > 0) s.quirkAliases = Math.max(0, (s.quirkAliases ?? 1) - 1);
   const owner = d.ctx ?? dev.boundCtx ?? (dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null);
   if (d.surprise && owner !== null) {
     alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${owner}`, { device: dev.id, ctx: owner });

@@ -22,17 +22,18 @@
  * of a PCIe-to-PCI bridge (taken as having no MMIO, the cover letters' "shrunk" case), SR-IOV VFs.
  */
 import type { BusIsolation, Device, GroupReason } from '../state.js';
+import { acsQuirkOf, aliasesOf, pcieBridgeAliasOf, withQuirks } from './quirks.js';
 import type { DeviceTable, GroupChoice, GroupingRules } from './types.js';
 import { acsFailure, formGroup as classic, isHostBridge, isMultifunction, onRootBus, slotSiblings, smallestFreeGroupId } from './linux-classic.js';
 
 export type ReworkVersion = 2 | 3;
 
-/** A device "has no ACS capability" when neither a capability nor a quirk says anything. */
-const noAcsCapability = (d: Device): boolean => d.pci !== null && d.pci.acs === null && d.pci.acsQuirk === null;
+/** A device "has no ACS capability" when neither a capability nor a quirk (declared or from the kernel's table) says anything. */
+const noAcsCapability = (devices: DeviceTable, d: Device): boolean => d.pci !== null && d.pci.acs === null && d.pci.acsQuirk === null && acsQuirkOf(devices, d) === null;
 
 /** Does port `d` isolate its own link (root port / DSP)? */
 const portIsolates = (devices: DeviceTable, d: Device, v: ReworkVersion): boolean => {
-  if (v === 3 && d.pci?.kind === 'root-port' && noAcsCapability(d)) return true;
+  if (v === 3 && d.pci?.kind === 'root-port' && noAcsCapability(devices, d)) return true;
   return acsFailure(devices, d) === null;
 };
 
@@ -49,7 +50,7 @@ export const busIsolation = (devices: DeviceTable, b: Device, v: ReworkVersion):
       for (const id of b.children) {
         const c = devices.get(id);
         if (!c || !c.pci) continue;
-        if (c.pci.kind !== 'switch-downstream' || c.pci.aliases.length > 0) return 'pcie-non-isolated';
+        if (c.pci.kind !== 'switch-downstream' || aliasesOf(c).length > 0) return 'pcie-non-isolated';
         if (acsFailure(devices, c) !== null) dspOpen = true;
       }
       return dspOpen ? 'switch-dsp-non-isolated' : null;
@@ -57,7 +58,7 @@ export const busIsolation = (devices: DeviceTable, b: Device, v: ReworkVersion):
     case 'pcie-to-pci-bridge':
       return 'pci-bus-non-isolated';
     case 'pci-bridge':
-      return pci.pcieBridgeAlias ? 'pci-bus-non-isolated' : 'pci-bridge-non-isolated';
+      return pcieBridgeAliasOf(devices, b) ? 'pci-bus-non-isolated' : 'pci-bridge-non-isolated';
     case 'pci-to-pcie-bridge':
       return 'pci-bridge-non-isolated';
     default:
@@ -69,7 +70,7 @@ export const busIsolation = (devices: DeviceTable, b: Device, v: ReworkVersion):
 export const mfdFailure = (devices: DeviceTable, d: Device, v: ReworkVersion): string | null => {
   if (!d.pci || !isMultifunction(devices, d)) return null;
   for (const f of [d, ...slotSiblings(devices, d)]) {
-    if (v === 3 && noAcsCapability(f)) continue;
+    if (v === 3 && noAcsCapability(devices, f)) continue;
     const why = acsFailure(devices, f);
     if (why !== null) return f === d ? why : `function ${f.id} ${why}`;
   }
@@ -130,5 +131,10 @@ const formGroupRework =
     return join(null, { kind: 'new' });
   };
 
-export const linuxAcsReworkV2: GroupingRules = { name: 'linux-acs-rework-v2', formGroup: formGroupRework(2), newGroupId: smallestFreeGroupId };
-export const linuxAcsReworkV3: GroupingRules = { name: 'linux-acs-rework-v3', formGroup: formGroupRework(3), newGroupId: smallestFreeGroupId };
+const withTableQuirks =
+  (f: GroupingRules['formGroup']): GroupingRules['formGroup'] =>
+  (devices, d, quirkAliases) =>
+    withQuirks(devices, d, f(devices, d, quirkAliases));
+
+export const linuxAcsReworkV2: GroupingRules = { name: 'linux-acs-rework-v2', formGroup: withTableQuirks(formGroupRework(2)), newGroupId: smallestFreeGroupId };
+export const linuxAcsReworkV3: GroupingRules = { name: 'linux-acs-rework-v3', formGroup: withTableQuirks(formGroupRework(3)), newGroupId: smallestFreeGroupId };

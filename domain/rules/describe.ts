@@ -2,6 +2,7 @@
  * Group reasons in words, whichever rule set recorded them.
  */
 import type { BusIsolation, GroupReason } from '../state.js';
+import { describeQuirk } from './quirks.js';
 
 const BUS_WORDS: Record<BusIsolation, (bridge: string) => string> = {
   'pcie-non-isolated': (b) => `the link below ${b} is not isolated (no ACS egress control): ${b} and everything below it share a group`,
@@ -10,8 +11,13 @@ const BUS_WORDS: Record<BusIsolation, (bridge: string) => string> = {
   'pci-bridge-non-isolated': (b) => `the conventional PCI bus of ${b} has no isolation: ${b} and everything below it share a group`,
 };
 
-/** One plain sentence: why a device is in its group. */
+/** One plain sentence: why a device is in its group (with the kernel quirk entries that decided, if any). */
 export const describeReason = (device: string, group: number, r: GroupReason): string => {
+  const base = reasonSentence(device, group, r);
+  return r.quirks && r.quirks.length > 0 ? `${base}; by ${r.quirks.map(describeQuirk).join(', ')}` : base;
+};
+
+const reasonSentence = (device: string, group: number, r: GroupReason): string => {
   switch (r.kind) {
     case 'new':
       return `${device} got a new group ${group} (isolated: no alias or unisolated path to an existing group)`;

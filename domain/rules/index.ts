@@ -46,3 +46,20 @@ export {
   slotSiblings,
   smallestFreeGroupId,
 } from './linux-classic.js';
+export {
+  ACS_QUIRKS,
+  ALIAS_QUIRKS,
+  QUIRK_ENTRIES,
+  QUIRK_TABLE_TREE,
+  acsEntryForIds,
+  acsQuirkOf,
+  aliasesOf,
+  describeQuirk,
+  kernelRelease,
+  pciId,
+  pcieBridgeAliasOf,
+  quirkApplies,
+  quirkEntry,
+  quirksFor,
+} from './quirks.js';
+export type { AcsCondition, AcsQuirkEntry, AliasKind, AliasQuirkEntry, QuirkEntry } from './quirks.js';

@@ -5,6 +5,7 @@
  */
 import { pciSlotOf, parsePciFunction } from '../encoding.js';
 import type { AcsBit, Device, PciKind } from '../state.js';
+import { acsQuirkOf, aliasesOf, pcieBridgeAliasOf, withQuirks } from './quirks.js';
 import type { DeviceTable, GroupChoice, GroupingRules } from './types.js';
 
 const REQUIRED_ACS: readonly AcsBit[] = ['SV', 'RR', 'CR', 'UF'];
@@ -44,6 +45,7 @@ export const acsFailure = (devices: DeviceTable, d: Device): string | null => {
   const pci = d.pci;
   if (!pci) return 'not a PCI device';
   if (pci.acsQuirk !== null) return pci.acsQuirk ? null : 'an ACS quirk says it does not isolate';
+  if (acsQuirkOf(devices, d) !== null) return null;
   switch (pci.kind) {
     case 'pci-device':
     case 'pci-bridge':
@@ -102,7 +104,7 @@ const pciParent = (devices: DeviceTable, d: Device): Device | null => {
 const aliasesTo = (a: Device, b: Device): boolean => {
   if (!a.pci) return false;
   const addr = parsePciFunction(b.id);
-  return a.pci.aliases.some((al) => {
+  return aliasesOf(a).some((al) => {
     if (al === b.id) return true;
     if (!addr) return false;
     const m = /^([01]?[0-9a-f])\.([0-7])$/i.exec(al);
@@ -118,7 +120,7 @@ const sameBus = (a: string, b: string): boolean => a.slice(0, 7) === b.slice(0, 
 function* aliasCandidates(devices: DeviceTable, P: Device): Generator<Device> {
   const addr = parsePciFunction(P.id);
   const bus = P.id.slice(0, 8);
-  for (const al of P.pci?.aliases ?? []) {
+  for (const al of aliasesOf(P)) {
     const devfn = /^([01]?[0-9a-f])\.([0-7])$/i.exec(al);
     const t = devfn && addr ? devices.get(`${bus}${devfn[1]!.padStart(2, '0')}.${devfn[2]}`) : devices.get(al);
     if (t) yield t;
@@ -127,7 +129,7 @@ function* aliasCandidates(devices: DeviceTable, P: Device): Generator<Device> {
   for (let dev = 0; dev < 32; dev++) {
     for (let fn = 0; fn < 8; fn++) {
       const t = devices.get(`${bus}${dev.toString(16).padStart(2, '0')}.${fn}`);
-      if (t && t.pci && t.pci.aliases.length > 0) yield t;
+      if (t && t.pci && aliasesOf(t).length > 0) yield t;
     }
   }
 }
@@ -153,7 +155,7 @@ export const formGroup = (devices: DeviceTable, d: Device, quirkAliases = true):
   for (let b = pciParent(devices, d); b; b = pciParent(devices, b)) {
     const k = b.pci!.kind;
     if (PCIE_PORTS.has(k)) continue;
-    if (k === 'pcie-to-pci-bridge' || k === 'pci-to-pcie-bridge' || CONVENTIONAL.has(k) || b.pci!.pcieBridgeAlias) {
+    if (k === 'pcie-to-pci-bridge' || k === 'pci-to-pcie-bridge' || CONVENTIONAL.has(k) || pcieBridgeAliasOf(devices, b)) {
       if (b.group !== null) return { join: b.group, reason: { kind: 'alias', via: b.id } };
       P = b;
     }
@@ -169,7 +171,7 @@ export const formGroup = (devices: DeviceTable, d: Device, quirkAliases = true):
 
   // 3. Quirk aliases of P: devices it names, and devices on its bus that name it.
   // (Only devices that declare quirk aliases can alias P; skip the bus scan when there are none.)
-  for (const t of quirkAliases || (P.pci?.aliases.length ?? 0) > 0 ? aliasCandidates(devices, P) : []) {
+  for (const t of quirkAliases || aliasesOf(P).length > 0 ? aliasCandidates(devices, P) : []) {
     if (t.id === P.id || t.group === null || !t.pci) continue;
     if (aliasesTo(P, t) || aliasesTo(t, P)) return { join: t.group, reason: { kind: 'alias', via: t.id } };
   }
@@ -196,6 +198,6 @@ export const smallestFreeGroupId = (used: { has(id: number): boolean }): number 
 /** Today's rules as a rule set. */
 export const linuxClassic: GroupingRules = {
   name: 'linux-classic',
-  formGroup,
+  formGroup: (devices, d, quirkAliases) => withQuirks(devices, d, formGroup(devices, d, quirkAliases)),
   newGroupId: smallestFreeGroupId,
 };

@@ -94,6 +94,7 @@ export const ingestDmesg = (text: string, options: IngestOptions = {}): IngestRe
   };
   const events: IngestEvent[] = [];
   let cmdline: string | null = null;
+  let kernel: string | null = null;
   const lines = text.split(/\r?\n/);
   const meta = (n: number, p: Prefix): IngestMeta => ({
     at: p.wallClock ?? at,
@@ -116,6 +117,11 @@ export const ingestDmesg = (text: string, options: IngestOptions = {}): IngestRe
     const b = p.body;
     let m: RegExpExecArray | null;
 
+    if ((m = /^Linux version (\S+)/.exec(b))) {
+      kernel = m[1]!;
+      note(n, p, { kind: 'kernel-release', kernel });
+      continue;
+    }
     if ((m = /^Kernel command line:\s*(.*)$/.exec(b))) {
       cmdline = m[1]!.trim();
       note(n, p, { kind: 'cmdline' });
@@ -212,10 +218,45 @@ export const ingestDmesg = (text: string, options: IngestOptions = {}): IngestRe
       });
       continue;
     }
+    // Arm SMMUv3 (arm_smmu_dump_event): "event: %s client: %s sid: %#x ssid: %#x iova: %#llx ipa: %#llx",
+    // then "%s %s %s %s \"%s\"%s%s stag: %#x" (priv/unpriv, inst/data, read/write, s1/s2, class).
+    if ((m = /\bevent: (\S+) client: (.+?) sid: (0x[0-9a-f]+|0) ssid: (0x[0-9a-f]+|0)(?: iova: (0x[0-9a-f]+|0) ipa: (0x[0-9a-f]+|0))?(?: fetch_addr: (0x[0-9a-f]+|0))?\s*$/i.exec(b))) {
+      const [, event, client, sid, ssid, iova] = m;
+      const bdf = new RegExp(`^${BDF}$`, 'i').test(client!) ? fullBdf(client!) : null;
+      const device = bdf ?? (client === '(unassigned sid)' ? null : client!);
+      if (iova === undefined || device === null) {
+        note(n, p, { device, kind: 'iommu-event', event, sid, ssid });
+        continue;
+      }
+      const next = i + 1 < lines.length ? splitPrefix(lines[i + 1]!, warnOnce).body : '';
+      const detail = /\b(priv|unpriv) (inst|data) (read|write) (s1|s2) "([^"]*)"/.exec(next);
+      if (detail) i++;
+      const ssidNum = Number(hexValue(ssid!, n, 'ssid'));
+      events.push({
+        type: 'FaultRecorded',
+        data: {
+          device,
+          iova: hex(hexValue(iova, n, 'iova')),
+          access: detail?.[3] === 'write' ? 'w' : 'r',
+          pasid: ssidNum === 0 ? null : ssidNum,
+          reason: 'MAPPING',
+          flags: [event!, `sid=${sid}`, ...(detail ? [detail[1]!, detail[2]!, detail[4]!, detail[5]!] : ['access-unknown'])],
+          source: 'observed',
+          message: b.trim(),
+        },
+        meta: meta(n, p),
+      });
+      continue;
+    }
+    // Arm SMMU (v1/v2, arm_smmu_context_fault): the context bank faulted; the line names no device.
+    if ((m = /Unhandled context fault: fsr=(0x[0-9a-f]+), iova=(0x[0-9a-f]+), fsynr=(0x[0-9a-f]+), cbfrsynra=(0x[0-9a-f]+), cb=(\d+)/i.exec(b))) {
+      note(n, p, { kind: 'iommu-event', event: 'context-fault', fsr: m[1], iova: m[2], fsynr: m[3], cbfrsynra: m[4], cb: Number(m[5]) });
+      continue;
+    }
     if ((m = new RegExp(`^\\S+ (${BDF}): (.*\\bACS\\b.*)$`).exec(b))) {
       note(n, p, { device: fullBdf(m[1]!), kind: 'acs' });
       continue;
     }
   }
-  return { events, warnings, cmdline };
+  return { events, warnings, cmdline, kernel };
 };

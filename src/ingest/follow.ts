@@ -382,6 +382,8 @@ export interface Follower {
   behind(): boolean;
   /** The groups sysfs reports now (device → group), for `verify` (drift). */
   kernelGroups(): Map<string, number>;
+  /** What sysfs reports now: each device's driver and each kernel group's default-domain type (drift). */
+  kernelView(): { readonly drivers: ReadonlyMap<string, string | null>; readonly groupTypes: ReadonlyMap<number, string> };
   /** Entries held in memory (snapshot devices + groups + queued lines and partial bytes). */
   held(): number;
   close(): void;
@@ -658,6 +660,11 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
       const out = new Map<string, number>();
       for (const [id, v] of snapshot.devices) if (v.group !== null) out.set(id, v.group);
       return out;
+    },
+    kernelView: () => {
+      const drivers = new Map<string, string | null>();
+      for (const [id, v] of snapshot.devices) drivers.set(id, v.driver);
+      return { drivers, groupTypes: snapshot.groupTypes };
     },
     held: () => snapshot.devices.size + snapshot.groupTypes.size + inputs.reduce((n, i) => n + i.input.held(), 0) + (heldLine ? 1 : 0),
     close: () => {

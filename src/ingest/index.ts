@@ -6,3 +6,4 @@ export { ingestDmesg } from './dmesg.js';
 export * from './verify.js';
 export { createFollower, foldResume, newResume, resumeFromLog, snapshotDigest, type FollowEvent, type FollowMark, type FollowOptions, type FollowSource, type FollowStats, type Follower, type Resume } from './follow.js';
 export { parseTraceEvent, splitTraceLine, type TraceLine, type TraceResult } from './trace.js';
+export { driftFindings, type DriftFinding, type KernelView } from './drift.js';

@@ -13,6 +13,7 @@ import type { RegionJson } from '../../domain/events.js';
 import { isManagedDriver } from '../../domain/commands.js';
 import type { Acs, PciKind } from '../../domain/state.js';
 import type { ResetFacts } from './reset-facts.js';
+import { acsEntryForIds } from '../../domain/rules/quirks.js';
 
 /** An observed event as an ingester emits it: the envelope without `pos` and `id` (the store assigns them). */
 export type IngestEvent = UnidentifiedEvent<IngestMeta>;
@@ -32,7 +33,36 @@ export interface IngestResult {
   readonly warnings: string[];
   /** The kernel command line when the input carried one (lspci dumps pasted with /proc/cmdline). */
   readonly cmdline: string | null;
+  /** The kernel release when the input carried one (dmesg's "Linux version" line, sysfs's osrelease). */
+  readonly kernel?: string | null;
 }
+
+/** What the log holds when a boot is about to be ingested. */
+export interface BootContext {
+  readonly boot: { readonly kernel: string; readonly rules: string } | null;
+  /** Devices in the log now. */
+  readonly devices: number;
+}
+
+/**
+ * Where an ingested kernel release goes. A boot (HostBooted) re-forms every group and ends every
+ * driver binding, context and ownership, so: the release of the boot in force → nothing (the same
+ * boot); a log that holds no devices yet, or whose boot had another release (the host rebooted) →
+ * a boot, placed before the batch's topology; a log holding a topology imported without a boot →
+ * no boot unless `force` (it would end the imported drivers): a warning says so, and the release
+ * stays in the log as the `kernel-release` note.
+ */
+export const placeBoot = (kernel: string, ctx: BootContext, force: boolean, meta: IngestMeta): { event: IngestEvent | null; warning: string | null } => {
+  const rules = ctx.boot?.rules ?? 'linux-classic';
+  if (ctx.boot?.kernel === kernel && !force) return { event: null, warning: null };
+  if (ctx.boot === null && ctx.devices > 0 && !force) {
+    return {
+      event: null,
+      warning: `kernel ${kernel}: the log holds a topology imported without a boot; not recorded as a boot (a boot re-forms the groups and ends the imported driver bindings) — pass --boot to record it, or ingest the kernel log before the topology`,
+    };
+  }
+  return { event: { type: 'HostBooted', data: { kernel, rules }, meta }, warning: null };
+};
 
 /**
  * A malformed or truncated input. Ingest is all or nothing: an ingester throws this before it
@@ -159,6 +189,8 @@ interface Built {
   readonly kind: PciKind;
   acsQuirk: boolean | null;
   quirkFrom: 'acs-override' | 'inferred' | null;
+  /** The kernel quirk-table ACS entry covering the function's ids (the reducer applies it; nothing is inferred). */
+  quirkEntry: string | null;
 }
 
 const PORT_KINDS: ReadonlySet<PciKind> = new Set(['root-port', 'switch-downstream']);
@@ -279,7 +311,7 @@ export const buildEvents = (
       kind = f.bridge ? (isRoot(f.id) ? 'root-port' : 'switch-downstream') : 'endpoint';
       assumedKinds++;
     }
-    built.set(f.id, { fn: f, parent: parentOf.get(f.id)!, kind, acsQuirk: null, quirkFrom: null });
+    built.set(f.id, { fn: f, parent: parentOf.get(f.id)!, kind, acsQuirk: null, quirkFrom: null, quirkEntry: null });
   }
   if (assumedKinds > 0) {
     warnings.push(`${assumedKinds} device(s) without a visible capability list (not verbose, or read without root): PCIe type assumed (bridges as ports, others as endpoints)`);
@@ -317,11 +349,20 @@ export const buildEvents = (
     }
   }
 
-  // ACS not visible: the kernel's own grouping says whether the device isolated. Only for such
-  // devices, and only where the dump shows it (a sibling or a child in another group).
+  // The kernel's quirk table first: a function whose ids it covers isolates by the table (the
+  // reducer applies the entry for the boot's kernel), so nothing is inferred for it.
   for (const b of built.values()) {
     const f = b.fn;
-    if (f.acs !== 'unknown' || b.quirkFrom !== null || f.group === null) continue;
+    const entry = acsEntryForIds(f.vendorId, f.deviceId, b.kind, { rootBus: isRoot(f.id), multifunction: slotSiblings(f).length > 0 });
+    if (entry) b.quirkEntry = entry.id;
+  }
+
+  // ACS not visible: the kernel's own grouping says whether the device isolated. Only for such
+  // devices, only where no quirk-table entry covers them, and only where the dump shows it (a
+  // sibling or a child in another group).
+  for (const b of built.values()) {
+    const f = b.fn;
+    if (f.acs !== 'unknown' || b.quirkFrom !== null || b.quirkEntry !== null || f.group === null) continue;
     const sibling = slotSiblings(f).find((s) => s.group !== null && s.group !== f.group);
     const child = f.bridge ? (children.get(f.id) ?? []).map((c) => byId.get(c)!).find((c) => c.group !== null && c.group !== f.group) : undefined;
     const witness = sibling ?? child;
@@ -374,6 +415,7 @@ export const buildEvents = (
     const ingest: Record<string, unknown> = {};
     if (f.acs === 'unknown') ingest.acsUnknown = true;
     if (b.quirkFrom) ingest.acsQuirkFrom = b.quirkFrom;
+    if (b.quirkEntry) ingest.acsQuirkTable = b.quirkEntry;
     events.push({
       type: 'DeviceAdded',
       data: {

@@ -221,5 +221,7 @@ export const ingestSysfs = (root = '/sys', options: IngestOptions = {}): IngestR
   const cmdline = readTrim(join(root, '..', 'proc', 'cmdline'));
   const events = buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings);
   events.push(...resetFactEvents(functions, events));
-  return { events, warnings, cmdline: root === '/sys' ? cmdline : null };
+  // The running kernel's release (uname -r), for the live tree only, like the command line.
+  const kernel = root === '/sys' ? readTrim(join(root, '..', 'proc', 'sys', 'kernel', 'osrelease')) : null;
+  return { events, warnings, cmdline: root === '/sys' ? cmdline : null, kernel };
 };

@@ -8,7 +8,7 @@
  * Also the ACS-override question: which groups exist only because `pcie_acs_override` made
  * devices claim an isolation the hardware does not provide (`isolationDiff`).
  */
-import { describeReason } from '../../domain/rules/index.js';
+import { acsQuirkOf, describeQuirk, describeReason } from '../../domain/rules/index.js';
 import type { EventMeta, NewEvent } from '../../domain/envelope.js';
 import type { Device, State } from '../../domain/state.js';
 import { createEngine } from '../engine.js';
@@ -241,5 +241,53 @@ export const formatIsolation = (r: IsolationReport): string => {
   for (const s of r.splits) {
     out.push(`- the hardware isolates {${s.hardwareGroup.join(', ')}} as ONE group; only the override splits it into ${s.asConfigured.map((g) => `{${g.join(', ')}}`).join(', ')}`);
   }
+  return `${out.join('\n')}\n`;
+};
+
+/** How one device's isolation (its ACS answer) was known. */
+export interface IsolationSource {
+  readonly device: string;
+  readonly from: 'read' | 'quirk-table' | 'inferred' | 'acs-override' | 'unknown';
+  /** quirk-table: the entry, and the release it arrived in (null: not established). */
+  readonly entry?: string;
+  readonly since?: string | null;
+}
+
+/**
+ * For every PCI function of the state (host bridges aside): how its isolation was known — read
+ * from the input (an ACS capability or its absence shown, or a kind that needs none), from the
+ * kernel's quirk table (the entry that applies under the boot's kernel), inferred from the
+ * kernel's printed groups, declared by pcie_acs_override, or unknown (not shown, nothing covers it).
+ */
+export const isolationSources = (state: State, events: Iterable<LoggedEvent>): IsolationSource[] => {
+  const marks = new Map<string, { acsUnknown: boolean; from: string | null }>();
+  for (const e of events) {
+    if (e.type !== 'DeviceAdded') continue;
+    const ingest = e.data.ingest as { acsUnknown?: unknown; acsQuirkFrom?: unknown } | undefined;
+    marks.set(String(e.data.device), { acsUnknown: ingest?.acsUnknown === true, from: typeof ingest?.acsQuirkFrom === 'string' ? ingest.acsQuirkFrom : null });
+  }
+  const out: IsolationSource[] = [];
+  const ids = [...state.devices.keys()].sort();
+  for (const id of ids) {
+    const d = state.devices.get(id)!;
+    if (!d.pci || d.pci.kind === 'host-bridge') continue;
+    const mark = marks.get(id);
+    if (mark?.from === 'inferred' || mark?.from === 'acs-override') {
+      out.push({ device: id, from: mark.from });
+      continue;
+    }
+    const entry = acsQuirkOf(state.devices as ReadonlyMap<string, Device>, d);
+    if (entry) out.push({ device: id, from: 'quirk-table', entry: entry.id, since: entry.since });
+    else out.push({ device: id, from: mark?.acsUnknown ? 'unknown' : 'read' });
+  }
+  return out;
+};
+
+/** The isolation sources in words: what came from the quirk table, what was inferred, what is unknown. */
+export const formatIsolationSources = (sources: readonly IsolationSource[]): string => {
+  const by = (f: IsolationSource['from']): IsolationSource[] => sources.filter((s) => s.from === f);
+  const out = [`isolation known: ${by('read').length} read from the input, ${by('quirk-table').length} from the kernel quirk table, ${by('inferred').length} inferred, ${by('acs-override').length} from pcie_acs_override, ${by('unknown').length} unknown`];
+  for (const s of by('quirk-table')) out.push(`- ${s.device}: ${describeQuirk(s.entry!)}`);
+  for (const s of by('inferred')) out.push(`- ${s.device}: inferred from the kernel's printed groups (ACS not in the input, ids not on the quirk table)`);
   return `${out.join('\n')}\n`;
 };

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { canDmaAt, hex, verdictJson, type State } from '../../domain/index.js';
-import { audit, auditJson, entriesAt, explain, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whatIf, whoCanReach, type Entry } from '../../projections/index.js';
+import { audit, auditJson, entriesAt, explain, fleetWhatIf, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whatIf, whoCanReach, type Entry } from '../../projections/index.js';
 import { GROUPING_RULES_NAMES, isGroupingRulesName } from '../../domain/index.js';
 import type { HostHandle, HostRegistry } from './hosts.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
@@ -244,6 +244,20 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
         if (brief !== undefined && brief !== '0' && brief !== '1') throw new HttpError(400, 'brief: expected 0 or 1');
         if (brief === '1') return new Tagged(partsKey('gb', h.host, s), s.pos, () => ({ host: h.host, ...groupsBriefJson(s) }));
         return new Tagged(partsKey('g', h.host, s), s.pos, () => ({ host: h.host, ...(groupsJson(groupsView(s)) as object) }));
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/fleet\/what-if$/,
+      handler: async (r) => {
+        const rules = r.p.str('rules');
+        if (rules === undefined || !isGroupingRulesName(rules)) throw new HttpError(400, `rules: expected one of ${GROUPING_RULES_NAMES.join(', ')}`);
+        const states: { host: string; state: State }[] = [];
+        for (const { host } of await o.registry.hosts()) {
+          const h = await o.registry.get(host);
+          states.push({ host, state: h.manager.state });
+        }
+        return fleetWhatIf(states, rules, r.p.str('kernel') ?? null);
       },
     },
     {

@@ -132,6 +132,6 @@ describe('the path table', () => {
   test('mapping, driver and record-only events take the plain path; every other type the draft path', () => {
     const plain = EVENT_TYPES.filter((t) => REDUCER_TABLE[t].path === 'plain');
     // Moving one of these to the draft path costs replay a produce per run: keep it deliberate.
-    expect(plain.sort()).toEqual(['CommandRejected', 'DmaChecked', 'DriverBound', 'DriverUnbound', 'FaultRecorded', 'Mapped', 'Unmapped']);
+    expect(plain.sort()).toEqual(['CommandRejected', 'DmaChecked', 'DriftObserved', 'DriverBound', 'DriverUnbound', 'FaultRecorded', 'Mapped', 'Unmapped']);
   });
 });

@@ -18,7 +18,7 @@ afterAll(() => {
 
 const OVERRIDDEN = [
   'BOOT_IMAGE=/boot/vmlinuz root=/dev/sda1 ro pcie_acs_override=downstream',
-  '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:a110]',
+  '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:1901]',
   '\tControl: I/O+ Mem+ BusMaster+',
   '\tIOMMU group: 1',
   '\tBus: primary=00, secondary=02, subordinate=02, sec-latency=0',
@@ -93,5 +93,90 @@ describe('isogroup ingest / verify', () => {
     const r = await cli(['--store', store(), 'ingest', 'lsusb', '-']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/unknown kind "lsusb"/);
+  });
+});
+
+describe('isogroup quirks, and verify saying how isolation was known', () => {
+  test('the table: the Sunrise Point-H entry is not in 4.6, is in 4.7; bad ids are one clear line', async () => {
+    const old = await cli(['--json', 'quirks', '--ids', '8086:a110', '--kernel', '4.6.0']);
+    expect(old.code).toBe(0);
+    const spt = (r: typeof old): unknown => (r.json()[0] as { entries: { id: string; applies: boolean; since: string | null }[] }).entries.find((e) => e.id === 'acs:8086:a110-a11f,a167-a16a');
+    expect(spt(old)).toMatchObject({ since: 'v4.7', applies: false, fn: 'pci_quirk_intel_spt_pch_acs' });
+    expect(spt(await cli(['--json', 'quirks', '--ids', '8086:a110', '--kernel', '4.7.0']))).toMatchObject({ applies: true });
+    const bad = await cli(['quirks', '--ids', '8086']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--ids: expected vvvv:dddd/);
+  });
+
+  test('T480: verify reports the PCH root ports as from the quirk table, naming the entry, and nothing inferred', async () => {
+    const s = store();
+    expect((await cli(['--store', s, 'ingest', 'lspci', lspci('lenovo-t480-thunderbolt-listing.txt')])).code).toBe(0);
+    const v = await cli(['--store', s, 'verify']);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/3 from the kernel quirk table, 0 inferred/);
+    expect(v.stdout).toMatch(/0000:00:1c\.6: kernel quirk acs:8086:9d10-9d1b \(pci_quirk_intel_spt_pch_acs/);
+    expect(v.stdout).not.toMatch(/assumed, not read/);
+    const j = (await cli(['--store', s, '--json', 'verify'])).json()[0] as { isolationSources: { device: string; from: string }[]; assumptions: unknown[] };
+    expect(j.assumptions).toEqual([]);
+    expect(j.isolationSources.filter((x) => x.from === 'quirk-table').map((x) => x.device)).toEqual(['0000:00:1c.0', '0000:00:1c.6', '0000:00:1d.0']);
+    const d = await cli(['--store', s, 'quirks', '--devices']);
+    expect(d.stdout).toMatch(/^kernel unknown \(taken as the v6\.18 tree the table was read from\): \d+ device\(s\) on the quirk table/);
+    const ex = await cli(['--store', s, 'explain', '--device', '0000:00:1c.0']);
+    expect(ex.stdout).toMatch(/by kernel quirk acs:8086:9d10-9d1b/);
+  });
+});
+
+describe('boots from the kernel release: dmesg "Linux version", --kernel', () => {
+  const SPT_DUMP = [
+    '00:1c.0 PCI bridge [0604]: Intel Corporation Sunrise Point-H PCI Express Root Port #1 [8086:a110] (rev f1)',
+    '\tIOMMU group: 1',
+    '\tBus: primary=00, secondary=02, subordinate=02, sec-latency=0',
+    '\tCapabilities: [40] Express (v2) Root Port (Slot+), MSI 00',
+    '',
+    '02:00.0 Ethernet controller [0200]: Intel Corporation I210 [8086:1533]',
+    '\tIOMMU group: 2',
+    '\tCapabilities: [a0] Express (v2) Endpoint, MSI 00',
+    '',
+  ].join('\n');
+  // The line's format is the kernel's linux_banner; the release is the one this test needs.
+  const bootLog = (release: string): string => `[    0.000000] Linux version ${release} (buildd@lcy01) (gcc version 5.4.0) #1 SMP Tue Jul 12 2016\n`;
+  const groupsOf = async (s: string): Promise<string[][]> =>
+    ((await cli(['--store', s, '--json', 'groups'])).json()[0] as { groups: { members: { device: string }[] }[] }).groups.map((g) => g.members.map((x) => x.device));
+
+  test('a kernel log first: its boot comes before the topology, and the quirk table follows its release', async () => {
+    const s = store();
+    const d = await cli(['--store', s, 'ingest', 'dmesg', '-'], { stdin: bootLog('4.6.0-1-amd64') });
+    expect(d.code).toBe(0);
+    expect((await cli(['--store', s, 'ingest', 'lspci', '-'], { stdin: SPT_DUMP })).code).toBe(0);
+    // 4.6 predates the Sunrise Point quirk: the root port does not isolate the endpoint.
+    expect(await groupsOf(s)).toEqual([['0000:00:1c.0', '0000:02:00.0']]);
+    // A later log of another release is a reboot: the groups re-form under 4.7's table.
+    const again = await cli(['--store', s, 'ingest', 'dmesg', '-'], { stdin: bootLog('4.7.0-1-amd64') });
+    expect(again.stderr).toBe('');
+    expect(await groupsOf(s)).toEqual([['0000:00:1c.0'], ['0000:02:00.0']]);
+    // The same release again is the same boot: nothing re-forms.
+    const same = await cli(['--store', s, '--json', 'ingest', 'dmesg', '-'], { stdin: bootLog('4.7.0-1-amd64') });
+    expect(same.json()[0]).toMatchObject({ ingested: 1, notes: 1 });
+  });
+
+  test('over a topology imported without a boot: a warning, no boot; --boot records it', async () => {
+    const s = store();
+    expect((await cli(['--store', s, 'ingest', 'lspci', '-'], { stdin: SPT_DUMP })).code).toBe(0);
+    const d = await cli(['--store', s, 'ingest', 'dmesg', '-'], { stdin: bootLog('4.6.0') });
+    expect(d.code).toBe(0);
+    expect(d.stderr).toMatch(/warning: kernel 4\.6\.0: the log holds a topology imported without a boot; not recorded as a boot/);
+    expect(await groupsOf(s)).toEqual([['0000:00:1c.0'], ['0000:02:00.0']]);
+    const forced = await cli(['--store', s, 'ingest', 'dmesg', '-', '--boot'], { stdin: bootLog('4.6.0') });
+    expect(forced.stderr).toBe('');
+    expect(await groupsOf(s)).toEqual([['0000:00:1c.0', '0000:02:00.0']]);
+  });
+
+  test('ingest lspci --kernel: the dump taken under that release', async () => {
+    const s = store();
+    expect((await cli(['--store', s, 'ingest', 'lspci', '-', '--kernel', '4.6.0'], { stdin: SPT_DUMP })).code).toBe(0);
+    expect(await groupsOf(s)).toEqual([['0000:00:1c.0', '0000:02:00.0']]);
+    const v = await cli(['--store', s, 'verify']);
+    // The kernel printed separate groups, as a ≥ 4.7 kernel would: verify names the release gate.
+    expect(v.code).toBe(1);
   });
 });

@@ -125,7 +125,7 @@ describe('formats and errors', () => {
 
   test('verify takes the kernel groups of dmesg notes for devices added without one', () => {
     const lspci = [
-      '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:a110]',
+      '00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:1901]',
       '\tFlags: bus master, fast devsel, latency 0',
       '\tBus: primary=00, secondary=02, subordinate=02, sec-latency=0',
       '\tCapabilities: [40] Express (v2) Root Port (Slot+), MSI 00',
@@ -142,5 +142,32 @@ describe('formats and errors', () => {
     const report = verify(h.state, { kernelGroups: kernelGroupsFromLog(notes) });
     expect(report.agree).toBe(false);
     expect(report.disagreements[0]!.message).toMatch(/the kernel reported kernel group 3 \{0000:00:1c.0, 0000:02:00.0\}, but isogroup derived no group/);
+  });
+});
+
+describe('Arm SMMU fault lines (a fixture constructed from the drivers\' format strings)', () => {
+  const text = readFileSync(fileURLToPath(new URL('../fixtures/dmesg/arm-smmu-constructed.txt', import.meta.url)), 'utf8');
+  test('SMMUv3: a translation fault with its client device becomes FaultRecorded; the detail line gives the access', () => {
+    const r = ingestDmesg(text, { at: '2026-12-05T00:00:00.000Z' });
+    const faults = r.events.filter((e) => e.type === 'FaultRecorded');
+    expect(faults).toHaveLength(1);
+    expect(faults[0]!.data).toMatchObject({
+      device: '0000:01:00.0',
+      iova: '0xfee01000',
+      access: 'w',
+      pasid: null,
+      reason: 'MAPPING',
+      flags: ['F_TRANSLATION', 'sid=0x100', 'unpriv', 'data', 's1', 'Untranslated'],
+      source: 'observed',
+    });
+    expect(faults[0]!.meta.kernelTime).toBe('812.334470');
+  });
+  test('a fetch fault of an unassigned stream and an SMMUv2 context fault (no device named) are kernel notes', () => {
+    const notes = ingestDmesg(text, { at: '2026-12-05T00:00:00.000Z' }).events.filter((e) => e.type === 'KernelMessage' && e.data.kind === 'iommu-event');
+    expect(notes.map((e) => [e.data.device ?? null, e.data.event])).toEqual([
+      [null, 'F_STE_FETCH'],
+      [null, 'context-fault'],
+    ]);
+    expect(notes[1]!.data).toMatchObject({ iova: '0x7f001000', cbfrsynra: '0x21', cb: 3 });
   });
 });

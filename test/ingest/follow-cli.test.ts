@@ -93,6 +93,13 @@ describe('isogroup follow (the built CLI)', () => {
     expect(second.code).toBe(0);
     expect(second.stderr).toMatch(/^isogroup: drift: the live kernel's groups differ from the model's .*\n1 disagreement\(s\)/m);
     expect(second.stderr).toMatch(/0000:05:00\.0/);
+    // The drift is a fact of the log: a DriftObserved event and a `drift` alert, written once.
+    const check = await cli(['--store', `file:${log}`, 'check']);
+    const alerts = check.stdout + check.stderr;
+    expect(alerts).toMatch(/drift/);
+    expect(alerts).toMatch(/drift \(group\): .*0000:05:00\.0/);
+    const third = await run();
+    expect(third.stderr).not.toMatch(/drift/);
   });
 
   test('errors name the flag: an unreadable kernel log, nothing to follow', async () => {

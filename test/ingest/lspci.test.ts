@@ -88,10 +88,12 @@ describe('real dumps: verify agrees with every group the kernel printed', () => 
     expect(groupSets(h)).toContainEqual(['0000:05:01.0', '0000:07:00.0', '0000:08:01.0', '0000:08:04.0', '0000:09:00.0', '0000:09:00.1', '0000:0a:00.0']);
     expect(pciOf(r, '0000:05:00.0')).toMatchObject({ kind: 'switch-downstream', acs: null, acsQuirk: null });
     expect(added(r, '0000:09:00.0')).toMatchObject({ vendor: '10de', product: '1c02', class: '0300' });
-    // The listing shows no capabilities for the PCH root ports; the kernel split the slot, so they
-    // are taken as isolating, and that is said.
-    expect(added(r, '0000:00:1c.0')).toMatchObject({ ingest: { acsUnknown: true, acsQuirkFrom: 'inferred' } });
-    expect(r.warnings.filter((w) => /an assumption verify cannot check/.test(w))).toHaveLength(2);
+    // The listing shows no capabilities for the PCH root ports (Sunrise Point-LP, 8086:9d10/9d16/9d18);
+    // the kernel's quirk table covers their ids, so they isolate by the table and nothing is inferred.
+    expect(added(r, '0000:00:1c.0')).toMatchObject({ ingest: { acsUnknown: true, acsQuirkTable: 'acs:8086:9d10-9d1b' } });
+    expect(added(r, '0000:00:1c.0').ingest).not.toHaveProperty('acsQuirkFrom');
+    expect(r.warnings.filter((w) => /an assumption verify cannot check/.test(w))).toHaveLength(0);
+    expect(h.state.devices.get('0000:00:1c.0')!.reason).toEqual({ kind: 'new', quirks: ['acs:8086:9d10-9d1b'] });
   });
 
   test('every event of every fixture is a well-formed observed event', () => {
@@ -109,7 +111,7 @@ const block = (header: string, ...details: string[]): string => [header, ...deta
 const ACS_ON = ['Capabilities: [2a0 v1] Access Control Services', `${T}ACSCap:${T}SrcValid+ TransBlk+ ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans+`, `${T}ACSCtl:${T}SrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-`];
 const rootPort = (addr: string, group: number, secondary: string, acs = true): string =>
   block(
-    `${addr} PCI bridge [0604]: Intel Corporation Device [8086:a110] (rev f1) (prog-if 00 [Normal decode])`,
+    `${addr} PCI bridge [0604]: Intel Corporation Device [8086:1901] (rev f1) (prog-if 00 [Normal decode])`,
     'Control: I/O+ Mem+ BusMaster+',
     `IOMMU group: ${group}`,
     `Bus: primary=00, secondary=${secondary}, subordinate=${secondary}, sec-latency=0`,
@@ -178,7 +180,7 @@ describe('lspci flavours', () => {
 
   test('e-mail damage: "> " quoting, code-block indentation, hard wraps, hex bytes', () => {
     const text = [
-      '>     00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:a110] (rev f1) (prog-if 00',
+      '>     00:1c.0 PCI bridge [0604]: Intel Corporation Device [8086:1901] (rev f1) (prog-if 00',
       '> [Normal decode])',
       '>     \tControl: I/O+ Mem+ BusMaster+',
       '>     \tIOMMU group: 1',
@@ -188,7 +190,7 @@ describe('lspci flavours', () => {
       '>     \t\tACSCap:\tSrcValid+ TransBlk+ ReqRedir+ CmpltRedir+',
       '> UpstreamFwd+ EgressCtrl- DirectTrans+',
       '>     \t\tACSCtl:\tSrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-',
-      '> 00: 86 80 10 a1 07 04 10 00 f1 00 04 06 10 00 81 00',
+      '> 00: 86 80 01 19 07 04 10 00 f1 00 04 06 10 00 81 00',
       '>',
     ].join('\n');
     const r = ingestLspci(text, { at: AT });

@@ -1,14 +1,14 @@
 import { describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { assumptionsFromLog, formatIsolation, formatVerify, ingestLspci, isolationDiff, verify, withoutOverride, type LoggedEvent } from '../../src/ingest/index.js';
+import { assumptionsFromLog, formatIsolation, formatIsolationSources, formatVerify, ingestLspci, isolationDiff, isolationSources, verify, withoutOverride, type LoggedEvent } from '../../src/ingest/index.js';
 import { newHost } from '../helpers.js';
 
 const AT = '2026-11-21T10:00:00.000Z';
 const T = '\t';
 const port = (addr: string, group: number, sec: string, acs: boolean): string =>
   [
-    `${addr} PCI bridge [0604]: Intel Corporation Device [8086:a110]`,
+    `${addr} PCI bridge [0604]: Intel Corporation Device [8086:1901]`,
     `${T}Control: I/O+ Mem+ BusMaster+`,
     `${T}IOMMU group: ${group}`,
     `${T}Bus: primary=00, secondary=${sec}, subordinate=${sec}, sec-latency=0`,
@@ -100,21 +100,29 @@ describe('the partition, not the numbers', () => {
     expect(report.disagreements[0]!.message).toMatch(/isogroup puts 0000:03:00.0, 0000:03:00.1, 0000:03:00.2 together \(group \d\), the kernel did not: kernel group 7 \{0000:03:00.0\}; kernel group 8 \{0000:03:00.1, 0000:03:00.2\}/);
   });
 
-  test('the T480 listing agrees only through the reported assumption about the PCH root ports', () => {
+  test('the T480 listing agrees through the kernel quirk table for the PCH root ports, with nothing inferred', () => {
     const text = readFileSync(fileURLToPath(new URL('../fixtures/lspci/lenovo-t480-thunderbolt-listing.txt', import.meta.url)), 'utf8');
     const r = ingestLspci(text, { at: AT });
-    expect(assumptionsFromLog(logOf(r.events))).toEqual([
-      { device: '0000:00:1c.0', from: 'inferred' },
-      { device: '0000:00:1c.6', from: 'inferred' },
-    ]);
-    // Without the assumption, the two functions of slot 00:1c would share a group.
-    const stripped = logOf(r.events).map((e) =>
-      e.type === 'DeviceAdded' && (e.data.ingest as { acsQuirkFrom?: string } | undefined)?.acsQuirkFrom === 'inferred'
-        ? { ...e, data: { ...e.data, pci: { ...(e.data.pci as object), acsQuirk: null } } }
-        : e,
-    );
+    expect(assumptionsFromLog(logOf(r.events))).toEqual([]);
     const h = newHost();
-    h.observe(stripped as never);
-    expect(verify(h.state).disagreements.map((d) => d.message)).toEqual([expect.stringMatching(/isogroup puts 0000:00:1c.0, 0000:00:1c.6 together/)]);
+    h.observe(r.events as never);
+    expect(verify(h.state).agree).toBe(true);
+    // verify says how each isolation was known: the three PCH root ports from the quirk table
+    // (Sunrise Point-LP, release not established here), none inferred.
+    const sources = isolationSources(h.state, logOf(r.events));
+    expect(sources.filter((x) => x.from === 'quirk-table')).toEqual(
+      ['0000:00:1c.0', '0000:00:1c.6', '0000:00:1d.0'].map((device) => ({ device, from: 'quirk-table', entry: 'acs:8086:9d10-9d1b', since: null })),
+    );
+    expect(sources.filter((x) => x.from === 'inferred')).toEqual([]);
+    expect(formatIsolationSources(sources)).toMatch(/3 from the kernel quirk table, 0 inferred/);
+    expect(formatIsolationSources(sources)).toMatch(/0000:00:1c\.0: kernel quirk acs:8086:9d10-9d1b \(pci_quirk_intel_spt_pch_acs, release not established, read from the v6\.18 tree\)/);
+    // A root port with the same place in the tree but ids off the table: the two functions of slot
+    // 00:1c would share a group, which is what the kernel did not do.
+    const offTable = logOf(r.events).map((e) =>
+      e.type === 'DeviceAdded' && (e.data.ingest as { acsQuirkTable?: string } | undefined)?.acsQuirkTable !== undefined ? { ...e, data: { ...e.data, product: 'ffff' } } : e,
+    );
+    const h2 = newHost();
+    h2.observe(offTable as never);
+    expect(verify(h2.state).disagreements.map((d) => d.message)).toEqual([expect.stringMatching(/isogroup puts 0000:00:1c.0, 0000:00:1c.6 together/)]);
   });
 });

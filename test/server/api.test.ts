@@ -459,6 +459,7 @@ describe('static files and errors', () => {
     expect(page.headers['x-content-type-options']).toBe('nosniff');
     const types: [string, string][] = [
       ['/app.js', 'text/javascript; charset=utf-8'],
+      ['/whatif.js', 'text/javascript; charset=utf-8'],
       ['/style.css', 'text/css; charset=utf-8'],
       ['/index.html', 'text/html; charset=utf-8'],
       ['/vendor/preact.mjs', 'text/javascript; charset=utf-8'],

@@ -146,6 +146,15 @@ suite('dashboard in chromium', () => {
     expect(await soon(b.page.locator('[data-testid="dma-error"]'), matches(/Ask like/))).toMatch(/can 0000:03:00\.1 write 0x80001000/);
   });
 
+  test('the what-if panel recomputes the groups under another rule set, writing nothing', async () => {
+    await b.page.locator('[data-testid="what-if-rules"]').selectOption('linux-acs-rework-v3');
+    await b.page.locator('[data-testid="what-if-kernel"]').fill('6.17.0');
+    await b.page.locator('[data-testid="what-if"] button[type="submit"]').click();
+    const answer = b.page.locator('[data-testid="what-if-answer"]');
+    expect(await soon(answer, matches(/under linux-acs-rework-v3 \(kernel 6\.17\.0\)/))).toMatch(/compared with linux-classic.*nothing written/);
+    expect(b.errors).toEqual([]);
+  });
+
   test('commands appended through the API (with the token) appear live', async () => {
     const post = (body: unknown) =>
       fetch(new URL('/api/commands', srv.url), { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });

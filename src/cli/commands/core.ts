@@ -2,7 +2,9 @@
 import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FieldError, unreadable, validateEvent, type State } from '../../../domain/index.js';
-import { groupsJson, groupsView, ownershipIndex, regroup, sentence, whatIf, whatIfLines, type GroupsView } from '../../../projections/index.js';
+import { fleetWhatIf, fleetWhatIfLines, groupsJson, groupsView, ownershipIndex, regroup, sentence, whatIf, whatIfLines, type GroupsView } from '../../../projections/index.js';
+import { createManager } from '../../manager.js';
+import { hostOfStream } from '../../store/types.js';
 import { GROUPING_RULES_NAMES, isGroupingRulesName, type GroupingRulesName } from '../../../domain/index.js';
 import { DEMO_COMMANDS } from '../../demo.js';
 import type { ExecResult } from '../../engine.js';
@@ -229,16 +231,34 @@ export const registerCore = (program: Command, app: App): void => {
   program
     .command('what-if')
     .requiredOption('--rules <name>', `grouping rule set to recompute the groups under (${GROUPING_RULES_NAMES.join(', ')})`)
-    .option('--kernel <release>', 'the kernel release to label the hypothetical boot with')
+    .option('--kernel <release>', "the kernel release of the hypothetical boot: its quirk-table entries apply (default: the current boot's)")
     .option('--at <pos|time>', 'as of this log position or time')
+    .option('--fleet', 'every host of the store: which ones the upgrade would break (also: --host all)')
     .description('what another grouping rule set (a kernel upgrade) would do to the groups and to what is running; writes nothing')
     .action(
-      app.action(async (ctx, o: { rules: string; kernel?: string; at?: string }) => {
+      app.action(async (ctx, o: { rules: string; kernel?: string; at?: string; fleet?: boolean }) => {
+        const rulesName = ruleSetOption(o.rules);
+        const store = o.fleet || ctx.host === 'all' ? await ctx.store() : null;
+        const names = store ? (await store.streams()).map(hostOfStream).filter((x): x is string => x !== null) : [];
+        // `--host all` is the fleet unless a host is really named "all".
+        if (store && (o.fleet || !names.includes('all'))) {
+          const states: { host: string; state: State }[] = [];
+          for (const host of names.sort()) {
+            const hm = createManager({ store, host });
+            await hm.load();
+            states.push({ host, state: await hm.stateAt(parseAt(o.at)) });
+          }
+          const f = fleetWhatIf(states, rulesName, o.kernel ?? null);
+          if (ctx.json) ctx.emit(f);
+          else ctx.out(`${fleetWhatIfLines(f).join('\n')}\n`);
+          return f.breaks.length > 0 ? 1 : 0;
+        }
         const m = await ctx.manager();
         const s = await m.stateAt(parseAt(o.at));
-        const w = whatIf(s, ruleSetOption(o.rules), o.kernel ?? null);
+        const w = whatIf(s, rulesName, o.kernel ?? null);
         if (ctx.json) ctx.emit(w);
         else ctx.out(`${whatIfLines(w).join('\n')}\n`);
+        return 0;
       }),
     );
 

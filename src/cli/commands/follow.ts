@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { createFollower, foldResume, newResume, type FollowEvent, type Follower } from '../../ingest/follow.js';
 import { IngestError } from '../../ingest/model.js';
 import { formatVerify, verify } from '../../ingest/verify.js';
+import { driftFindings } from '../../ingest/drift.js';
 import type { CliContext } from '../context.js';
 import { CliError } from '../io.js';
 import type { App } from '../app.js';
@@ -108,15 +109,24 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
         if (ctx.json) batch.forEach((e, j) => ctx.emit({ pos: pos[j], type: e.type, data: e.data, meta: e.meta }));
       }
     };
-    // Drift: after a round that changed the devices, the kernel's groups (as sysfs reports them
-    // now) against the groups the model derives; said once per different answer.
-    let lastDrift = '';
-    const drift = (events: FollowEvent[]): void => {
-      if (!events.some((e) => e.meta.source === 'sysfs' && e.type !== 'KernelMessage') && !events.some((e) => e.data.kind === 'iommu-group')) return;
-      const report = verify(m.state, { kernelGroups: f.kernelGroups() });
-      const text = report.agree || report.note ? '' : formatVerify(report);
-      if (text !== lastDrift && text !== '') ctx.err(`isogroup: drift: the live kernel's groups differ from the model's (a rule or quirk the model lacks?):\n${text}`);
-      lastDrift = text;
+    // Drift: after a round that changed the devices, groups, drivers or default-domain types, the
+    // kernel (as sysfs reports it now) against the model: each new finding is written to the log
+    // (DriftObserved, a `drift` alert) and said on stderr; a finding is written once while it lasts.
+    let lastDrift = new Set<string>();
+    const drift = async (events: FollowEvent[]): Promise<void> => {
+      if (!events.some((e) => e.meta.source === 'sysfs')) return;
+      const view = f.kernelView();
+      const findings = driftFindings(m.state, { groups: f.kernelGroups(), drivers: view.drivers, groupTypes: view.groupTypes });
+      const now = new Set(findings.map((x) => `${x.what}|${x.device}|${x.message}`));
+      const fresh = findings.filter((x) => !lastDrift.has(`${x.what}|${x.device}|${x.message}`));
+      lastDrift = now;
+      if (fresh.length === 0) return;
+      const meta = events.find((e) => e.meta.source === 'sysfs')!.meta;
+      const batch = fresh.map((x) => ({ type: 'DriftObserved', data: { what: x.what, device: x.device, message: x.message }, meta: { ...meta, follow: undefined } }));
+      await append(batch as never);
+      const groups = fresh.filter((x) => x.what === 'group');
+      if (groups.length > 0) ctx.err(`isogroup: drift: the live kernel's groups differ from the model's (a rule or quirk the model lacks?):\n${formatVerify(verify(m.state, { kernelGroups: f.kernelGroups() }))}`);
+      for (const x of fresh.filter((y) => y.what !== 'group')) ctx.err(`isogroup: drift (${x.what}): ${x.message}\n`);
     };
     const status = (): void => {
       if (!tty) return;
@@ -131,7 +141,7 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
       throw err;
     }
     await append(first);
-    drift(first);
+    await drift(first);
     status();
     const until = duration === undefined ? Infinity : Date.now() + duration * 1000;
     while (!stop.signal.aborted && (polls === undefined || f.stats.polls < polls) && Date.now() < until) {
@@ -140,7 +150,7 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
       if (stop.signal.aborted) break;
       const round = f.poll();
       await append(round);
-      drift(round);
+      await drift(round);
       status();
     }
     // A last round so nothing read before the signal is lost, then the summary.

@@ -4,11 +4,14 @@ import {
   IngestError,
   assumptionsFromLog,
   formatIsolation,
+  formatIsolationSources,
   formatVerify,
   ingestDmesg,
   ingestLspci,
   ingestSysfs,
   isolationDiff,
+  isolationSources,
+  placeBoot,
   kernelGroupsFromLog,
   verify,
   type IngestOptions,
@@ -16,6 +19,8 @@ import {
   type Isolation,
   type LoggedEvent,
 } from '../../ingest/index.js';
+import { QUIRK_ENTRIES, QUIRK_TABLE_TREE, acsQuirkOf, describeQuirk, pciId, quirkApplies, type QuirkEntry } from '../../../domain/rules/index.js';
+import type { Device } from '../../../domain/state.js';
 import type { NewEvent } from '../../store/types.js';
 import type { CliContext } from '../context.js';
 import { readText } from '../input.js';
@@ -25,6 +30,8 @@ import type { App } from '../app.js';
 type Kind = 'lspci' | 'sysfs' | 'dmesg';
 
 interface IngestFlags {
+  readonly kernel?: string;
+  readonly boot?: boolean;
   readonly isolation?: Isolation;
   readonly acsOverride?: string;
   readonly iommu?: string;
@@ -64,7 +71,17 @@ const runIngest = async (ctx: CliContext, kind: Kind, source: string | undefined
     return 0;
   }
   const m = await ctx.manager({ write: true });
-  const pos = await m.import(r.events as unknown as Pick<NewEvent, 'type' | 'data' | 'meta'>[]);
+  // A kernel release (--kernel, dmesg's "Linux version", sysfs's osrelease) is a boot epoch: placed
+  // before the batch's topology, or not at all when it would end an imported topology's bindings.
+  const kernel = o.kernel ?? r.kernel ?? null;
+  let batch = r.events;
+  if (kernel !== null) {
+    const first = r.events[0]?.meta ?? { at: new Date().toISOString(), actor: { uid: 0 }, host: ctx.host, observed: true as const, source: kind };
+    const placed = placeBoot(kernel, { boot: m.state.boot, devices: m.state.devices.size }, o.boot === true, { ...first, line: undefined } as never);
+    if (placed.warning) ctx.err(`isogroup: warning: ${placed.warning}\n`);
+    if (placed.event) batch = [placed.event, ...r.events];
+  }
+  const pos = await m.import(batch as unknown as Pick<NewEvent, 'type' | 'data' | 'meta'>[]);
   const devices = r.events.filter((e) => e.type === 'DeviceAdded' && !String(e.data.device).startsWith('pci')).length;
   const groups = new Set(r.events.map((e) => (e.type === 'DeviceAdded' ? e.data.reportedGroup : null)).filter((g) => typeof g === 'number')).size;
   const summary = {
@@ -99,14 +116,17 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
   const mode = o.isolation ?? 'as-configured';
   const report = verify(mode === 'hardware' ? iso.hardware : m.state, { kernelGroups });
   const inferred = assumptionsFromLog(events).filter((a) => a.from === 'inferred');
+  const sources = isolationSources(mode === 'hardware' ? iso.hardware : m.state, events);
   if (ctx.json) {
     ctx.emit({
       ...report,
       isolation: { mode, overridden: iso.overridden, splits: iso.splits },
       assumptions: inferred,
+      isolationSources: sources,
     });
   } else {
     ctx.out(`${mode === 'hardware' ? 'isolation: hardware (pcie_acs_override not applied)\n' : ''}${formatVerify(report)}`);
+    if (sources.some((x) => x.from !== 'read')) ctx.out(formatIsolationSources(sources));
     if (iso.overridden.length > 0) ctx.out(formatIsolation(iso));
     if (inferred.length > 0) {
       ctx.out(`assumed, not read: ACS of ${inferred.map((a) => a.device).join(', ')} (not in the input; taken from the kernel's own grouping)\n`);
@@ -115,7 +135,67 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
   return report.agree ? 0 : 1;
 };
 
+const entryJson = (e: QuirkEntry, kernel: string | null): Record<string, unknown> => ({ ...e, applies: quirkApplies(e, kernel) });
+
+/** `quirks`: the kernel's quirk table, or (with --devices) which entries this host's devices match. */
+const runQuirks = async (ctx: CliContext, o: { kernel?: string; ids?: string; devices?: boolean }): Promise<number> => {
+  if (o.devices) {
+    const m = await ctx.manager();
+    const s = m.state;
+    const kernel = o.kernel ?? s.boot?.kernel ?? null;
+    const rows = [...s.devices.values()]
+      .map((d) => {
+        const isolating = acsQuirkOf(s.devices as ReadonlyMap<string, Device>, d)?.id ?? null;
+        // ACS entries whose conditions do not hold for the device (its port type, its place) are left out.
+        const entries = (d.quirks ?? []).filter((id) => !id.startsWith('acs:') || id === isolating);
+        return { device: d.id, ids: `${d.vendor}:${d.product}`, entries, isolatingBy: isolating };
+      })
+      .filter((r) => r.entries.length > 0);
+    if (ctx.json) ctx.emit({ kernel, tree: QUIRK_TABLE_TREE, devices: rows });
+    else {
+      ctx.out(`kernel ${kernel ?? `unknown (taken as the ${QUIRK_TABLE_TREE} tree the table was read from)`}: ${rows.length} device(s) on the quirk table\n`);
+      for (const r of rows) ctx.out(`${r.device} [${r.ids}]: ${r.entries.map(describeQuirk).join('; ')}\n`);
+    }
+    return 0;
+  }
+  let entries = [...QUIRK_ENTRIES];
+  if (o.ids !== undefined) {
+    const m = /^([0-9a-f]{4}):([0-9a-f]{4})$/i.exec(o.ids.trim());
+    if (!m) throw new CliError(`--ids: expected vvvv:dddd (hex vendor and device), got ${JSON.stringify(o.ids)}`);
+    const [vendor, device] = [pciId(m[1])!, parseInt(m[2]!, 16)];
+    entries = entries.filter((e) => e.vendor === vendor && e.devices.some((r) => { const [a, b = a] = r.split('-'); return parseInt(a!, 16) <= device && device <= parseInt(b!, 16); }));
+  }
+  const kernel = o.kernel ?? null;
+  if (ctx.json) ctx.emit({ kernel, tree: QUIRK_TABLE_TREE, entries: entries.map((e) => entryJson(e, kernel)) });
+  else {
+    for (const e of entries) {
+      const on = kernel === null ? '' : quirkApplies(e, kernel) ? ' [applies]' : ' [not in this kernel]';
+      ctx.out(`${e.id}${on}  ${e.fn}  since ${e.since ?? 'unknown'} (read from ${e.readFrom})\n    ${e.note}\n`);
+    }
+  }
+  return 0;
+};
+
 export const registerIngest = (program: Command, app: App): void => {
+  program
+    .command('quirks')
+    .option('--kernel <release>', 'mark which entries a kernel release carries (e.g. 4.6.0, 6.8.0-45-generic)')
+    .option('--ids <vvvv:dddd>', 'only the entries for these vendor:device ids')
+    .option('--devices', "the host's devices that the table covers, under its boot's kernel (or --kernel)")
+    .description("the kernel's PCI quirk tables as isogroup applies them: ACS quirks (isolation) and DMA-alias quirks, each with the release that added it")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  isogroup quirks --ids 8086:a110 --kernel 4.6.0   the Sunrise Point-H entry: not in 4.6 (added in v4.7)
+  isogroup --host t480 quirks --devices            which of this host's devices the table covers
+  isogroup quirks --json                           the whole table
+
+An entry applies when the boot's kernel release is at least its release; an entry whose release is
+not established applies to every kernel; without a recorded boot the table as read applies.`,
+    )
+    .action(app.action((ctx, o: { kernel?: string; ids?: string; devices?: boolean }) => runQuirks(ctx, o)));
+
   program
     .command('ingest')
     .argument('<kind>', 'lspci, sysfs or dmesg')
@@ -124,6 +204,8 @@ export const registerIngest = (program: Command, app: App): void => {
     .option('--acs-override <spec>', 'the pcie_acs_override= value the host ran with, when the input does not show the kernel command line')
     .option('--iommu <name>', 'name of the IOMMU instance the grouped devices sit behind', 'ingested-iommu')
     .option('--dry-run', 'print the observed events (JSON Lines) instead of appending them')
+    .option('--kernel <release>', 'the kernel release the input was taken under (uname -r): a boot epoch, placed before the topology')
+    .option('--boot', 'record the kernel release as a new boot even over a topology imported without one (ends its driver bindings)')
     .description("turn a real host's output into observed events (all or nothing): lspci -v/-vv/-vvv dumps, a sysfs tree, a kernel log")
     .action(
       app.action(async (ctx, kind: string, source: string | undefined, o: IngestFlags) => {

@@ -14,6 +14,7 @@ import htm from 'htm';
 import { MemlockBadge, VerdictNotes, verdictWord } from './iommufd.js';
 import { makeResetPanel } from './reset.js';
 import { SealPanel } from './seal.js';
+import { WhatIfPanel } from './whatif.js';
 
 const html = htm.bind(h);
 
@@ -694,6 +695,7 @@ const App = () => {
         <${DomainsPanel} host=${v.host} pos=${pos} onSelectDevice=${selectDevice} />
         <${AuditPanel} host=${v.host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
         <${SealPanel} host=${v.host} livePos=${livePos} />
+        <${WhatIfPanel} host=${v.host} pos=${pos} />
       </div>
     </main>`}
   </div>`;
