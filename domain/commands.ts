@@ -28,6 +28,7 @@ import {
   u64,
   type Actor,
 } from './schema/leaves.js';
+import { barsField, windowsField } from './bars.js';
 
 export { parseAcsBits, parsePci, parseProt, parseRegions, type Actor } from './schema/leaves.js';
 
@@ -158,6 +159,8 @@ export const COMMAND_SCHEMAS = {
   'kvm.associate': kvm,
   'kvm.dissociate': kvm,
   dma: shape({ device, iova: u64(), length: u64(TWO_POW_64, 1n), access: choice(['r', 'w']), pasid: pasid() }),
+  /** A device's memory BARs, bridge windows and ATS (replaces what was described before). */
+  'device.mmio': shape({ device, bars: barsField(), windows: windowsField(), ats: flag(false), acsOverride: flag(false) }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof COMMAND_SCHEMAS;
@@ -186,6 +189,7 @@ export const PRIVILEGED: ReadonlySet<CommandType> = new Set<CommandType>([
   'driver.unbind',
   'device.grant',
   'device.revoke',
+  'device.mmio',
 ]);
 
 /** Parses one command object. Throws FieldError (EINVAL) naming the field on bad input. */

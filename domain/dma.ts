@@ -8,6 +8,9 @@ import { unpackPos } from './mapping-word.js';
 import { personalityOf, type EffectiveDomain } from './personality/index.js';
 import { hardwareMsi, regionsAt } from './reserved.js';
 import { PROT_R, PROT_W, type Region, type State } from './state.js';
+import type { BarRef } from './bars.js';
+import { peerToPeerVerdict } from './p2p-verdict.js';
+import type { Route } from './routing.js';
 
 export type DmaReason =
   | 'unknown-device'
@@ -19,7 +22,9 @@ export type DmaReason =
   | 'mapped'
   | 'permission'
   | 'partially-mapped'
-  | 'unmapped';
+  | 'unmapped'
+  | 'peer-to-peer'
+  | 'translated-peer-to-peer';
 
 export interface Segment {
   readonly iova: Range;
@@ -39,6 +44,8 @@ export interface DmaQuery {
   readonly length?: bigint;
   readonly access: 'r' | 'w';
   readonly pasid?: number | null;
+  /** An ATS-translated request (counts when the device has ATS enabled). */
+  readonly translated?: boolean;
 }
 
 export interface DmaVerdict {
@@ -59,6 +66,12 @@ export interface DmaVerdict {
   readonly path?: string;
   /** Reserved region that decided an identity/msi/reserved answer. */
   readonly region?: Region;
+  /** Peer-to-peer: the BAR that receives the request. */
+  readonly peer?: BarRef;
+  /** Peer-to-peer: the path the request takes and the port that failed to redirect it. */
+  readonly route?: Route;
+  /** Peer-to-peer: what the answer means ("not translated: the IOMMU never sees it"). */
+  readonly note?: string;
 }
 
 /** Resolves the effective domain of a device's access: its IOMMU's personality decides how. */
@@ -108,6 +121,10 @@ export const canDmaAt = (state: State, q: DmaQuery): DmaVerdict => {
   const dev = state.devices.get(q.device);
   if (!dev) return verdict(false, 'unknown-device', null, null, null, NO_SEGMENTS, FAULT_UNKNOWN);
   if (dev.pci?.kind === 'host-bridge') return verdict(false, 'blocked', null, null, null, NO_SEGMENTS, FAULT_DOMAIN, { path: 'not a DMA source' });
+  if (state.mmio.size > 0) {
+    const p2p = peerToPeerVerdict(state, q, range);
+    if (p2p) return p2p;
+  }
   if (dev.group === null) {
     return verdict(true, 'no-iommu', null, null, null, [{ iova: range, pa: range }], undefined, { unsafe: true, path: 'untranslated' });
   }
@@ -173,4 +190,12 @@ export const verdictJson = (v: DmaVerdict): Record<string, unknown> => ({
   ...(v.viaGroup ? { viaGroup: v.viaGroup } : {}),
   ...(v.path ? { path: v.path } : {}),
   ...(v.region ? { region: { start: hex(v.region.start), last: hex(v.region.last), kind: v.region.kind } } : {}),
+  ...(v.peer ? peerJson(v) : {}),
+});
+
+/** The peer-to-peer fields of a verdict's JSON: the BAR, the note and the route. */
+const peerJson = (v: DmaVerdict): Record<string, unknown> => ({
+  peer: `${v.peer!.device}:${v.peer!.bar}`,
+  note: v.note,
+  route: v.route ? { kind: v.route.kind, via: v.route.via, port: v.route.port, hops: v.route.hops, why: v.route.why, ...(v.route.override ? { override: true } : {}) } : undefined,
 });

@@ -27,6 +27,7 @@ import {
   text,
   texts,
 } from './schema/stored.js';
+import type { BarJson, WindowJson } from './bars.js';
 
 export type { AreaJson, PciJson, RegionJson } from './schema/stored.js';
 
@@ -142,6 +143,14 @@ export const EVENT_SCHEMAS = {
     status: text(),
     message: typed<string>(anything()),
   }),
+  /** A device's address-routing facts: memory BARs, bridge windows, ATS, and whether its ACS claim is an override. */
+  MmioDescribed: shape({
+    device: text(),
+    bars: withFallback(unchecked<BarJson[]>('memory BARs: [{bar, start, last, prefetchable?}] (hex)'), []),
+    windows: withFallback(unchecked<WindowJson[]>('bridge windows: [{kind: memory|prefetchable, start, last}] (hex)'), []),
+    ats: withFallback(bool(), false),
+    acsOverride: withFallback(bool(), false),
+  }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -176,6 +185,7 @@ export const EVENT_TYPES = [
   'DmaChecked',
   'FaultRecorded',
   'CommandRejected',
+  'MmioDescribed',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

@@ -14,3 +14,6 @@ export * from './dma.js';
 export * from './personality/index.js';
 export { decide, decideInput, isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput, type CommandMeta, type CommandWithMeta, type Decision } from './decide/index.js';
 export * from './schema/index.js';
+export * from './bars.js';
+export * from './routing.js';
+export * from './p2p-verdict.js';

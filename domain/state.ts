@@ -5,6 +5,7 @@
  */
 import type { IntervalMap } from './intervalMap.js';
 import type { Range } from './encoding.js';
+import type { DeviceMmio } from './bars.js';
 
 export type Personality = 'linux' | 'virtio';
 export type RegionKind = 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
@@ -199,7 +200,8 @@ export type AlertKind =
   | 'groupless-device-bound'
   | 'unknown-reference'
   | 'foreign-domain'
-  | 'dma-fault';
+  | 'dma-fault'
+  | 'peer-to-peer-reach';
 
 export interface Alert {
   readonly pos: number;
@@ -233,4 +235,6 @@ export interface State {
   readonly counts: ReadonlyMap<string, number>;
   /** The current boot epoch; null before any recorded boot (groups then form by linux-classic). */
   readonly boot: Boot | null;
+  /** BARs, bridge windows and ATS by device (MmioDescribed): what routes a request peer-to-peer. */
+  readonly mmio: ReadonlyMap<string, DeviceMmio>;
 }

@@ -7,6 +7,7 @@
 import { canDmaAt, describeReason, type Actor, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 import { entriesAt, type LogSource } from './log.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
+import { peerSentence, routePositions, upstreamClause } from './mmio.js';
 
 export interface ExplainStep {
   readonly pos: number;
@@ -89,6 +90,9 @@ export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
       return `${what}: denied, only part of the range is mapped${through}`;
     case 'unmapped':
       return `${what}: denied, nothing is mapped there${through}${owner}${via}`;
+    case 'peer-to-peer':
+    case 'translated-peer-to-peer':
+      return peerSentence(what, v);
   }
 };
 
@@ -143,6 +147,8 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
       }
     }
     for (const seg of verdict.segments) if (seg.pos) positions.add(seg.pos);
+    routePositions(s, dq, verdict, positions);
+    summary += upstreamClause(s, dq, verdict);
   }
   if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
   return { positions: [...positions].filter((p) => p > 0).sort((a, b) => a - b), ...(verdict ? { verdict, summary } : {}) };

@@ -9,3 +9,4 @@ export * from './diff.js';
 export * from './bisect.js';
 export * from './faults.js';
 export * from './whatif.js';
+export * from './mmio.js';

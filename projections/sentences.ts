@@ -3,6 +3,7 @@
  * dashboard. Sentences use only the entry itself plus an optional lookup (which ctx owns a
  * domain), so they render the same at any point of the log.
  */
+import { mmioSentence } from './mmio.js';
 import type { EventDataMap, EventType, GroupReason, LogEntry } from '../domain/index.js';
 import { describeReason } from '../domain/index.js';
 
@@ -81,6 +82,7 @@ const R: Renderers = {
     const type = typeof d.command?.type === 'string' ? d.command.type : 'command';
     return `refused ${type} by ${who(e)}: ${d.status} — ${d.message}`;
   },
+  MmioDescribed: (d) => mmioSentence(d),
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

@@ -12,6 +12,7 @@ import type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
 import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
+import { decideMmio } from './mmio.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
@@ -81,6 +82,8 @@ const dispatch = (w: Working, c: Command): void => {
       return decideKvm(w, c);
     case 'dma':
       return decideDma(w, c);
+    case 'device.mmio':
+      return decideMmio(w, c);
     default:
       return assertNever(c);
   }

@@ -27,6 +27,7 @@ export const initialState = (): State => ({
   quirkAliases: 0,
   counts: new Map(),
   boot: null,
+  mmio: new Map(),
 });
 
 /** Applies a run of draft-path events in one produce. */

@@ -14,6 +14,7 @@ import * as ownership from './ownership.js';
 import * as records from './records.js';
 import * as topology from './topology.js';
 import * as translation from './translation.js';
+import * as mmio from './mmio.js';
 
 export type Step<K extends EventType> = { readonly path: 'draft'; readonly apply: DraftHandler<K> } | { readonly path: 'plain'; readonly apply: PlainHandler<K> };
 
@@ -53,6 +54,8 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DmaChecked: plain(records.recordOnly),
   CommandRejected: plain(records.recordOnly),
   FaultRecorded: plain(records.faultRecorded),
+  // address routing (BARs, windows)
+  MmioDescribed: draft(mmio.mmioDescribed),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();
