@@ -7,6 +7,7 @@
 import {
   barText,
   hex,
+  isBridge,
   isPeerToPeer,
   mmioFacts,
   route,
@@ -100,7 +101,8 @@ const ownerOf = (s: State, device: string): { group: number | null; owner: strin
 export const peerReachers = (s: State, bar: Bar): { device: string; route: Route; asConfigured: Route | null }[] => {
   const out: { device: string; route: Route; asConfigured: Route | null }[] = [];
   for (const d of s.devices.values()) {
-    if (!d.pci || d.pci.kind === 'host-bridge' || d.id === bar.device) continue;
+    // Bridges forward requests; they do not originate them.
+    if (!d.pci || d.pci.kind === 'host-bridge' || isBridge(d) || d.id === bar.device) continue;
     let r = routeTo(s, d.id, bar, bar.start, false, 'hardware');
     if (!isPeerToPeer(r) && mmioFacts(s, d.id)?.ats) r = routeTo(s, d.id, bar, bar.start, true, 'hardware');
     if (!isPeerToPeer(r)) continue;
