@@ -25,9 +25,9 @@ import { whoCanReach, type Reacher } from './reach.js';
 /** The audit/explain sentence of an MmioDescribed entry. */
 export const mmioSentence = (d: EventDataMap['MmioDescribed']): string => {
   const bars = (d.bars ?? []).map((b) => `BAR${b.bar} ${b.start}-${b.last}`);
-  const windows = (d.windows ?? []).map((w) => `${w.kind} window ${w.start}-${w.last}`);
-  const parts = [...bars, ...windows];
-  return `${d.device} decodes ${parts.length ? parts.join(', ') : 'no memory'}${d.ats ? '; ATS enabled' : ''}${d.acsOverride ? '; its ACS isolation is only claimed by pcie_acs_override' : ''}`;
+  const windows = (d.windows ?? []).map((w) => `${w.kind} ${w.start}-${w.last}`);
+  const parts = [...(bars.length ? [`decodes ${bars.join(', ')}`] : []), ...(windows.length ? [`forwards ${windows.join(', ')} to its secondary side`] : [])];
+  return `${d.device} ${parts.length ? parts.join('; ') : 'decodes no memory'}${d.ats ? '; ATS enabled' : ''}${d.acsOverride ? '; its ACS isolation is only claimed by pcie_acs_override' : ''}`;
 };
 
 /** A peer-to-peer verdict in one sentence. */

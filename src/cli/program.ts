@@ -17,6 +17,7 @@ import { registerSchema } from './commands/schema.js';
 import { registerFollow } from './commands/follow.js';
 import { registerCompletion } from './commands/completion.js';
 import { registerIntegrity } from './commands/integrity.js';
+import { registerP2p } from './commands/p2p.js';
 
 export type { App } from './app.js';
 
@@ -80,6 +81,7 @@ Examples:
   registerFollow(program, app);
   registerCompletion(program, app);
   registerIntegrity(program, app);
+  registerP2p(program, app);
   return program;
 };
 
