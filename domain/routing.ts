@@ -71,6 +71,7 @@ export const portRedirects = (state: State, d: Device, translated: boolean, mode
     return { redirect: false, why: `ACS ${name} is not enabled${suffix}`, override: overridden };
   }
   if (bit === 'RR' && translated && acs.ctl.includes('DT')) return { redirect: false, why: 'ACS DT (Direct Translated P2P) sends translated requests straight to the peer', override: false };
+  if (!acs.cap.includes(bit)) return { redirect: true, why: `implements ACS without ${bit}: it does not route requests to its peers (the kernel counts that as hard-wired on)`, override: false };
   return { redirect: true, why: bit === 'RR' ? 'ACS RR redirects requests to the root complex' : 'ACS UF forwards them upstream', override: false };
 };
 

@@ -11,6 +11,7 @@
  */
 import { parsePciFunction } from '../../domain/encoding.js';
 import type { AcsBit, PciKind } from '../../domain/state.js';
+import { readMmioLine, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 
 interface Line {
@@ -233,7 +234,7 @@ const readDetail = (f: PciFunctionInfo, st: DetailState, l: Line, warnings: stri
   else if (/^Control:/.test(t)) {
     st.control = true;
     st.verbose = true;
-  }
+  } else readMmioLine(f, t, n);
 };
 
 const setGroup = (f: PciFunctionInfo, g: number, n: number): void => {
@@ -412,6 +413,6 @@ const finish = (f: PciFunctionInfo, st: DetailState, b: Block): void => {
 /** `ingest lspci`: lspci output → observed events (all or nothing). */
 export const ingestLspci = (text: string, options: IngestOptions = {}): IngestResult => {
   const { functions, warnings, cmdline } = parseLspci(text);
-  const events = buildEvents(functions, 'lspci', options, cmdline, warnings);
+  const events = withMmio(buildEvents(functions, 'lspci', options, cmdline, warnings), functions);
   return { events, warnings, cmdline };
 };

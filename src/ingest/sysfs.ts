@@ -14,6 +14,7 @@ import { basename, join, sep } from 'node:path';
 import { hex, isPciFunctionId, isPciHostBridgeId } from '../../domain/encoding.js';
 import type { RegionJson } from '../../domain/events.js';
 import { REGION_KINDS, type AcsBit, type PciKind, type RegionKind } from '../../domain/state.js';
+import { parseResource, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 
 /** PCIe capabilities register bits 7:4 (PCI_EXP_FLAGS_TYPE). */
@@ -205,6 +206,8 @@ export const readSysfs = (root: string): { functions: PciFunctionInfo[]; warning
       f.bridge = c.bridge || f.classCode === '0604';
       f.busRange = c.busRange;
     } else f.bridge = f.classCode === '0604';
+    const resource = readTrim(join(dir, 'resource'));
+    if (resource !== null) f.mmio = parseResource(resource, f.bridge, `${f.id}/resource`);
     functions.push(f);
   }
   return { functions, warnings };
@@ -217,6 +220,6 @@ export const ingestSysfs = (root = '/sys', options: IngestOptions = {}): IngestR
     warnings.push('no device has an iommu_group link: this host runs without an IOMMU (or with it off), so every device is groupless');
   }
   const cmdline = readTrim(join(root, '..', 'proc', 'cmdline'));
-  const events = buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings);
+  const events = withMmio(buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings), functions);
   return { events, warnings, cmdline: root === '/sys' ? cmdline : null };
 };
