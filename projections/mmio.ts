@@ -225,3 +225,20 @@ export const isolationFindings = (s: State): IsolationFinding[] => {
   }
   return out;
 };
+
+export interface RoutingFinding {
+  readonly device: string;
+  readonly group: number;
+  readonly target: string;
+  readonly targetGroup: number | null;
+  readonly port: string | null;
+  readonly message: string;
+}
+
+/** verify's routing check as JSON rows (empty when no BAR is known). */
+export const routingFindings = (s: State): RoutingFinding[] =>
+  isolationFindings(s).map((f) => ({ device: f.device, group: f.group, target: barText(f.target), targetGroup: f.targetGroup, port: f.route.port, message: f.message }));
+
+/** verify's routing check as text: findings, not errors (verify's exit status is about groups). */
+export const formatRoutingFindings = (rows: readonly RoutingFinding[]): string =>
+  `routing: ${rows.length} finding(s) — the groups claim isolation that peer-to-peer routing does not give (not an error):\n${rows.map((r) => `- ${r.message}\n`).join('')}`;
