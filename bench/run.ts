@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, stormCase, verifiedReplayCase, throughputCase, timeTravelCase } from './cases.js';
 import { gc, machine, renderTable, type CaseResult } from './measure.js';
+import { p2pCase } from './p2p.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = here.replace(/\/dist\/bench\/?$/, '');
@@ -64,6 +65,10 @@ const main = async (): Promise<void> => {
   if (want(8)) {
     log('storm…');
     results.push(await stormCase());
+  }
+  if (want(20)) {
+    log('peer-to-peer canDma…');
+    results.push(p2pCase());
   }
   results.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const table = renderTable(results);

@@ -201,6 +201,8 @@ const live = (state: State, device: string): boolean => {
 /** Sorted by start; `maxLast[i]` = the highest `last` among entries 0..i (overlaps stay correct). */
 interface BarIndex {
   readonly starts: bigint[];
+  /** `starts` as doubles (rounding is monotonic): the binary search runs on these, bigint fixes up. */
+  readonly approx: Float64Array;
   readonly bars: Bar[];
   readonly maxLast: bigint[];
 }
@@ -219,7 +221,7 @@ const indexOf = (state: State): BarIndex => {
   const maxLast: bigint[] = [];
   let hi = -1n;
   for (const b of bars) maxLast.push((hi = b.last > hi ? b.last : hi));
-  ix = { starts, bars, maxLast };
+  ix = { starts, approx: Float64Array.from(starts, Number), bars, maxLast };
   INDEXES.set(key, ix);
   return ix;
 };
@@ -247,10 +249,29 @@ export const barsOverlapping = (state: State, start: bigint, last: bigint): Bar[
   return out.reverse();
 };
 
-/** The BAR that decodes `addr`, or null. */
+/** The BAR that decodes `addr` (the one starting last, if several overlap), or null. O(log n). */
 export const barAt = (state: State, addr: bigint): Bar | null => {
-  const hits = barsOverlapping(state, addr, addr);
-  return hits.length > 0 ? hits[hits.length - 1]! : null;
+  if (state.mmio.size === 0) return null;
+  const ix = indexOf(state);
+  const x = Number(addr);
+  const a = ix.approx;
+  let lo = 0;
+  let hi = a.length - 1;
+  let r = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid]! <= x) {
+      r = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  // Starts that round to the same double as addr may still lie above it.
+  while (r >= 0 && ix.starts[r]! > addr) r--;
+  for (let i = r; i >= 0 && ix.maxLast[i]! >= addr; i--) {
+    const b = ix.bars[i]!;
+    if (b.last >= addr && live(state, b.device)) return b;
+  }
+  return null;
 };
 
 /** One BAR of a device, or null. */

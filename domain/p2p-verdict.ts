@@ -2,7 +2,6 @@
  * The canDma answer for a request that a peer's BAR decodes and the hardware routes peer-to-peer
  * (routing.ts): allowed, never translated — the IOMMU never sees it, so its mappings do not matter.
  */
-import { barText } from './bars.js';
 import type { Range } from './encoding.js';
 import type { DmaQuery, DmaVerdict } from './dma.js';
 import { isPeerToPeer, route } from './routing.js';
@@ -34,6 +33,6 @@ export const peerToPeerVerdict = (state: State, q: DmaQuery, range: Range): DmaV
     region: undefined,
     peer: { device: r.target.device, bar: r.target.bar },
     route: r,
-    note: `${r.kind === 'translated-peer-to-peer' ? TRANSLATED_P2P_NOTE : P2P_NOTE} (BAR ${barText(r.target)})`,
+    note: r.kind === 'translated-peer-to-peer' ? TRANSLATED_P2P_NOTE : P2P_NOTE,
   };
 };

@@ -108,42 +108,60 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
   if (!src?.pci || !dst?.pci || src.pci.kind === 'host-bridge') return null;
   const ats = translated && mmioFacts(state, requester)?.ats === true;
   const direct = ats ? 'translated-peer-to-peer' : 'peer-to-peer';
-  const p2p = (via: string, hops: string[], port: string | null, why: string, override?: boolean): Route => ({ kind: direct, target, via, hops, port, why, ...(override ? { override } : {}) });
-  const up = (via: string | null, hops: string[], port: string | null, why: string): Route => ({ kind: 'upstream', target, via, hops, port, why });
+  const p2p = (via: string, hops: string[], port: string | null, why: () => string, override?: boolean): Route => new RouteAnswer(direct, target, via, hops, port, why, override === true);
+  const up = (via: string | null, hops: string[], port: string | null, why: () => string): Route => new RouteAnswer('upstream', target, via, hops, port, why, false);
 
-  // Functions of one multifunction device.
-  const slot = pciSlotOf(src.id);
-  if (slot !== null && slot === pciSlotOf(dst.id) && src.parent === dst.parent) {
+  // Functions of one multifunction device (same parent first: the cheap test).
+  const slot = src.parent === dst.parent ? pciSlotOf(src.id) : null;
+  if (slot !== null && slot === pciSlotOf(dst.id)) {
     const r = portRedirects(state, src, ats, mode);
-    if (r.redirect) return up(src.parent, [src.id, ...(src.parent ? [src.parent] : [])], src.id, `${src.id} ${r.why}: the request leaves the device`);
-    return p2p(slot, [src.id, dst.id], src.id, `${src.id} and ${dst.id} are functions of one device and ${src.id} ${r.why}: the device routes between its functions`, r.override);
+    if (r.redirect) return up(src.parent, [src.id, ...(src.parent ? [src.parent] : [])], src.id, () => `${src.id} ${r.why}: the request leaves the device`);
+    return p2p(slot, [src.id, dst.id], src.id, () => `${src.id} and ${dst.id} are functions of one device and ${src.id} ${r.why}: the device routes between its functions`, r.override);
   }
 
   const srcUp = chainUp(state, src);
   const dstUp = chainUp(state, dst);
-  const dstSet = new Set(dstUp.map((d) => d.id));
-  const k = srcUp.findIndex((d) => dstSet.has(d.id));
-  const climbed = (n: number): string[] => srcUp.slice(0, n + 1).map((d) => d.id);
-  const rootIdx = srcUp.findIndex((d) => d.pci?.kind === 'root-port');
-  const toRoot = (): string[] => climbed(rootIdx >= 0 ? rootIdx : srcUp.length - 1);
-  if (k < 0) return up(null, toRoot(), null, 'no bridge above both devices: the request reaches the root complex, where the IOMMU translates it');
+  // Chains are a handful of devices long: a scan beats a set.
+  let k = -1;
+  let kd = -1;
+  for (let i = 0; i < srcUp.length && k < 0; i++) {
+    for (let j = 0; j < dstUp.length; j++) {
+      if (dstUp[j] === srcUp[i]) {
+        k = i;
+        kd = j;
+        break;
+      }
+    }
+  }
+  const climbed = (n: number): string[] => {
+    const out: string[] = [];
+    for (let i = 0; i <= n; i++) out.push(srcUp[i]!.id);
+    return out;
+  };
+  const toRoot = (): string[] => {
+    const rootIdx = srcUp.findIndex((d) => d.pci?.kind === 'root-port');
+    return climbed(rootIdx >= 0 ? rootIdx : srcUp.length - 1);
+  };
+  if (k < 0) return up(null, toRoot(), null, () => 'no bridge above both devices: the request reaches the root complex, where the IOMMU translates it');
   const lca = srcUp[k]!;
-  const down = dstUp.slice(0, dstUp.findIndex((d) => d.id === lca.id)).reverse().map((d) => d.id);
-  const path = [...climbed(k), ...down];
+  const down: string[] = [];
+  for (let j = kd - 1; j >= 0; j--) down.push(dstUp[j]!.id);
+  const path = climbed(k);
+  for (const id of down) path.push(id);
   const kind = lca.pci?.kind;
   if (kind === undefined || kind === 'host-bridge' || kind === 'root-port') {
-    return up(lca.id, toRoot(), null, `the request reaches ${kind === 'root-port' ? `root port ${lca.id}` : 'the root complex'}: the model assumes the root complex never routes it back down or to another root port without the IOMMU`);
+    return up(lca.id, toRoot(), null, () => `the request reaches ${kind === 'root-port' ? `root port ${lca.id}` : 'the root complex'}: the model assumes the root complex never routes it back down or to another root port without the IOMMU`);
   }
-  if (CONVENTIONAL_BUS.has(kind)) return p2p(lca.id, path, lca.id, `the conventional PCI bus behind ${lca.id} has no ACS: every device on it sees the request`);
+  if (CONVENTIONAL_BUS.has(kind)) return p2p(lca.id, path, lca.id, () => `the conventional PCI bus behind ${lca.id} has no ACS: every device on it sees the request`);
   // A switch: the ingress downstream port decides (k >= 1 here: lca is a bridge above src).
   const ingress = k >= 1 ? srcUp[k - 1]! : src;
   const egress = down[0];
   if (egress !== undefined && inWindows(state, egress, addr) === false) {
-    return up(lca.id, toRoot(), null, `no window of ${egress} holds the address: ${lca.id} forwards the request upstream`);
+    return up(lca.id, toRoot(), null, () => `no window of ${egress} holds the address: ${lca.id} forwards the request upstream`);
   }
   if (kind === 'switch-upstream' && ingress.id !== src.id) {
     const r = portRedirects(state, ingress, ats, mode);
-    if (!r.redirect) return p2p(lca.id, path, ingress.id, `downstream port ${ingress.id} ${r.why}: switch ${lca.id} routes the request straight to ${egress ?? dst.id}`, r.override);
+    if (!r.redirect) return p2p(lca.id, path, ingress.id, () => `downstream port ${ingress.id} ${r.why}: switch ${lca.id} routes the request straight to ${egress ?? dst.id}`, r.override);
     // Redirected: it leaves the switch; each downstream port above whose window holds X needs UF.
     for (let j = k + 1; j < srcUp.length; j++) {
       const port = srcUp[j]!;
@@ -152,16 +170,39 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
       if (pk === 'switch-downstream') {
         const u = portRedirects(state, port, ats, mode, 'UF');
         const back = dstUp.slice(0, dstUp.findIndex((d) => d.id === port.id)).reverse().map((d) => d.id);
-        if (!u.redirect) return p2p(port.id, [...climbed(j), ...back], port.id, `${ingress.id} redirects it (${r.why}), but ${port.id} ${u.why}: the model assumes it turns back down`, u.override);
+        if (!u.redirect) return p2p(port.id, [...climbed(j), ...back], port.id, () => `${ingress.id} redirects it (${r.why}), but ${port.id} ${u.why}: the model assumes it turns back down`, u.override);
       }
     }
-    return up(lca.id, toRoot(), ingress.id, `downstream port ${ingress.id}: ${r.why}; the IOMMU answers`);
+    return up(lca.id, toRoot(), ingress.id, () => `downstream port ${ingress.id}: ${r.why}; the IOMMU answers`);
   }
   // A downstream port (or other bridge) above both: the request turns at its own link only without UF.
   const u = portRedirects(state, lca, ats, mode, 'UF');
-  if (!u.redirect) return p2p(lca.id, path, lca.id, `${lca.id} ${u.why}: the model assumes it routes the request back down`, u.override);
-  return up(lca.id, toRoot(), lca.id, `${lca.id}: ${u.why}; the IOMMU answers`);
+  if (!u.redirect) return p2p(lca.id, path, lca.id, () => `${lca.id} ${u.why}: the model assumes it routes the request back down`, u.override);
+  return up(lca.id, toRoot(), lca.id, () => `${lca.id}: ${u.why}; the IOMMU answers`);
 };
+
+/** A route whose sentence is written only when someone reads it (queries by the million never do). */
+class RouteAnswer implements Route {
+  #why: string | null = null;
+  constructor(
+    readonly kind: Route['kind'],
+    readonly target: Bar,
+    readonly via: string | null,
+    readonly hops: readonly string[],
+    readonly port: string | null,
+    private readonly make: () => string,
+    override: boolean,
+  ) {
+    if (override) this.override = true;
+  }
+  readonly override?: boolean;
+  get why(): string {
+    return (this.#why ??= this.make());
+  }
+  toJSON(): Record<string, unknown> {
+    return { kind: this.kind, target: this.target, via: this.via, hops: this.hops, port: this.port, why: this.why, ...(this.override ? { override: true } : {}) };
+  }
+}
 
 /** Both answers when they differ: the hardware's and the kernel's (as configured, overrides counted). */
 export const routeBoth = (state: State, requester: string, addr: bigint, translated = false): { hardware: Route | null; asConfigured: Route | null } => ({
