@@ -7,7 +7,7 @@
  * awaiting every step, and the engine is pure in memory. A store is optional and only written by
  * `persist()`, which appends what the engine logged since the last persist (see docs/testkit.md).
  */
-import { canDmaAt, hex, type Alert, type DmaVerdict, type State } from '../../domain/index.js';
+import { canDmaAt, hex, parseBarRef, type Alert, type DmaVerdict, type State } from '../../domain/index.js';
 import {
   arrayLog,
   explain,
@@ -16,6 +16,10 @@ import {
   whatIf,
   ownershipIndex,
   sentence,
+  peerAlerts,
+  whoCanMmio,
+  type MmioAnswer,
+  type PeerAlert,
   type Explanation,
   type GroupView,
   type GroupsView,
@@ -137,6 +141,17 @@ export interface HostCommands {
   kvmDissociate(ctx: string, vm: string, options?: ActorOptions): HostResult;
   /** The `dma` command: records DmaChecked (and FaultRecorded when denied). */
   dma(input: DmaInput): DmaResult;
+  /** device.mmio: the device's memory BARs, bridge windows and ATS (replacing what was described). */
+  mmio(device: string, facts: MmioInput, options?: ActorOptions): HostResult;
+}
+
+/** A device's BARs (`size` or `last`), bridge windows and ATS, for `host.mmio`. */
+export interface MmioInput {
+  readonly bars?: readonly { readonly bar: number; readonly start: Address; readonly size?: Address; readonly last?: Address; readonly prefetchable?: boolean }[];
+  readonly windows?: readonly { readonly kind: 'memory' | 'prefetchable'; readonly start: Address; readonly size?: Address; readonly last?: Address }[];
+  readonly ats?: boolean;
+  /** The device's ACS isolation claim comes from pcie_acs_override (the hardware does not isolate). */
+  readonly acsOverride?: boolean;
 }
 
 /** The subject of the jest matchers: a device of a host (builder handles are subjects too). */
@@ -176,6 +191,10 @@ export interface Host extends HostCommands, Topology {
   story(filter?: (entry: RecordedEvent) => boolean): string[];
   /** Appends the entries not yet persisted to the store; resolves to how many were appended. */
   persist(): Promise<number>;
+  /** `isogroup who-can --mmio DEVICE[:BAR]`: who reaches the BAR(s) peer-to-peer or through a mapping. */
+  whoCanMmio(bar: string, access?: 'r' | 'w'): MmioAnswer;
+  /** User-owned devices that reach a kernel-owned device's BAR peer-to-peer (the issue-20 alert). */
+  peerAlerts(): PeerAlert[];
 }
 
 export const DEFAULT_START = '2026-11-21T10:00:00.000Z';
@@ -308,6 +327,24 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
         const check: DmaCheck | null = checked ? { allowed: checked.allowed === true, reason: String(checked.reason), domain: checked.domain ?? null } : null;
         return withOrThrow({ ...r, check });
       },
+      mmio: (device, f, o) => {
+        const range = (x: { start: Address; size?: Address; last?: Address }): Record<string, unknown> => ({
+          start: addr(x.start),
+          ...(x.size !== undefined ? { size: addr(x.size) } : {}),
+          ...(x.last !== undefined ? { last: addr(x.last) } : {}),
+        });
+        return cmd(
+          'device.mmio',
+          {
+            device,
+            bars: f.bars?.map((b) => ({ bar: b.bar, ...range(b), ...(b.prefetchable ? { prefetchable: true } : {}) })),
+            windows: f.windows?.map((w) => ({ kind: w.kind, ...range(w) })),
+            ats: f.ats,
+            acsOverride: f.acsOverride,
+          },
+          o,
+        );
+      },
     };
     return self;
   };
@@ -375,6 +412,11 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
       persisting = next.catch(() => undefined);
       return next;
     },
+    whoCanMmio: (bar: string, access: 'r' | 'w' = 'w'): MmioAnswer => {
+      const ref = parseBarRef(bar, 'bar');
+      return whoCanMmio(engine.state, { device: ref.device.toLowerCase(), bar: ref.bar, access });
+    },
+    peerAlerts: (): PeerAlert[] => peerAlerts(engine.state),
   });
   Object.defineProperties(host, {
     state: { get: () => engine.state, enumerable: true },

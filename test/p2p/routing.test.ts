@@ -232,3 +232,27 @@ describe('the facts in the log', () => {
     expect(dma(h, GPU, NIC_BAR0, 'w').reason).not.toBe('peer-to-peer');
   });
 });
+
+describe('the test kit', () => {
+  it('describes BARs, asks who can reach one and which user devices reach kernel BARs', async () => {
+    const { createHost } = await import('../../src/testkit/index.js');
+    const host = createHost();
+    host.exec(linuxIommu());
+    host.exec(hostBridge());
+    host.exec(pci(RP, 'pci0000:00', 'root-port', ACS_ON));
+    host.exec(pci(USP, RP, 'switch-upstream'));
+    host.exec(pci(DSP1, USP, 'switch-downstream', NO_ACS));
+    host.exec(pci(DSP2, USP, 'switch-downstream', NO_ACS));
+    host.exec(pci(GPU, DSP1, 'endpoint'));
+    host.exec(pci(NIC, DSP2, 'endpoint'));
+    host.mmio(NIC, { bars: [{ bar: 0, start: NIC_BAR0, size: 0x100000n }] });
+    host.driverBind(NIC, 'ixgbe');
+    host.driverBind(GPU, 'vfio-pci');
+    host.ctxOpen('ifd');
+    host.deviceBind(GPU, 'ifd');
+    expect(host.canDma({ device: GPU, iova: NIC_BAR0, access: 'w' })).toMatchObject({ reason: 'peer-to-peer' });
+    expect(host.whoCanMmio(`${NIC}:0`).reachers.map((r) => [r.device, r.how])).toEqual([[GPU, 'peer-to-peer']]);
+    expect(host.peerAlerts().map((a) => a.message)).toEqual([expect.stringMatching(/^0000:03:00.0 \(group \d+, owned by ctx ifd\) can reach BAR 0000:04:00.0:0 of 0000:04:00.0 \(kernel driver ixgbe\) peer-to-peer/)]);
+    expect(host.story((e) => e.type === 'MmioDescribed')).toEqual(['#9 0000:04:00.0 decodes BAR0 0xf0000000-0xf00fffff']);
+  });
+});

@@ -65,7 +65,8 @@ describe('GET /api/mmio', () => {
 
 describe('the question box module', () => {
   test('parses "can A write B\'s BAR0?" in its forms, and nothing else', async () => {
-    const { parseBarQuestion } = (await import('../../src/server/static/p2p.js')) as { parseBarQuestion: (t: string) => unknown };
+    const page = '../../src/server/static/p2p.js'; // the page's own module (plain JS, no types)
+    const { parseBarQuestion } = (await import(page)) as { parseBarQuestion: (t: string) => unknown };
     const want = { kind: 'bar', device: '0000:06:00.0', access: 'w', target: '0000:04:00.0', bar: 0 };
     expect(parseBarQuestion("can 0000:06:00.0 write 0000:04:00.0's BAR0?")).toEqual(want);
     expect(parseBarQuestion('can 0000:06:00.0 write BAR 0 of 0000:04:00.0')).toEqual(want);
