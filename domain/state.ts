@@ -200,8 +200,7 @@ export type AlertKind =
   | 'groupless-device-bound'
   | 'unknown-reference'
   | 'foreign-domain'
-  | 'dma-fault'
-  | 'peer-to-peer-reach';
+  | 'dma-fault';
 
 export interface Alert {
   readonly pos: number;

@@ -95,9 +95,9 @@ Examples:
         if (ctx.json) return ctx.emit(v);
         const mmio = v.mmio as ReturnType<typeof mmioJson>[];
         if (mmio.length === 0) return ctx.out('no BARs or bridge windows are known (describe them with device.mmio, or ingest lspci -vv / sysfs)\n');
-        for (const f of mmio as { device: string; bars: { bar: number; start: string; last: string }[]; windows: { kind: string; start: string; last: string }[]; ats: boolean }[]) {
+        for (const f of mmio as { device: string; bars: { bar: number; start: string; last: string }[]; windows: { kind: string; start: string; last: string }[]; ats: boolean; acsOverride: boolean }[]) {
           const parts = [...f.bars.map((b) => `BAR${b.bar} ${b.start}-${b.last}`), ...f.windows.map((w) => `${w.kind} window ${w.start}-${w.last}`)];
-          ctx.out(`${f.device}: ${parts.join(', ') || '-'}${f.ats ? ' (ATS)' : ''}\n`);
+          ctx.out(`${f.device}: ${parts.join(', ') || '-'}${f.ats ? ' (ATS)' : ''}${f.acsOverride ? ' (its ACS isolation is only claimed by pcie_acs_override)' : ''}\n`);
         }
         const alerts = v.alerts as { message: string }[];
         const findings = v.findings as { message: string }[];
