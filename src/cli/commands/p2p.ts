@@ -43,6 +43,8 @@ export const whoCanMmioAction = async (ctx: CliContext, o: { mmio: string; acces
     ctx.out(`nobody can ${access === 'w' ? 'write' : 'read'} it\n`);
     return 0;
   }
+  // The last column only when the kernel's view differs somewhere (pcie_acs_override).
+  const differs = a.reachers.some((r) => r.asConfigured);
   ctx.out(
     table(
       a.reachers.map((r) => [
@@ -52,9 +54,9 @@ export const whoCanMmioAction = async (ctx: CliContext, o: { mmio: string; acces
         r.route ? `${r.route.hops.join(' → ')}` : r.iova ? `iova ${hex(r.iova.start)}-${hex(r.iova.last)}${r.domain ? ` (${r.domain})` : ''}` : '-',
         r.route ? (r.route.port ?? '-') : '-',
         r.owner ?? '-',
-        r.asConfigured ? 'kernel (pcie_acs_override) thinks: redirected' : '',
+        ...(differs ? [r.asConfigured ? 'kernel (pcie_acs_override) thinks: redirected' : ''] : []),
       ]),
-      ['device', 'bar', 'how', 'path', 'port that did not redirect', 'owner', ''],
+      ['device', 'bar', 'how', 'path', 'port that did not redirect', 'owner', ...(differs ? ['as configured'] : [])],
     ),
   );
   return 0;
