@@ -226,33 +226,8 @@ const indexOf = (state: State): BarIndex => {
   return ix;
 };
 
-/** Every live BAR that overlaps `[start, last]`, lowest start first. O(log n + k). */
-export const barsOverlapping = (state: State, start: bigint, last: bigint): Bar[] => {
-  if (state.mmio.size === 0) return [];
-  const ix = indexOf(state);
-  // Rightmost entry with start <= last.
-  let lo = 0;
-  let hi = ix.starts.length - 1;
-  let r = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (ix.starts[mid]! <= last) {
-      r = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  const out: Bar[] = [];
-  for (let i = r; i >= 0 && ix.maxLast[i]! >= start; i--) {
-    const b = ix.bars[i]!;
-    if (b.last >= start && live(state, b.device)) out.push(b);
-  }
-  return out.reverse();
-};
-
-/** The BAR that decodes `addr` (the one starting last, if several overlap), or null. O(log n). */
-export const barAt = (state: State, addr: bigint): Bar | null => {
-  if (state.mmio.size === 0) return null;
-  const ix = indexOf(state);
+/** The index of the last BAR starting at or below `addr` (-1: none). */
+const rightmostAtOrBelow = (ix: BarIndex, addr: bigint): number => {
   const x = Number(addr);
   const a = ix.approx;
   let lo = 0;
@@ -267,7 +242,27 @@ export const barAt = (state: State, addr: bigint): Bar | null => {
   }
   // Starts that round to the same double as addr may still lie above it.
   while (r >= 0 && ix.starts[r]! > addr) r--;
-  for (let i = r; i >= 0 && ix.maxLast[i]! >= addr; i--) {
+  return r;
+};
+
+/** Every live BAR that overlaps `[start, last]`, lowest start first. O(log n + k). */
+export const barsOverlapping = (state: State, start: bigint, last: bigint): Bar[] => {
+  if (state.mmio.size === 0) return [];
+  const ix = indexOf(state);
+  const r = rightmostAtOrBelow(ix, last);
+  const out: Bar[] = [];
+  for (let i = r; i >= 0 && ix.maxLast[i]! >= start; i--) {
+    const b = ix.bars[i]!;
+    if (b.last >= start && live(state, b.device)) out.push(b);
+  }
+  return out.reverse();
+};
+
+/** The BAR that decodes `addr` (the one starting last, if several overlap), or null. O(log n). */
+export const barAt = (state: State, addr: bigint): Bar | null => {
+  if (state.mmio.size === 0) return null;
+  const ix = indexOf(state);
+  for (let i = rightmostAtOrBelow(ix, addr); i >= 0 && ix.maxLast[i]! >= addr; i--) {
     const b = ix.bars[i]!;
     if (b.last >= addr && live(state, b.device)) return b;
   }

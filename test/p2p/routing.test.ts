@@ -256,3 +256,21 @@ describe('the test kit', () => {
     expect(host.story((e) => e.type === 'MmioDescribed')).toEqual(['#9 0000:04:00.0 decodes BAR0 0xf0000000-0xf00fffff']);
   });
 });
+
+describe('the BAR index', () => {
+  it('finds BARs by address, past the precision of a double, and names them DEVICE:N', async () => {
+    const { barAt, barOf, barsOverlapping, parseBarRef } = await import('../../domain/index.js');
+    const h = switchHost(NO_ACS, [
+      { type: 'device.mmio', device: GPU, bars: [{ bar: 0, start: '0x8000000000000000', size: '0x400' }, { bar: 2, start: '0x8000000000000400', size: '0x400' }] },
+    ]);
+    // Both starts round to the same double: the bigint fix-up tells them apart.
+    expect(barAt(h.state, 0x8000000000000100n)).toMatchObject({ device: GPU, bar: 0 });
+    expect(barAt(h.state, 0x8000000000000500n)).toMatchObject({ device: GPU, bar: 2 });
+    expect(barAt(h.state, 0x8000000000000800n)).toBeNull();
+    expect(barsOverlapping(h.state, 0xf00fff00n, 0xf0100010n).map((b) => `${b.device}:${b.bar}`)).toEqual([`${NIC}:0`, `${NIC}:2`]);
+    expect(barOf(h.state, { device: NIC, bar: 2 })).toMatchObject({ start: 0xf0100000n, last: 0xf0103fffn });
+    expect(parseBarRef('0000:03:00.0:2', 'bar')).toEqual({ device: '0000:03:00.0', bar: 2 });
+    expect(parseBarRef('0000:03:00.0', 'bar')).toEqual({ device: '0000:03:00.0', bar: null });
+    expect(() => parseBarRef('0000:03:00.0:6', 'bar')).toThrow('bar: BAR index must be 0-5, got "6"');
+  });
+});
