@@ -49,6 +49,9 @@ interface PortAnswer {
   readonly override: boolean;
 }
 
+const NO_ACS: PortAnswer = Object.freeze({ redirect: false, why: 'has no ACS capability', override: false });
+const NO_ACS_OVERRIDDEN: PortAnswer = Object.freeze({ redirect: false, why: 'has no ACS capability (pcie_acs_override only claims it isolates)', override: true });
+
 /** A bit the port does not implement counts as on (the kernel's "hard-wired enabled"). */
 const effective = (cap: readonly AcsBit[], ctl: readonly AcsBit[], bit: AcsBit): boolean => !cap.includes(bit) || ctl.includes(bit);
 
@@ -64,7 +67,7 @@ export const portRedirects = (state: State, d: Device, translated: boolean, mode
   }
   const acs = pci.acs;
   const suffix = overridden ? ' (pcie_acs_override only claims it isolates)' : '';
-  if (!acs) return { redirect: false, why: `has no ACS capability${suffix}`, override: overridden };
+  if (!acs) return overridden ? NO_ACS_OVERRIDDEN : NO_ACS;
   if (bit === 'RR' && acs.ctl.includes('EC')) return { redirect: true, why: 'ACS Egress Control keeps requests from its peers', override: false };
   if (!effective(acs.cap, acs.ctl, bit)) {
     const name = bit === 'RR' ? 'RR (P2P Request Redirect)' : 'UF (Upstream Forwarding)';
@@ -81,10 +84,34 @@ const inWindows = (state: State, port: string, addr: bigint): boolean | null => 
   return m.windows.some((w) => w.start <= addr && addr <= w.last);
 };
 
-const chainUp = (state: State, d: Device): Device[] => {
+/**
+ * `d` and its ancestors, nearest first (at most 64). Kept per device table (a state's table never
+ * changes, so neither do its chains): a query then costs one lookup per device, not one per hop.
+ */
+const CHAINS = new WeakMap<State['devices'], Map<string, readonly Device[]>>();
+const chainUp = (state: State, d: Device): readonly Device[] => {
+  let cache = CHAINS.get(state.devices);
+  if (!cache) CHAINS.set(state.devices, (cache = new Map()));
+  let chain = cache.get(d.id);
+  if (chain && chain[0] === d) return chain;
   const out: Device[] = [];
   for (let p: Device | undefined = d; p && out.length < 64; p = p.parent ? state.devices.get(p.parent) : undefined) out.push(p);
+  cache.set(d.id, (chain = out));
+  return chain;
+};
+
+/** Ids of `chain[0..n]`. */
+const idsUpTo = (chain: readonly Device[], n: number): string[] => {
+  const out: string[] = [];
+  for (let i = 0; i <= n; i++) out.push(chain[i]!.id);
   return out;
+};
+
+/** Ids from the requester up to its root port (or the top of the chain). */
+const idsToRoot = (chain: readonly Device[]): string[] => {
+  let i = 0;
+  while (i < chain.length - 1 && chain[i]!.pci?.kind !== 'root-port') i++;
+  return idsUpTo(chain, i);
 };
 
 const CONVENTIONAL_BUS = new Set(['pci-bridge', 'pcie-to-pci-bridge']);
@@ -133,31 +160,22 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
       }
     }
   }
-  const climbed = (n: number): string[] => {
-    const out: string[] = [];
-    for (let i = 0; i <= n; i++) out.push(srcUp[i]!.id);
-    return out;
-  };
-  const toRoot = (): string[] => {
-    const rootIdx = srcUp.findIndex((d) => d.pci?.kind === 'root-port');
-    return climbed(rootIdx >= 0 ? rootIdx : srcUp.length - 1);
-  };
-  if (k < 0) return up(null, toRoot(), null, () => 'no bridge above both devices: the request reaches the root complex, where the IOMMU translates it');
+  if (k < 0) return up(null, idsToRoot(srcUp), null, () => 'no bridge above both devices: the request reaches the root complex, where the IOMMU translates it');
   const lca = srcUp[k]!;
   const down: string[] = [];
   for (let j = kd - 1; j >= 0; j--) down.push(dstUp[j]!.id);
-  const path = climbed(k);
+  const path = idsUpTo(srcUp, k);
   for (const id of down) path.push(id);
   const kind = lca.pci?.kind;
   if (kind === undefined || kind === 'host-bridge' || kind === 'root-port') {
-    return up(lca.id, toRoot(), null, () => `the request reaches ${kind === 'root-port' ? `root port ${lca.id}` : 'the root complex'}: the model assumes the root complex never routes it back down or to another root port without the IOMMU`);
+    return up(lca.id, idsToRoot(srcUp), null, () => `the request reaches ${kind === 'root-port' ? `root port ${lca.id}` : 'the root complex'}: the model assumes the root complex never routes it back down or to another root port without the IOMMU`);
   }
   if (CONVENTIONAL_BUS.has(kind)) return p2p(lca.id, path, lca.id, () => `the conventional PCI bus behind ${lca.id} has no ACS: every device on it sees the request`);
   // A switch: the ingress downstream port decides (k >= 1 here: lca is a bridge above src).
   const ingress = k >= 1 ? srcUp[k - 1]! : src;
   const egress = down[0];
   if (egress !== undefined && inWindows(state, egress, addr) === false) {
-    return up(lca.id, toRoot(), null, () => `no window of ${egress} holds the address: ${lca.id} forwards the request upstream`);
+    return up(lca.id, idsToRoot(srcUp), null, () => `no window of ${egress} holds the address: ${lca.id} forwards the request upstream`);
   }
   if (kind === 'switch-upstream' && ingress.id !== src.id) {
     const r = portRedirects(state, ingress, ats, mode);
@@ -170,15 +188,15 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
       if (pk === 'switch-downstream') {
         const u = portRedirects(state, port, ats, mode, 'UF');
         const back = dstUp.slice(0, dstUp.findIndex((d) => d.id === port.id)).reverse().map((d) => d.id);
-        if (!u.redirect) return p2p(port.id, [...climbed(j), ...back], port.id, () => `${ingress.id} redirects it (${r.why}), but ${port.id} ${u.why}: the model assumes it turns back down`, u.override);
+        if (!u.redirect) return p2p(port.id, [...idsUpTo(srcUp, j), ...back], port.id, () => `${ingress.id} redirects it (${r.why}), but ${port.id} ${u.why}: the model assumes it turns back down`, u.override);
       }
     }
-    return up(lca.id, toRoot(), ingress.id, () => `downstream port ${ingress.id}: ${r.why}; the IOMMU answers`);
+    return up(lca.id, idsToRoot(srcUp), ingress.id, () => `downstream port ${ingress.id}: ${r.why}; the IOMMU answers`);
   }
   // A downstream port (or other bridge) above both: the request turns at its own link only without UF.
   const u = portRedirects(state, lca, ats, mode, 'UF');
   if (!u.redirect) return p2p(lca.id, path, lca.id, () => `${lca.id} ${u.why}: the model assumes it routes the request back down`, u.override);
-  return up(lca.id, toRoot(), lca.id, () => `${lca.id}: ${u.why}; the IOMMU answers`);
+  return up(lca.id, idsToRoot(srcUp), lca.id, () => `${lca.id}: ${u.why}; the IOMMU answers`);
 };
 
 /** A route whose sentence is written only when someone reads it (queries by the million never do). */
