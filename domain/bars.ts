@@ -240,8 +240,8 @@ const rightmostAtOrBelow = (ix: BarIndex, addr: bigint): number => {
       lo = mid + 1;
     } else hi = mid - 1;
   }
-  // Starts that round to the same double as addr may still lie above it.
-  while (r >= 0 && ix.starts[r]! > addr) r--;
+  // Past 2^53 a start that rounds to the same double as addr may still lie above it.
+  if (x > Number.MAX_SAFE_INTEGER) while (r >= 0 && ix.starts[r]! > addr) r--;
   return r;
 };
 
