@@ -135,7 +135,7 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
   if (!src?.pci || !dst?.pci || src.pci.kind === 'host-bridge') return null;
   const ats = translated && mmioFacts(state, requester)?.ats === true;
   const direct = ats ? 'translated-peer-to-peer' : 'peer-to-peer';
-  const p2p = (via: string, hops: string[], port: string | null, why: () => string, override?: boolean): Route => new RouteAnswer(direct, target, via, hops, port, why, override === true);
+  const p2p = (via: string, hops: readonly string[] | (() => readonly string[]), port: string | null, why: () => string, override?: boolean): Route => new RouteAnswer(direct, target, via, hops, port, why, override === true);
   const up = (via: string | null, hops: string[], port: string | null, why: () => string): Route => new RouteAnswer('upstream', target, via, hops, port, why, false);
 
   // Functions of one multifunction device (same parent first: the cheap test).
@@ -162,10 +162,12 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
   }
   if (k < 0) return up(null, idsToRoot(srcUp), null, () => 'no bridge above both devices: the request reaches the root complex, where the IOMMU translates it');
   const lca = srcUp[k]!;
-  const down: string[] = [];
-  for (let j = kd - 1; j >= 0; j--) down.push(dstUp[j]!.id);
-  const path = idsUpTo(srcUp, k);
-  for (const id of down) path.push(id);
+  // The path is written only when someone reads it (the chains are kept, never changed).
+  const path = (): string[] => {
+    const out = idsUpTo(srcUp, k);
+    for (let j = kd - 1; j >= 0; j--) out.push(dstUp[j]!.id);
+    return out;
+  };
   const kind = lca.pci?.kind;
   if (kind === undefined || kind === 'host-bridge' || kind === 'root-port') {
     return up(lca.id, idsToRoot(srcUp), null, () => `the request reaches ${kind === 'root-port' ? `root port ${lca.id}` : 'the root complex'}: the model assumes the root complex never routes it back down or to another root port without the IOMMU`);
@@ -173,7 +175,7 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
   if (CONVENTIONAL_BUS.has(kind)) return p2p(lca.id, path, lca.id, () => `the conventional PCI bus behind ${lca.id} has no ACS: every device on it sees the request`);
   // A switch: the ingress downstream port decides (k >= 1 here: lca is a bridge above src).
   const ingress = k >= 1 ? srcUp[k - 1]! : src;
-  const egress = down[0];
+  const egress = kd >= 1 ? dstUp[kd - 1]!.id : undefined;
   if (egress !== undefined && inWindows(state, egress, addr) === false) {
     return up(lca.id, idsToRoot(srcUp), null, () => `no window of ${egress} holds the address: ${lca.id} forwards the request upstream`);
   }
@@ -202,20 +204,26 @@ export const routeTo = (state: State, requester: string, target: Bar, addr: bigi
 /** A route whose sentence is written only when someone reads it (queries by the million never do). */
 class RouteAnswer implements Route {
   #why: string | null = null;
+  #hops: readonly string[] | (() => readonly string[]);
   constructor(
     readonly kind: Route['kind'],
     readonly target: Bar,
     readonly via: string | null,
-    readonly hops: readonly string[],
+    hops: readonly string[] | (() => readonly string[]),
     readonly port: string | null,
     private readonly make: () => string,
     override: boolean,
   ) {
+    this.#hops = hops;
     if (override) this.override = true;
   }
   readonly override?: boolean;
   get why(): string {
     return (this.#why ??= this.make());
+  }
+  get hops(): readonly string[] {
+    const h = this.#hops;
+    return typeof h === 'function' ? (this.#hops = h()) : h;
   }
   toJSON(): Record<string, unknown> {
     return { kind: this.kind, target: this.target, via: this.via, hops: this.hops, port: this.port, why: this.why, ...(this.override ? { override: true } : {}) };
