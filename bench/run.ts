@@ -13,6 +13,7 @@ import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCas
 import { gc, machine, renderTable, type CaseResult } from './measure.js';
 import { deciderCases } from './decider.js';
 import { buildMappedLog, coldAtCase, coldCanDmaCase, execMemoryCase, serveMemoryCase } from './snapshots.js';
+import { p2pCase } from './p2p.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = here.replace(/\/dist\/bench\/?$/, '');
@@ -82,6 +83,10 @@ const main = async (): Promise<void> => {
     if (want(11)) results.push(coldAtCase(root, `${out}/mapped.jsonl`, built.pos));
     if (want(12)) results.push(execMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
     if (want(13)) results.push(await serveMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
+  }
+  if (want(20)) {
+    log('peer-to-peer canDma…');
+    results.push(p2pCase());
   }
   results.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const table = renderTable(results);

@@ -28,6 +28,7 @@ import {
   u64,
   type Actor,
 } from './schema/leaves.js';
+import { barsField, windowsField } from './bars.js';
 
 import { bar, optUuid, uuid } from './iommufd/leaves.js';
 
@@ -197,6 +198,8 @@ export const COMMAND_SCHEMAS = {
   'device.reset-done': shape({ device, failed: flag(false), error: optName() }),
   /** A VM reset; `resetDevices: false` is a VMM that leaves its assigned devices alone. */
   'vm.reset': shape({ ctx: name(), resetDevices: flag(true) }),
+  /** A device's memory BARs, bridge windows and ATS (replaces what was described before). */
+  'device.mmio': shape({ device, bars: barsField(), windows: windowsField(), ats: flag(false), acsOverride: flag(false) }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof COMMAND_SCHEMAS;
@@ -228,6 +231,7 @@ export const PRIVILEGED: ReadonlySet<CommandType> = new Set<CommandType>([
   'device.vf',
   'device.iopf',
   'device.reset-caps',
+  'device.mmio',
 ]);
 
 /** Parses one command object. Throws FieldError (EINVAL) naming the field on bad input. */

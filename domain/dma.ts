@@ -12,6 +12,9 @@ import { PROT_R, PROT_W, type Region, type State } from './state.js';
 import { stage2Of } from './iommufd/queries.js';
 import { refineVerdict } from './iommufd/verdict.js';
 import { isEmptyIommufd } from './iommufd/state.js';
+import type { BarRef } from './bars.js';
+import { peerToPeerVerdict } from './p2p-verdict.js';
+import type { Route } from './routing.js';
 
 export type DmaReason =
   | 'unknown-device'
@@ -31,7 +34,9 @@ export type DmaReason =
   /** Not mapped any more because the exporter of a DMABUF revoked it. */
   | 'revoked'
   | 'resetting'
-  | 'bus-master-off';
+  | 'bus-master-off'
+  | 'peer-to-peer'
+  | 'translated-peer-to-peer';
 
 export interface Segment {
   readonly iova: Range;
@@ -51,6 +56,8 @@ export interface DmaQuery {
   readonly length?: bigint;
   readonly access: 'r' | 'w';
   readonly pasid?: number | null;
+  /** An ATS-translated request (counts when the device has ATS enabled). */
+  readonly translated?: boolean;
 }
 
 export interface DmaVerdict {
@@ -79,6 +86,12 @@ export interface DmaVerdict {
   readonly revocable?: { readonly bar: string; readonly exporter: string | null };
   /** `revoked`: the BAR whose DMABUF was revoked, where and why. */
   readonly revoked?: { readonly bar: string; readonly pos: number; readonly why: string };
+  /** Peer-to-peer: the BAR that receives the request. */
+  readonly peer?: BarRef;
+  /** Peer-to-peer: the path the request takes and the port that failed to redirect it. */
+  readonly route?: Route;
+  /** Peer-to-peer: what the answer means ("not translated: the IOMMU never sees it"). */
+  readonly note?: string;
 }
 
 /** Resolves the effective domain of a device's access: its IOMMU's personality decides how. */
@@ -136,6 +149,10 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   if (state.busMaster.size > 0 && busMasterOf(state, dev.id) === false) {
     const bmOwner = dev.group !== null ? (state.groups.get(dev.group)?.owner ?? null) : null;
     return verdict(false, 'bus-master-off', dev.group, bmOwner, null, NO_SEGMENTS, undefined, { vm: bmOwner ? (state.ctxs.get(bmOwner)?.vm ?? undefined) : undefined, path: 'bus master disabled' });
+  }
+  if (state.mmio.size > 0) {
+    const p2p = peerToPeerVerdict(state, q, range);
+    if (p2p) return p2p;
   }
   if (dev.group === null) {
     return verdict(true, 'no-iommu', null, null, null, [{ iova: range, pa: range }], undefined, { unsafe: true, path: 'untranslated' });
@@ -217,4 +234,12 @@ export const verdictJson = (v: DmaVerdict): Record<string, unknown> => ({
   ...(v.onFault ? { onFault: v.onFault } : {}),
   ...(v.revocable ? { revocable: v.revocable } : {}),
   ...(v.revoked ? { revoked: v.revoked } : {}),
+  ...(v.peer ? peerJson(v) : {}),
+});
+
+/** The peer-to-peer fields of a verdict's JSON: the BAR, the note and the route. */
+const peerJson = (v: DmaVerdict): Record<string, unknown> => ({
+  peer: `${v.peer!.device}:${v.peer!.bar}`,
+  note: v.note,
+  route: v.route ? { kind: v.route.kind, via: v.route.via, port: v.route.port, hops: v.route.hops, why: v.route.why, ...(v.route.override ? { override: true } : {}) } : undefined,
 });

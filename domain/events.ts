@@ -28,6 +28,7 @@ import {
   texts,
 } from './schema/stored.js';
 import { barJson } from './iommufd/leaves.js';
+import type { BarJson, WindowJson } from './bars.js';
 
 export type { AreaJson, PciJson, RegionJson } from './schema/stored.js';
 
@@ -190,6 +191,14 @@ export const EVENT_SCHEMAS = {
   VmReset: shape({ ctx: text(), vm: text(), devicesReset: bool(), devices: texts() }),
   /** Observed (follow): the live kernel's group, driver or default-domain type differs from the model's. */
   DriftObserved: shape({ what: oneOf('group', 'driver', 'domain-type'), device: withFallback(optText(), null), message: text() }),
+  /** A device's address-routing facts: memory BARs, bridge windows, ATS, and whether its ACS claim is an override. */
+  MmioDescribed: shape({
+    device: text(),
+    bars: withFallback(unchecked<BarJson[]>('memory BARs: [{bar, start, last, prefetchable?}] (hex)'), []),
+    windows: withFallback(unchecked<WindowJson[]>('bridge windows: [{kind: memory|prefetchable, start, last}] (hex)'), []),
+    ats: withFallback(bool(), false),
+    acsOverride: withFallback(bool(), false),
+  }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -243,6 +252,7 @@ export const EVENT_TYPES = [
   'ResetFailed',
   'VmReset',
   'DriftObserved',
+  'MmioDescribed',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

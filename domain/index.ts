@@ -17,3 +17,6 @@ export * from './schema/index.js';
 export * from './iommufd/index.js';
 export * from './reset.js';
 export * from './reset-scope.js';
+export * from './bars.js';
+export * from './routing.js';
+export * from './p2p-verdict.js';

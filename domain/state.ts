@@ -6,6 +6,7 @@
 import type { IntervalMap } from './intervalMap.js';
 import type { Range } from './encoding.js';
 import type { IommufdState } from './iommufd/state.js';
+import type { DeviceMmio } from './bars.js';
 
 export type Personality = 'linux' | 'virtio';
 export type RegionKind = 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
@@ -250,6 +251,8 @@ export interface State {
   readonly busMaster: ReadonlyMap<string, BusMasterRecord>;
   /** Reset capabilities as observed or declared, by device (see domain/reset-scope.ts). */
   readonly resetCaps: ReadonlyMap<string, ResetCaps>;
+  /** BARs, bridge windows and ATS by device (MmioDescribed): what routes a request peer-to-peer. */
+  readonly mmio: ReadonlyMap<string, DeviceMmio>;
 }
 
 /** The ways a PCI function can be reset (domain/reset-scope.ts). `auto` picks one as the kernel does. */

@@ -9,6 +9,7 @@ import { entriesAt, type LogSource } from './log.js';
 import { bindClaim, iommufdPositions, iommufdVerdictSentence, revocableClause, type BindClaim } from './iommufd.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
 import { resetPositions } from './reset.js';
+import { peerSentence, routePositions, upstreamClause } from './mmio.js';
 
 export interface ExplainStep {
   readonly pos: number;
@@ -97,6 +98,9 @@ export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
       return `${what}: denied, the device is fenced on its group's blocking domain during a reset (${v.path})${owner}`;
     case 'bus-master-off':
       return `${what}: denied, Bus Master Enable is off: the device issues no DMA at all${owner}`;
+    case 'peer-to-peer':
+    case 'translated-peer-to-peer':
+      return peerSentence(what, v);
     default:
       return iommufdVerdictSentence(q, v, what, owner) ?? `${what}: ${v.allowed ? 'allowed' : 'denied'} (${v.reason})`;
   }
@@ -154,6 +158,8 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
     }
     for (const seg of verdict.segments) if (seg.pos) positions.add(seg.pos);
     iommufdPositions(s, q.device, verdict, positions);
+    routePositions(s, dq, verdict, positions);
+    summary += upstreamClause(s, dq, verdict);
   }
   if (d?.endpointDomain) positions.add(s.domains.get(d.endpointDomain)?.createdAt ?? 0);
   resetPositions(s, q.device, positions);

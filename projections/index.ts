@@ -11,3 +11,4 @@ export * from './faults.js';
 export * from './whatif.js';
 export * from './iommufd.js';
 export * from './reset.js';
+export * from './mmio.js';

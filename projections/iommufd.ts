@@ -3,7 +3,7 @@
  * claims a whole group (iommufd isolates per group, never per device), the verdicts `nested`,
  * `on-fault` and `revoked`, nested users of a stage 2 and the memlock budget of a ctx.
  */
-import { formatBar, hex, hwptOf, liveFaultQueue, liveFileMapping, liveVdevice, liveViommu, memlockBudget, stage2Of, vdevicesOf, vfTokenOf, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
+import { barText, hex, hwptOf, liveFaultQueue, liveFileMapping, liveVdevice, liveViommu, memlockBudget, stage2Of, vdevicesOf, vfTokenOf, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 
 /** What a device.bind claimed: the whole group, and the siblings it took from the kernel. */
 export interface BindClaim {
@@ -114,8 +114,8 @@ export const iommufdView = (s: State): IommufdView => {
     faultQueues: [...x.faults.values()]
       .filter((q) => liveFaultQueue(s, q.id))
       .map((q) => ({ fault: q.id, ctx: q.ctx, pending: q.pending.map((p) => ({ cookie: p.cookie, device: p.device, iova: p.iova, access: p.access })) })),
-    dmabuf: x.fileMappings.filter((f) => liveFileMapping(s, f)).map((f) => ({ domain: f.domain, iova: range(f), bar: formatBar(f.bar), exporter: f.exporter })),
-    revoked: x.revoked.map((r) => ({ domain: r.domain, iova: range(r), bar: formatBar(r.bar), pos: r.pos, why: r.why })),
+    dmabuf: x.fileMappings.filter((f) => liveFileMapping(s, f)).map((f) => ({ domain: f.domain, iova: range(f), bar: barText(f.bar), exporter: f.exporter })),
+    revoked: x.revoked.map((r) => ({ domain: r.domain, iova: range(r), bar: barText(r.bar), pos: r.pos, why: r.why })),
     vfs: [...x.vfs].map(([vf, pf]) => ({ vf, pf, tokenSetBy: vfTokenOf(s, pf)?.ctx ?? null })),
     memlock: [...x.memlock.keys()].flatMap((ctx): Record<string, unknown>[] => {
       const m = memlockJson(s, ctx);

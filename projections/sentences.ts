@@ -3,6 +3,7 @@
  * dashboard. Sentences use only the entry itself plus an optional lookup (which ctx owns a
  * domain), so they render the same at any point of the log.
  */
+import { mmioSentence } from './mmio.js';
 import type { EventDataMap, EventType, GroupReason, LogEntry } from '../domain/index.js';
 import { describeReason } from '../domain/index.js';
 import { RESET_SENTENCES } from './reset.js';
@@ -100,6 +101,7 @@ const R: Renderers = {
   CtxOptionSet: (d) => `ctx ${d.ctx} accounts pinned memory ${d.rlimitMode === 'user' ? 'per user' : 'per process'}${d.memlock ? ` against a locked-memory limit of ${d.memlock} bytes` : ' with no locked-memory limit'}`,
   ...RESET_SENTENCES,
   DriftObserved: (d) => `the live kernel differs from the model (${d.what}${d.device ? `, ${d.device}` : ''}): ${d.message}`,
+  MmioDescribed: (d) => mmioSentence(d),
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

@@ -15,6 +15,7 @@ import { decideIommufd } from './iommufd.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
 import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
 import { decideBusMaster, decideReset, decideResetCaps, decideResetDone, decideVmReset, refuseDuringReset } from './reset.js';
+import { decideMmio } from './mmio.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
@@ -108,6 +109,8 @@ const dispatch = (w: Working, c: Command): void => {
       return decideResetDone(w, c);
     case 'vm.reset':
       return decideVmReset(w, c);
+    case 'device.mmio':
+      return decideMmio(w, c);
     default:
       return assertNever(c);
   }

@@ -10,7 +10,7 @@ import type { DmaVerdict } from '../dma.js';
 import { DEFAULT_DOMAIN_PREFIX } from '../default-domain.js';
 import { NULL_UUID } from '../iommufd/leaves.js';
 import { hwptOf, liveFaultQueue, liveFileMapping, liveVdevice, liveViommu, memlockOf, vdeviceKey, vdevicesOf, vfTokenOf } from '../iommufd/queries.js';
-import { formatBar, type BarRef } from '../iommufd/state.js';
+import { barText, type BarRef } from '../bars.js';
 import { personalityOf } from '../personality/index.js';
 import { groupOf, isVfioDriver } from '../queries.js';
 import { PROT_MMIO, type Device, type Domain, type State } from '../state.js';
@@ -154,10 +154,10 @@ const mappingRevoke = (w: Working, c: Cmd<'mapping.revoke'>): void => {
   const holder = dev ? holderOf(s, dev) : null;
   if (c.actor.uid !== 0) {
     const uid = holder ? s.ctxs.get(holder)?.uid : undefined;
-    if (uid !== c.actor.uid) refuse('EPERM', `bar: ${formatBar(c.bar)} is exported by ${holder ? `ctx ${holder}` : 'no ctx'}, not by uid ${c.actor.uid}`);
+    if (uid !== c.actor.uid) refuse('EPERM', `bar: ${barText(c.bar)} is exported by ${holder ? `ctx ${holder}` : 'no ctx'}, not by uid ${c.actor.uid}`);
   }
   const live = s.iommufd.fileMappings.filter((f) => f.bar.device === c.bar.device && f.bar.bar === c.bar.bar && liveFileMapping(s, f));
-  if (live.length === 0) refuse('ENOENT', `bar: no live DMABUF mapping of ${formatBar(c.bar)}`);
+  if (live.length === 0) refuse('ENOENT', `bar: no live DMABUF mapping of ${barText(c.bar)}`);
   const byDomain = new Map<string, { iova: string; last: string; pa: string }[]>();
   for (const f of live) {
     const m = s.domains.get(f.domain)!.mappings.overlapping(f.start, f.start, 1)[0]!;
@@ -165,7 +165,7 @@ const mappingRevoke = (w: Working, c: Cmd<'mapping.revoke'>): void => {
     list.push({ iova: hex(m.start), last: hex(m.last), pa: hex(m.aux) });
     byDomain.set(f.domain, list);
   }
-  const why = c.why ?? `the exporter of ${formatBar(c.bar)} revoked its DMABUF`;
+  const why = c.why ?? `the exporter of ${barText(c.bar)} revoked its DMABUF`;
   for (const [domain, areas] of byDomain) w.emit({ type: 'MappingRevoked', data: { domain, areas, bar: { device: c.bar.device, bar: c.bar.bar }, why } });
 };
 

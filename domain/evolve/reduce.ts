@@ -32,6 +32,7 @@ export const initialState = (): State => ({
   resets: new Map(),
   busMaster: new Map(),
   resetCaps: new Map(),
+  mmio: new Map(),
 });
 
 /** Applies a run of draft-path events in one produce. */

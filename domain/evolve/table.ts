@@ -16,6 +16,7 @@ import * as records from './records.js';
 import * as reset from './reset.js';
 import * as topology from './topology.js';
 import * as translation from './translation.js';
+import * as mmio from './mmio.js';
 
 export type Step<K extends EventType> = { readonly path: 'draft'; readonly apply: DraftHandler<K> } | { readonly path: 'plain'; readonly apply: PlainHandler<K> };
 
@@ -76,6 +77,8 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   ResetFailed: draft(reset.resetFailed),
   VmReset: draft(reset.vmReset),
   DriftObserved: plain(records.driftObserved),
+  // address routing (BARs, windows)
+  MmioDescribed: draft(mmio.mmioDescribed),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();

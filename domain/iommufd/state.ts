@@ -10,11 +10,9 @@
  */
 import type { Range } from '../encoding.js';
 
-/** A BAR as the peer-to-peer model names it: `{device, bar}` (index 0–5), text `DEVICE:N`. */
-export interface BarRef {
-  readonly device: string;
-  readonly bar: number;
-}
+import type { BarRef } from '../bars.js';
+
+export type { BarRef };
 
 /** IOMMU_VIOMMU_ALLOC: a virtual IOMMU of a VM, on a nesting parent (stage 2) domain. */
 export interface Viommu {
@@ -138,4 +136,3 @@ export const emptyIommufd = (): IommufdState => ({
 export const isEmptyIommufd = (s: IommufdState | undefined): boolean =>
   s === undefined || (s.hwpts.size === 0 && s.fileMappings.length === 0 && s.revoked.length === 0);
 
-export const formatBar = (b: BarRef): string => `${b.device}:${b.bar}`;

@@ -6,13 +6,13 @@
  *   handler may resolve by mapping it: allowed:false with reason `on-fault` (never a plain allow);
  * - revocable/revoked: a DMABUF mapping of a peer's BAR can vanish without an unmap by its owner.
  */
-import type { Range } from '../encoding.js';
+import { overlaps, type Range } from '../encoding.js';
 import type { DmaQuery, DmaVerdict } from '../dma.js';
 import type { Domain, State } from '../state.js';
 import { hwptOf, liveFaultQueue, liveFileMapping, stage2Of } from './queries.js';
-import { formatBar, isEmptyIommufd } from './state.js';
+import { isEmptyIommufd } from './state.js';
+import { barText } from '../bars.js';
 
-const overlaps = (a: Range, b: Range): boolean => a.start <= b.last && b.start <= a.last;
 
 type Patch = Partial<Pick<DmaVerdict, 'allowed' | 'reason' | 'domain' | 'fault' | 'stage2' | 'onFault' | 'revocable' | 'revoked'>>;
 
@@ -60,7 +60,7 @@ export const refineVerdict = (s: State, q: DmaQuery, v: DmaVerdict, dom: Domain 
   const at = stage2Of(s, dom) ?? dom;
   if (out.reason === 'mapped' || out.reason === 'nested') {
     const f = s.iommufd.fileMappings.find((x) => x.domain === at.id && overlaps(x, range) && liveFileMapping(s, x));
-    if (f) out = patch(out, { revocable: { bar: formatBar(f.bar), exporter: f.exporter } });
+    if (f) out = patch(out, { revocable: { bar: barText(f.bar), exporter: f.exporter } });
     return out;
   }
   if (out.reason === 'unmapped' || out.reason === 'partially-mapped') {
@@ -68,7 +68,7 @@ export const refineVerdict = (s: State, q: DmaQuery, v: DmaVerdict, dom: Domain 
     if (fq) return patch(out, { reason: 'on-fault', fault: undefined, onFault: fq });
     if (out.reason === 'unmapped') {
       const r = s.iommufd.revoked.findLast((x) => x.domain === at.id && overlaps(x, range) && at.createdAt < x.pos);
-      if (r) return patch(out, { reason: 'revoked', revoked: { bar: formatBar(r.bar), pos: r.pos, why: r.why } });
+      if (r) return patch(out, { reason: 'revoked', revoked: { bar: barText(r.bar), pos: r.pos, why: r.why } });
     }
   }
   return out;

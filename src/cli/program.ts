@@ -20,6 +20,7 @@ import { registerIntegrity } from './commands/integrity.js';
 import { registerIommufd } from './commands/iommufd.js';
 import { registerReset } from './commands/reset.js';
 import { registerSnapshot } from './commands/snapshot.js';
+import { registerP2p } from './commands/p2p.js';
 
 export type { App } from './app.js';
 
@@ -86,6 +87,7 @@ Examples:
   registerIommufd(program, app);
   registerReset(program, app);
   registerSnapshot(program, app);
+  registerP2p(program, app);
   return program;
 };
 

@@ -11,6 +11,7 @@
  */
 import { parsePciFunction } from '../../domain/encoding.js';
 import type { AcsBit, PciKind } from '../../domain/state.js';
+import { readMmioLine, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 import { readResetFacts, resetFactEvents } from './reset-facts.js';
 
@@ -235,7 +236,7 @@ const readDetail = (f: PciFunctionInfo, st: DetailState, l: Line, warnings: stri
   else if (/^Control:/.test(t)) {
     st.control = true;
     st.verbose = true;
-  }
+  } else readMmioLine(f, t, n);
 };
 
 const setGroup = (f: PciFunctionInfo, g: number, n: number): void => {
@@ -414,7 +415,7 @@ const finish = (f: PciFunctionInfo, st: DetailState, b: Block): void => {
 /** `ingest lspci`: lspci output → observed events (all or nothing). */
 export const ingestLspci = (text: string, options: IngestOptions = {}): IngestResult => {
   const { functions, warnings, cmdline } = parseLspci(text);
-  const events = buildEvents(functions, 'lspci', options, cmdline, warnings);
+  const events = withMmio(buildEvents(functions, 'lspci', options, cmdline, warnings), functions);
   events.push(...resetFactEvents(functions, events));
   return { events, warnings, cmdline };
 };

@@ -7,6 +7,7 @@
  * modelling decision (which parent, which kind, which ACS answer) is made here, once, so the two
  * sources cannot drift apart. docs/ingest.md states the rules in prose.
  */
+import type { FunctionMmio } from './mmio.js';
 import { isPciHostBridgeId, pciSlotOf, parsePciFunction } from '../../domain/encoding.js';
 import type { Actor, EventMeta, UnidentifiedEvent } from '../../domain/envelope.js';
 import type { RegionJson } from '../../domain/events.js';
@@ -123,6 +124,8 @@ export interface PciFunctionInfo {
   reserved: RegionJson[];
   /** Reset capabilities and Bus Master Enable as lspci printed them (reset-facts.ts). */
   resetFacts?: ResetFacts;
+  /** Memory BARs, bridge windows and ATS (lspci -vv, sysfs resource), when the input shows them. */
+  mmio?: FunctionMmio;
 }
 
 export const newFunction = (id: string, line: number): PciFunctionInfo => ({

@@ -14,6 +14,7 @@ import { basename, join, sep } from 'node:path';
 import { hex, isPciFunctionId, isPciHostBridgeId } from '../../domain/encoding.js';
 import type { RegionJson } from '../../domain/events.js';
 import { REGION_KINDS, type AcsBit, type PciKind, type RegionKind } from '../../domain/state.js';
+import { parseResource, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 import { readConfigBusMaster, resetFactEvents } from './reset-facts.js';
 
@@ -207,6 +208,8 @@ export const readSysfs = (root: string): { functions: PciFunctionInfo[]; warning
       f.bridge = c.bridge || f.classCode === '0604';
       f.busRange = c.busRange;
     } else f.bridge = f.classCode === '0604';
+    const resource = readTrim(join(dir, 'resource'));
+    if (resource !== null) f.mmio = parseResource(resource, f.bridge, `${f.id}/resource`);
     functions.push(f);
   }
   return { functions, warnings };
@@ -219,7 +222,7 @@ export const ingestSysfs = (root = '/sys', options: IngestOptions = {}): IngestR
     warnings.push('no device has an iommu_group link: this host runs without an IOMMU (or with it off), so every device is groupless');
   }
   const cmdline = readTrim(join(root, '..', 'proc', 'cmdline'));
-  const events = buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings);
+  const events = withMmio(buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings), functions);
   events.push(...resetFactEvents(functions, events));
   // The running kernel's release (uname -r), for the live tree only, like the command line.
   const kernel = root === '/sys' ? readTrim(join(root, '..', 'proc', 'sys', 'kernel', 'osrelease')) : null;

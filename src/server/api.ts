@@ -8,6 +8,7 @@ import { canDmaAt, hex, verdictJson, type State } from '../../domain/index.js';
 import { audit, auditJson, entriesAt, explain, fleetWhatIf, groupView, groupsJson, groupsView, plan, reacherJson, sentence, whatIf, whoCanReach, type Entry } from '../../projections/index.js';
 import { GROUPING_RULES_NAMES, isGroupingRulesName } from '../../domain/index.js';
 import type { HostHandle, HostRegistry } from './hosts.js';
+import { mmioAnswer } from './p2p.js';
 import { HttpError, baseHeaders, readBody, sendJson, toJson, MAX_BODY_BYTES } from './http.js';
 import { asksForVerdict } from '../queries/index.js';
 import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js';
@@ -378,6 +379,14 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       },
     },
     { method: 'GET', pattern: /^\/api\/seal$/, handler: sealRoute(o.seals) },
+    {
+      method: 'GET',
+      pattern: /^\/api\/mmio$/,
+      handler: async (r) => {
+        const { h, s } = await stateOf(r);
+        return { host: h.host, ...mmioAnswer(s, r.p) };
+      },
+    },
   ];
 
   return async (r) => {

@@ -7,7 +7,7 @@
  * awaiting every step, and the engine is pure in memory. A store is optional and only written by
  * `persist()`, which appends what the engine logged since the last persist (see docs/testkit.md).
  */
-import { canDmaAt, hex, resetScope, type Alert, type DmaVerdict, type ResetRequest, type ResetScope, type State } from '../../domain/index.js';
+import { canDmaAt, hex, parseBarRef, resetScope, type Alert, type DmaVerdict, type ResetRequest, type ResetScope, type State } from '../../domain/index.js';
 import {
   arrayLog,
   explain,
@@ -16,6 +16,10 @@ import {
   whatIf,
   ownershipIndex,
   sentence,
+  peerAlerts,
+  whoCanMmio,
+  type MmioAnswer,
+  type PeerAlert,
   type Explanation,
   type GroupView,
   type GroupsView,
@@ -148,6 +152,8 @@ export interface HostCommands extends IommufdCommands {
   resetDone(device: string, options?: { readonly failed?: boolean; readonly error?: string } & ActorOptions): HostResult;
   /** vm.reset of the VM a ctx is associated with; `resetDevices: false` leaves the assigned devices alone. */
   vmReset(ctx: string, options?: { readonly resetDevices?: boolean } & ActorOptions): HostResult;
+  /** device.mmio: the device's memory BARs, bridge windows and ATS (replacing what was described). */
+  mmio(device: string, facts: MmioInput, options?: ActorOptions): HostResult;
 }
 
 /** The fields of device.reset-caps. */
@@ -159,6 +165,15 @@ export interface ResetCapsInput {
   readonly ats?: boolean;
   readonly noBusReset?: boolean;
   readonly physfn?: string;
+}
+
+/** A device's BARs (`size` or `last`), bridge windows and ATS, for `host.mmio`. */
+export interface MmioInput {
+  readonly bars?: readonly { readonly bar: number; readonly start: Address; readonly size?: Address; readonly last?: Address; readonly prefetchable?: boolean }[];
+  readonly windows?: readonly { readonly kind: 'memory' | 'prefetchable'; readonly start: Address; readonly size?: Address; readonly last?: Address }[];
+  readonly ats?: boolean;
+  /** The device's ACS isolation claim comes from pcie_acs_override (the hardware does not isolate). */
+  readonly acsOverride?: boolean;
 }
 
 /** The subject of the jest matchers: a device of a host (builder handles are subjects too). */
@@ -200,6 +215,10 @@ export interface Host extends HostCommands, Topology {
   persist(): Promise<number>;
   /** `isogroup reset-scope`: what a reset of the device would touch and what blocks it (as root by default). */
   resetScope(device: string, method?: ResetRequest, uid?: number): ResetScope;
+  /** `isogroup who-can --mmio DEVICE[:BAR]`: who reaches the BAR(s) peer-to-peer or through a mapping. */
+  whoCanMmio(bar: string, access?: 'r' | 'w'): MmioAnswer;
+  /** User-owned devices that reach a kernel-owned device's BAR peer-to-peer (the issue-20 alert). */
+  peerAlerts(): PeerAlert[];
 }
 
 export const DEFAULT_START = '2026-11-21T10:00:00.000Z';
@@ -339,6 +358,24 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
       reset: (device, o = {}) => cmd('device.reset', { device, method: o.method, hold: o.hold }, o),
       resetDone: (device, o = {}) => cmd('device.reset-done', { device, failed: o.failed, error: o.error }, o),
       vmReset: (ctx, o = {}) => cmd('vm.reset', { ctx, resetDevices: o.resetDevices }, o),
+      mmio: (device, f, o) => {
+        const range = (x: { start: Address; size?: Address; last?: Address }): Record<string, unknown> => ({
+          start: addr(x.start),
+          ...(x.size !== undefined ? { size: addr(x.size) } : {}),
+          ...(x.last !== undefined ? { last: addr(x.last) } : {}),
+        });
+        return cmd(
+          'device.mmio',
+          {
+            device,
+            bars: f.bars?.map((b) => ({ bar: b.bar, ...range(b), ...(b.prefetchable ? { prefetchable: true } : {}) })),
+            windows: f.windows?.map((w) => ({ kind: w.kind, ...range(w) })),
+            ats: f.ats,
+            acsOverride: f.acsOverride,
+          },
+          o,
+        );
+      },
     };
     return self;
   };
@@ -407,6 +444,11 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
       persisting = next.catch(() => undefined);
       return next;
     },
+    whoCanMmio: (bar: string, access: 'r' | 'w' = 'w'): MmioAnswer => {
+      const ref = parseBarRef(bar, 'bar');
+      return whoCanMmio(engine.state, { device: ref.device.toLowerCase(), bar: ref.bar, access });
+    },
+    peerAlerts: (): PeerAlert[] => peerAlerts(engine.state),
   });
   Object.defineProperties(host, {
     state: { get: () => engine.state, enumerable: true },

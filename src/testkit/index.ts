@@ -23,6 +23,7 @@ export {
   type HostResult,
   type MapInput,
   type UnmapInput,
+  type MmioInput,
 } from './host.js';
 export type {
   AcsSpec,

@@ -37,7 +37,7 @@ describe('isogroup ingest / verify', () => {
     const r = await cli(['--store', s, 'ingest', 'lspci', lspci('amd-cezanne-laptop-qp.txt')]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ingested lspci: 25 device\(s\), 16 kernel group\(s\), 12 driver bind\(s\) as 89 event\(s\) #1–#89 into host local/);
+    expect(r.stdout).toMatch(/^ingested lspci: 25 device\(s\), 16 kernel group\(s\), 12 driver bind\(s\) as 99 event\(s\) #1–#99 into host local/);
     const v = await cli(['--store', s, 'verify']);
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/^agree: 24 device\(s\) in 16 kernel group\(s\)/);

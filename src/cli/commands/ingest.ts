@@ -1,4 +1,5 @@
 /** `ingest lspci|sysfs|dmesg FILE|-` and `verify` (docs/ingest.md). */
+import { formatRoutingFindings, routingFindings } from '../../../projections/mmio.js';
 import { Option, type Command } from 'commander';
 import {
   IngestError,
@@ -117,12 +118,14 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
   const report = verify(mode === 'hardware' ? iso.hardware : m.state, { kernelGroups });
   const inferred = assumptionsFromLog(events).filter((a) => a.from === 'inferred');
   const sources = isolationSources(mode === 'hardware' ? iso.hardware : m.state, events);
+  const routing = routingFindings(mode === 'hardware' ? iso.hardware : m.state);
   if (ctx.json) {
     ctx.emit({
       ...report,
       isolation: { mode, overridden: iso.overridden, splits: iso.splits },
       assumptions: inferred,
       isolationSources: sources,
+      ...(routing.length > 0 ? { routing } : {}),
     });
   } else {
     ctx.out(`${mode === 'hardware' ? 'isolation: hardware (pcie_acs_override not applied)\n' : ''}${formatVerify(report)}`);
@@ -131,6 +134,7 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
     if (inferred.length > 0) {
       ctx.out(`assumed, not read: ACS of ${inferred.map((a) => a.device).join(', ')} (not in the input; taken from the kernel's own grouping)\n`);
     }
+    if (routing.length > 0) ctx.out(formatRoutingFindings(routing));
   }
   return report.agree ? 0 : 1;
 };

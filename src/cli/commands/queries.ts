@@ -6,6 +6,7 @@ import { asksForVerdict, parseDmaQuery, parseQueryDevice, parseReachQuery } from
 import { cliSyntax, parseAt, type CliContext } from '../context.js';
 import { CliError, table } from '../io.js';
 import type { App } from '../app.js';
+import { whoCanMmioAction } from './p2p.js';
 
 const device = (v: string | undefined): string => parseQueryDevice(v, cliSyntax);
 
@@ -16,8 +17,9 @@ interface DmaFlags {
   access?: string;
   pasid?: string;
   at?: string;
+  translated?: boolean;
 }
-const dmaQuery = (o: DmaFlags): DmaQuery => parseDmaQuery(o, cliSyntax);
+const dmaQuery = (o: DmaFlags): DmaQuery => ({ ...parseDmaQuery(o, cliSyntax), ...(o.translated ? { translated: true } : {}) });
 
 const dmaOptions = (c: Command): Command =>
   c
@@ -25,7 +27,8 @@ const dmaOptions = (c: Command): Command =>
     .requiredOption('--iova <addr>', 'address the device puts on the bus (hex or decimal)')
     .option('--length <n>', 'bytes (default 1)')
     .requiredOption('--access <r|w>', 'read or write')
-    .option('--pasid <n>', 'PASID of the access');
+    .option('--pasid <n>', 'PASID of the access')
+    .option('--translated', 'an ATS-translated request (the device sends an address its ATC holds; peer-to-peer routing only)');
 
 const verdictLine = (ctx: CliContext, q: DmaQuery, v: ReturnType<typeof canDmaAt>): string => {
   const p = ctx.paint;
@@ -37,6 +40,7 @@ const verdictLine = (ctx: CliContext, q: DmaQuery, v: ReturnType<typeof canDmaAt
     `${segs ? `\n  ${segs}` : ''}${v.viaGroup ? `\n  not attached itself: rides its group's domain (attached: ${v.viaGroup.join(', ')})` : ''}` +
     `${v.unsafe ? `\n  ${p.yellow('UNSAFE: no IOMMU translates this device; it can reach any physical address')}` : ''}` +
     `${v.fault ? `\n  fault: ${v.fault.reason} [${v.fault.flags.join(',')}]` : ''}` +
+    `${v.route ? `\n  ${p.yellow(`${v.note ?? ''}`)}\n  path: ${v.route.hops.join(' → ')}\n  ${v.route.why}` : ''}` +
     `${verdictNotes(v).map((n) => `\n  ${n}`).join('')}\n`
   );
 };
@@ -73,13 +77,17 @@ export const registerQueries = (program: Command, app: App): void => {
 
   program
     .command('who-can')
-    .requiredOption('--pa <addr>', 'physical address')
+    .option('--pa <addr>', 'physical address (required unless --mmio)')
+    .option('--mmio <device[:bar]>', "a device's BAR (0000:04:00.0:0) or all its BARs: who reaches it peer-to-peer or through a mapping")
     .option('--length <n>', 'bytes (default 1)')
-    .requiredOption('--access <r|w>', 'read or write')
+    .option('--access <r|w>', 'read or write (required with --pa; --mmio: default w)')
     .option('--at <pos|time>', 'as of this log position or time')
     .description('who can reach physical address P: every device, pasid and iova range (identity and untranslated devices included)')
     .action(
-      app.action(async (ctx, o: { pa?: string; length?: string; access?: string; at?: string }) => {
+      app.action(async (ctx, o: { pa?: string; length?: string; access?: string; at?: string; mmio?: string }, cmd: Command) => {
+        if (o.mmio !== undefined) return whoCanMmioAction(ctx, { ...o, mmio: o.mmio });
+        if (o.pa === undefined) cmd.error("error: required option '--pa <addr>' not specified", { code: 'commander.missingMandatoryOptionValue' });
+        if (o.access === undefined) cmd.error("error: required option '--access <r|w>' not specified", { code: 'commander.missingMandatoryOptionValue' });
         const { pa, length, access } = parseReachQuery(o, cliSyntax);
         const m = await ctx.manager();
         const rows = whoCanReach(await m.stateAt(parseAt(o.at)), { pa, length, access });

@@ -15,6 +15,7 @@ import { MemlockBadge, VerdictNotes, verdictWord } from './iommufd.js';
 import { makeResetPanel } from './reset.js';
 import { SealPanel } from './seal.js';
 import { WhatIfPanel } from './whatif.js';
+import { askBar, parseBarQuestion, PeerPath } from './p2p.js';
 
 const html = htm.bind(h);
 
@@ -388,14 +389,20 @@ const DmaBox = ({ host, pos, onJump, example }) => {
   const [asking, setAsking] = useState(false);
   const ask = async (e) => {
     e?.preventDefault();
-    const q = parseQuestion(text || example);
+    const bq = parseBarQuestion(text);
+    const q = bq ?? parseQuestion(text || example);
     if (!q) {
-      setError('Ask like "can 0000:03:00.1 write 0x80001000?" or "who can write 0x100001000?"');
+      setError('Ask like "can 0000:03:00.1 write 0x80001000?", "who can write 0x100001000?" or "can 0000:0a:00.0 write 0000:04:00.0\'s BAR0?"');
       setAnswer(null);
       return;
     }
     setAsking(true);
     try {
+      if (bq) {
+        setAnswer(await askBar(api, host, pos, bq));
+        setError(null);
+        return;
+      }
       const body = q.kind === 'who'
         ? await api('/api/who-can', { host, at: pos, pa: q.pa, access: q.access, length: q.length })
         : await api('/api/can-dma', { host, at: pos, device: q.device, iova: q.iova, access: q.access, length: q.length, pasid: q.pasid });
@@ -420,6 +427,7 @@ const DmaBox = ({ host, pos, onJump, example }) => {
           <div class="verdict"><span class="big">${verdictWord(a)}</span> <code>${a.reason}</code>
             <span class="muted">as of #${a.pos}</span></div>
           <p>${a.summary}</p>
+          ${a.route ? html`<${PeerPath} route=${a.route} peer=${a.peer} />` : null}
           ${a.segments.length ? html`<ul class="segs">${a.segments.map((s) => html`<li>iova <code>${s.iova.start}–${s.iova.last}</code> → pa <code>${s.pa.start}–${s.pa.last}</code></li>`)}</ul>` : null}
           ${a.unsafe ? html`<p class="warn-text">Untranslated: this device can reach any physical address.</p>` : null}
           ${a.fault ? html`<p class="muted">fault: ${a.fault.reason} [${a.fault.flags.join(', ')}]</p>` : null}
