@@ -201,13 +201,15 @@ const adopt = (ctx: ManagerContext, recorded: readonly RecordedEvent[], next: St
   if (!consecutive) return applyRecorded(ctx, recorded, true);
   // A snapshot position inside the batch: its state is the entries up to it applied to the
   // current state (`next` stays the state after all of them; the rest is not applied twice).
+  for (const e of recorded) ctx.timeline.note(e.pos, e.meta.at);
   for (let k = Math.floor(pos / ctx.every) + 1; k * ctx.every <= pos + recorded.length; k++) {
     const base = ctx.snapshots[k - 1] !== undefined && ctx.snapshots[k - 1]!.pos > ctx.state.pos ? ctx.snapshots[k - 1]! : ctx.state;
-    ctx.snapshots[k] = k * ctx.every === pos + recorded.length ? next : evolveAll(base, recorded.slice(base.pos - pos, k * ctx.every - pos));
+    const at = k * ctx.every === pos + recorded.length ? next : evolveAll(base, recorded.slice(base.pos - pos, k * ctx.every - pos));
+    ctx.snapshots[k] = at;
+    ctx.persist?.reached(at, () => ctx.timeline.runs(at.pos));
   }
   const before = ctx.state.alerts.length;
   ctx.state = next;
-  for (const e of recorded) ctx.timeline.note(e.pos, e.meta.at);
   for (const e of recorded) ctx.events$.next(e);
   for (const a of ctx.state.alerts.slice(before)) ctx.alerts$.next(a);
   ctx.state$.next(ctx.state);

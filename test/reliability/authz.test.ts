@@ -90,11 +90,30 @@ const PRIVILEGED_COMMANDS: readonly Cmd[] = [
   { type: 'device.grant', device: 'free', uid: 1000 },
   { type: 'device.revoke', device: '0000:01:00.0', uid: 1000 },
   { type: 'host.boot', kernel: '6.17.0', rules: 'linux-acs-rework-v3' },
+  // Facts only the kernel knows, added with resets, peer-to-peer reach and iommufd (issues 19-21).
+  { type: 'device.reset-caps', device: '0000:01:00.0', flr: true },
+  { type: 'device.mmio', device: '0000:01:00.0', bars: [{ bar: 0, start: '0xe0000000', size: '0x1000000' }] },
+  { type: 'device.iopf', device: '0000:01:00.0', capable: true },
+  { type: 'device.vf', device: '0000:02:00.0', pf: '0000:01:00.0' },
 ];
 
 describe('privileged commands need uid 0 (EACCES)', () => {
-  test('the list is SPEC §4 exactly, and host.boot (issue 15: a boot is the kernel\'s)', () => {
-    expect([...PRIVILEGED].sort()).toEqual(['device.acs', 'device.add', 'device.grant', 'device.remove', 'device.revoke', 'driver.bind', 'driver.unbind', 'host.boot', 'iommu.add']);
+  test('the list is SPEC §4, host.boot (issue 15: a boot is the kernel\'s) and the hardware facts of issues 19-21', () => {
+    expect([...PRIVILEGED].sort()).toEqual([
+      'device.acs',
+      'device.add',
+      'device.grant',
+      'device.iopf',
+      'device.mmio',
+      'device.remove',
+      'device.reset-caps',
+      'device.revoke',
+      'device.vf',
+      'driver.bind',
+      'driver.unbind',
+      'host.boot',
+      'iommu.add',
+    ]);
     expect(PRIVILEGED_COMMANDS.map((c) => c.type).sort()).toEqual([...PRIVILEGED].sort());
   });
 
