@@ -116,15 +116,16 @@ describe('power loss: only what was fsynced survives', () => {
       let fs = createSimFs();
       const everSent = new Set<string>();
       let verified = new Map<string, readonly number[]>();
-      // Calibrate: how many operations an uncut first run takes, so cut points spread over all of it.
-      let span = 400;
+      // Calibrate: how many operations a run takes when nothing cuts it (per commands sent), so that
+      // cut points spread over all of a run: open, lock, replay, every write and fsync, close.
+      let perCommand = 8;
       for (let g = 0; g < PER_LOG && counts.trials < TRIALS; g++) {
         const file = `/c${chain}g${g}/host/log.jsonl`;
         const commands = commandsFor(rnd, `c${chain}.${g}`, g === 0);
         for (const c of commands) everSent.add(c.id as string);
         const start = fs.ops();
-        const trial = await runWriter(fs, file, commands, 1 + Math.floor(rnd() * span * 1.1), rnd);
-        if (!trial.cut) span = Math.max(span, fs.ops() - start);
+        const trial = await runWriter(fs, file, commands, 1 + Math.floor(rnd() * perCommand * commands.length * 1.1), rnd);
+        if (!trial.cut) perCommand = (fs.ops() - start) / commands.length;
         const strict = rnd() < 0.5;
         fs = fs.cut({ strict, rnd });
         fs.move(`c${chain}g${g}`, `c${chain}g${g + 1}`);
