@@ -106,13 +106,16 @@ export const streamEvents = (req: IncomingMessage, res: ServerResponse, h: HostH
       drop(`client too slow: nothing drained for ${slowMs} ms with ${res.writableLength} bytes pending; reconnect with Last-Event-ID to resume after the last event received`);
     }
   };
-  /** Ends a slow client's stream with a reason, and frees its socket if it does not take even that. */
+  /**
+   * Ends a slow client's stream with a reason, and frees its socket if it has not taken the rest
+   * (what was pending, the reason, the end) within another `slowMs`.
+   */
   const drop = (reason: string): void => {
     droppedFor = reason;
     o.onDrop?.(reason);
     res.write(`event: drop\ndata: ${toJson({ reason })}\n\n`);
     stop();
-    setTimeout(() => res.destroy(), 1000).unref();
+    setTimeout(() => res.destroy(), slowMs).unref();
   };
 
   const pump = async (): Promise<void> => {
