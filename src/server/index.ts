@@ -12,7 +12,7 @@ import { createApi } from './api.js';
 import { createHostRegistry, type HostRegistry } from './hosts.js';
 import { HttpError, sendError } from './http.js';
 import { params } from './params.js';
-import { resumePoint, streamEvents, type SseStream } from './sse.js';
+import { resumePoint, streamEvents, type SseStats, type SseStream } from './sse.js';
 import { createStaticFiles } from './static.js';
 
 export { HttpError } from './http.js';
@@ -35,6 +35,8 @@ export interface ServerOptions {
   readonly retryMs?: number;
   readonly maxBodyBytes?: number;
   readonly snapshotEvery?: number;
+  /** An event-stream client whose socket has not drained for this long is dropped with a reason (default 30 s). */
+  readonly slowClientMs?: number;
   /** Where internal errors (with their stacks) go; never to the client. Default: stderr. */
   readonly log?: (line: string) => void;
   /** Seals for the seal panel (GET /api/seal); `serve --seal-every` also seals with it. */
@@ -48,6 +50,8 @@ export interface DashboardServer {
   readonly bind: string;
   readonly registry: HostRegistry;
   readonly server: Server;
+  /** Event-stream clients open, dropped for being slow, and bytes waiting for their sockets. */
+  readonly sse: SseStats;
   close(): Promise<void>;
 }
 
@@ -74,6 +78,7 @@ export const createServer = async (o: ServerOptions): Promise<DashboardServer> =
   const api = createApi({ registry, ...(o.token !== undefined ? { token: o.token } : {}), ...(o.maxBodyBytes !== undefined ? { maxBodyBytes: o.maxBodyBytes } : {}), ...(o.seals ? { seals: o.seals } : {}) });
   const files = createStaticFiles(o.staticDir);
   const streams = new Set<SseStream>();
+  const sse: SseStats = { clients: 0, dropped: 0, buffered: () => [...streams].reduce((n, s) => n + s.buffered(), 0) };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const raw = req.url ?? '/';
@@ -88,9 +93,18 @@ export const createServer = async (o: ServerOptions): Promise<DashboardServer> =
       if (req.method !== 'GET') throw new HttpError(405, `${req.method} is not allowed on /api/events (use GET)`, { allow: 'GET' });
       const after = resumePoint(req, p.str('after'));
       const h = await host();
-      const s = streamEvents(req, res, h, after, { ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}), ...(o.retryMs !== undefined ? { retryMs: o.retryMs } : {}) });
+      const s = streamEvents(req, res, h, after, {
+        ...(o.heartbeatMs !== undefined ? { heartbeatMs: o.heartbeatMs } : {}),
+        ...(o.retryMs !== undefined ? { retryMs: o.retryMs } : {}),
+        ...(o.slowClientMs !== undefined ? { slowClientMs: o.slowClientMs } : {}),
+        onDrop: () => void (sse.dropped += 1),
+      });
       streams.add(s);
-      void s.done.then(() => streams.delete(s));
+      sse.clients = streams.size;
+      void s.done.then(() => {
+        streams.delete(s);
+        sse.clients = streams.size;
+      });
       return;
     }
     if (url.pathname.startsWith('/api/')) {
@@ -111,6 +125,14 @@ export const createServer = async (o: ServerOptions): Promise<DashboardServer> =
       const safe = typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code) && typeof e.message === 'string' ? `${e.code}: ${e.message}` : 'internal error (see the server log)';
       sendError(res, 500, safe);
     });
+  });
+  // A client that sends its request slowly (slowloris) is cut off instead of holding a socket for ever.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  // CONNECT (a proxy tunnel) would otherwise drop the socket without a word.
+  server.on('connect', (_req, socket) => {
+    const body = '{"error":{"status":405,"message":"CONNECT is not allowed: this is not a proxy"}}';
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
   });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{"error":{"status":400,"message":"malformed request"}}');
@@ -134,6 +156,7 @@ export const createServer = async (o: ServerOptions): Promise<DashboardServer> =
     bind,
     registry,
     server,
+    sse,
     close: () =>
       (closing ??= (async () => {
         const done = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -7,6 +7,11 @@
  * sent" and, whenever the host's state moves, reads the store from there to the new position.
  * Catch-up and live are the same code path, a slow client simply reads bigger ranges (with
  * backpressure), and nothing can be sent twice or skipped.
+ *
+ * Memory per client is bounded: the pump writes at most one chunk (64 KiB) past what the socket
+ * accepted, then waits for it to drain. A client that does not drain for `slowClientMs` is dropped
+ * with a reason (an `event: drop` naming the last position written) instead of being waited for
+ * without end; its browser reconnects with Last-Event-ID and loses nothing.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostHandle } from './hosts.js';
@@ -18,12 +23,30 @@ export interface SseOptions {
   readonly heartbeatMs?: number;
   /** Reconnect delay the browser should use (default 2 s). */
   readonly retryMs?: number;
+  /** A client whose socket has not drained for this long is dropped with a reason (default 30 s). */
+  readonly slowClientMs?: number;
+  /** Told when a slow client is dropped (the server counts them). */
+  readonly onDrop?: (reason: string) => void;
+}
+
+/** Live figures of the server's event streams (for the reliability report and tests). */
+export interface SseStats {
+  /** Streams open now. */
+  clients: number;
+  /** Slow clients dropped since the server started. */
+  dropped: number;
+  /** Bytes written to open streams that their sockets have not taken yet. */
+  readonly buffered: () => number;
 }
 
 export interface SseStream {
   /** Ends the stream (server shutdown). */
   close(): void;
   readonly done: Promise<void>;
+  /** Bytes written but not yet taken by the socket. */
+  buffered(): number;
+  /** Why the server ended the stream (a slow client), if it did. */
+  readonly dropped: () => string | undefined;
 }
 
 const CHUNK = 64 * 1024;
@@ -58,19 +81,41 @@ export const streamEvents = (req: IncomingMessage, res: ServerResponse, h: HostH
   req.socket.setTimeout(0);
   res.write(`retry: ${o.retryMs ?? 2000}\n: isogroup ${h.host} from #${sent + 1}\n\n`);
 
-  const drained = (): Promise<void> =>
+  const slowMs = o.slowClientMs ?? 30_000;
+  let droppedFor: string | undefined;
+  /** Resolves true when the socket drained (or closed), false after `slowMs` without. */
+  const drained = (): Promise<boolean> =>
     new Promise((resolve) => {
-      const ok = (): void => {
-        res.off('drain', ok);
-        res.off('close', ok);
-        resolve();
-      };
-      res.on('drain', ok);
-      res.on('close', ok);
+      const timer = setTimeout(() => done(false), slowMs);
+      timer.unref();
+      function done(ok: boolean): void {
+        clearTimeout(timer);
+        res.off('drain', drainedOk);
+        res.off('close', drainedOk);
+        resolve(ok);
+      }
+      function drainedOk(): void {
+        done(true);
+      }
+      res.on('drain', drainedOk);
+      res.on('close', drainedOk);
     });
   const write = async (chunk: string): Promise<void> => {
     if (closed) return;
-    if (!res.write(chunk)) await drained();
+    if (!res.write(chunk) && !(await drained()) && !closed) {
+      drop(`client too slow: nothing drained for ${slowMs} ms with ${res.writableLength} bytes pending; reconnect with Last-Event-ID to resume after the last event received`);
+    }
+  };
+  /**
+   * Ends a slow client's stream with a reason, and frees its socket if it has not taken the rest
+   * (what was pending, the reason, the end) within another `slowMs`.
+   */
+  const drop = (reason: string): void => {
+    droppedFor = reason;
+    o.onDrop?.(reason);
+    res.write(`event: drop\ndata: ${toJson({ reason })}\n\n`);
+    stop();
+    setTimeout(() => res.destroy(), slowMs).unref();
   };
 
   const pump = async (): Promise<void> => {
@@ -122,5 +167,5 @@ export const streamEvents = (req: IncomingMessage, res: ServerResponse, h: HostH
   res.on('close', stop);
   live.subscription = m.state$.subscribe({ next: () => void pump(), complete: () => stop() });
   if (closed) live.subscription.unsubscribe();
-  return { close: stop, done };
+  return { close: stop, done, buffered: () => (res.writableEnded && res.destroyed ? 0 : res.writableLength), dropped: () => droppedFor };
 };

@@ -4,7 +4,7 @@
  * over; a lock from another host is never assumed stale, since its pid means nothing here.
  */
 import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
+import { hostname, uptime } from 'node:os';
 import type { StoreFs } from './file-fs.js';
 import { StoreError } from './types.js';
 import { sleep } from './internal.js';
@@ -45,6 +45,12 @@ export const isAlive = (pid: number): boolean => {
   }
 };
 
+/**
+ * Whether a lock was written before this machine last booted (a power cut, a reboot): its holder is
+ * gone whatever process its pid names now (a second of slack for clock and uptime rounding).
+ */
+const beforeBoot = (since: string): boolean => Date.parse(since) < Date.now() - uptime() * 1000 - 1000;
+
 /** Link errors of file systems without hard links: there the lock is created in place. */
 const NO_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EXDEV']);
 
@@ -67,6 +73,8 @@ const writeNew = async (fs: StoreFs, path: string, content: string): Promise<boo
       if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
       done += bytesWritten;
     }
+    // Durable before it is linked into place: after a power cut a lock is absent or whole, never empty.
+    await handle.datasync();
     await handle.close();
     return true;
   } catch (error) {
@@ -179,7 +187,7 @@ export const acquireLock = async (fs: StoreFs, path: string, options: LockOption
     if (text === undefined) continue; // released between our attempt and our read
     const other = parseHolder(text);
     const ours = other?.pid === process.pid && heldHere.has(path);
-    if (other && other.host === holder.host && !ours && (other.pid === process.pid || !isAlive(other.pid))) {
+    if (other && other.host === holder.host && !ours && (other.pid === process.pid || !isAlive(other.pid) || beforeBoot(other.since))) {
       await removeStale(fs, path, text, options.warn);
       continue;
     }

@@ -11,7 +11,7 @@ import { dirname, resolve } from 'node:path';
 import type { AppendOptions, AppendResult, EventStore, NewEvent, ReadOptions, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import type { StoreFileHandle, StoreFs } from './file-fs.js';
-import { realFs } from './file-fs.js';
+import { mkdirDurable, realFs, syncName } from './file-fs.js';
 import type { FileLock, LockOptions } from './file-lock.js';
 import { acquireLock } from './file-lock.js';
 import type { TornTail } from './file-format.js';
@@ -165,7 +165,7 @@ export const openFileStore = async (path: string, options: FileStoreOptions = {}
   const file = resolve(path);
   if (options.readOnly) return openReader(fs, file, path, options, warn);
   try {
-    await fs.mkdir(dirname(file), { recursive: true });
+    await mkdirDurable(dirname(file), fs);
   } catch (error) {
     throw new StoreError(`cannot create the directory of ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
   }
@@ -173,6 +173,8 @@ export const openFileStore = async (path: string, options: FileStoreOptions = {}
   let handle: StoreFileHandle | undefined;
   try {
     handle = await fs.open(file, 'a');
+    // The log's name must survive a power cut before any append to it is acknowledged.
+    await syncName(file, fs);
     const bytes = await readIfExists(fs, file);
     const index = createLogIndex();
     scanInto(index, file, await archivedBytes(file, bytes)); // archive segments come first (`isogroup archive`)

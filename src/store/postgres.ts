@@ -18,6 +18,7 @@ import type { PullBatch, PullSource } from './internal.js';
 import { withRetry } from '../retry.js';
 import { chainRecords } from './chain.js';
 import { upcastRecord } from './upcast.js';
+import { appendReconnecting, createOutageReporter, isConnectionLoss, isDropped, withReconnect, type OutageReporter } from './pg-reconnect.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
@@ -82,6 +83,10 @@ interface PgStore {
   listener: PgClient | undefined;
   readonly subscriptions: Set<Subscription>;
   closed: boolean;
+  /** Dropped connections, reported in one line per outage once each role is back (pg-reconnect.ts). */
+  readonly outages: { readonly append: OutageReporter; readonly read: OutageReporter; readonly subscription: OutageReporter };
+  /** When LISTEN was last (re)tried: after a drop it is retried at most once a second. */
+  listenTried: number;
 }
 
 export const openPostgresStore = async (url: string, options: PostgresStoreOptions = {}): Promise<EventStore> => {
@@ -89,10 +94,24 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
   const warn = options.warn ?? ((m: string) => void process.stderr.write(`isogroup: warning: ${m}\n`));
   const pg = await loadPg();
   const pool = new pg.Pool({ connectionString: target.connectionString, max: 10 });
-  pool.on('error', (error) => warn(`PostgreSQL connection lost: ${error.message}`));
+  const outages = { append: createOutageReporter('appends', warn), read: createOutageReporter('reads', warn), subscription: createOutageReporter('subscription', warn) };
+  // An idle connection that died: the pool opens a new one on next use; the next append says so.
+  pool.on('error', (error) => outages.append.lost(error));
+  // A checked-out connection that drops emits 'error' with nobody listening (the pool listens only
+  // while it is idle), which would end the process: the failure reaches the caller anyway, as the
+  // rejection of its pending query.
+  pool.on('connect', (client) => client.on('error', (error) => outages.append.lost(error)));
   try {
-    if (options.createSchema ?? true) await ensureSchema(pool, target.schema);
-    else await pool.query('SELECT 1');
+    // A connection dropped while opening (a server restarting) is retried; a refused one is not.
+    await withReconnect(
+      async () => {
+        if (options.createSchema ?? true) await ensureSchema(pool, target.schema);
+        else await pool.query('SELECT 1');
+      },
+      outages.read,
+      'open',
+      { retries: 4, retryable: isDropped },
+    );
   } catch (error) {
     await pool.end().catch(() => undefined);
     throw unreachable(url, error);
@@ -114,12 +133,14 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     listener: undefined,
     subscriptions: new Set(),
     closed: false,
+    outages,
+    listenTried: 0,
   };
   return {
     url: redactUrl(url),
     append: (stream, batch, appendOptions = {}) => append(ctx, stream, batch, appendOptions),
     read: (stream, readOptions = {}) => readStream(ctx, stream, readOptions),
-    version: (stream) => versionIn(ctx, pool, stream),
+    version: (stream) => withReconnect(() => versionIn(ctx, pool, stream), ctx.outages.read, `version of ${stream}`),
     readAll: (after) => readAll(ctx, after),
     subscribe: (subscribeOptions) => subscribe(ctx, subscribeOptions),
     streams: () => streams(ctx),
@@ -131,14 +152,16 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
 /** NOTIFY is only a hint that makes caught-up subscribers poll now; polling alone is correct. */
 const listen = async (ctx: PgStore): Promise<void> => {
   if (ctx.listener || ctx.closed) return;
+  ctx.listenTried = Date.now();
   const client = new ctx.pg.Client({ connectionString: ctx.connectionString });
   ctx.listener = client;
   client.on('notification', () => {
     ctx.generation += 1;
     ctx.wakeup.notify();
   });
-  client.on('error', () => {
+  client.on('error', (error) => {
     if (ctx.listener === client) ctx.listener = undefined;
+    if (ctx.subscriptions.size > 0) ctx.outages.subscription.lost(error);
     void client.end().catch(() => undefined);
   });
   try {
@@ -162,7 +185,18 @@ const append = async (ctx: PgStore, stream: string, batch: readonly NewEvent[], 
   const payload = jsonText(stream, batch.map((e) => ({ id: e.id, type: e.type, data: e.data, meta: e.meta })));
   // A unique violation means a concurrent append of the same ids (or positions) won the race; the
   // next try's idempotency check or version check decides what it was.
-  return withRetry(() => tryAppend(ctx, stream, batch, payload, options), { attempts: 3, retryable: isUniqueViolation });
+  // A dropped connection: the same append again on a new one, whose id lookup resolves the outcome.
+  const committed = async (): Promise<boolean> => {
+    const ids = batch.map((e) => e.id);
+    const { rows } = await ctx.pool.query(`SELECT count(*)::int AS n FROM ${ctx.events} WHERE stream = $1 AND event_id = ANY($2::text[])`, [stream, ids]);
+    return ids.length > 0 && rows[0].n === ids.length;
+  };
+  return appendReconnecting(
+    () => withRetry(() => tryAppend(ctx, stream, batch, payload, options), { attempts: 3, retryable: isUniqueViolation }),
+    committed,
+    ctx.outages.append,
+    stream,
+  );
 };
 
 /**
@@ -206,6 +240,7 @@ const tryAppend = async (ctx: PgStore, stream: string, batch: readonly NewEvent[
   const expected = options.expectedVersion;
   const k = batch.length;
   const client = await ctx.pool.connect();
+  let failed: unknown;
   try {
     await client.query('BEGIN');
     if (k > 0) {
@@ -263,10 +298,12 @@ const tryAppend = async (ctx: PgStore, stream: string, batch: readonly NewEvent[
     });
     return { nextExpectedVersion: after, events: recorded };
   } catch (error) {
+    failed = error;
     await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    // A dead connection is dropped from the pool, not handed to the next append.
+    client.release(isConnectionLoss(failed) ? (failed as Error) : undefined);
   }
 };
 
@@ -274,9 +311,10 @@ async function* readStream(ctx: PgStore, stream: string, options: ReadOptions): 
   let from = Math.max(1, options.from ?? 1);
   const to = options.to ?? Number.MAX_SAFE_INTEGER;
   while (from <= to) {
-    const { rows } = await ctx.pool.query(
-      `SELECT ${COLUMNS} FROM ${ctx.events} WHERE stream = $1 AND pos >= $2 AND pos <= $3 ORDER BY pos LIMIT $4`,
-      [stream, from, to, ctx.batchSize],
+    const { rows } = await withReconnect(
+      () => ctx.pool.query(`SELECT ${COLUMNS} FROM ${ctx.events} WHERE stream = $1 AND pos >= $2 AND pos <= $3 ORDER BY pos LIMIT $4`, [stream, from, to, ctx.batchSize]),
+      ctx.outages.read,
+      `read of ${stream}`,
     );
     yield* rows.map(toRecord);
     if (rows.length < ctx.batchSize) return;
@@ -347,7 +385,26 @@ async function* readAll(ctx: PgStore, after?: string): AsyncGenerator<RecordedEv
 const subscribe = (ctx: PgStore, options: SubscribeOptions): Subscription => {
   parseCheckpoint(options.after);
   void listen(ctx);
-  const inner = startPullSubscription(pageSource(ctx, options.stream), options, { retries: 8, backoffMs: 100 });
+  const pages = pageSource(ctx, options.stream);
+  // The pull loop backs off and retries a failed page itself; here a drop is noted, and its end said.
+  const source: PullSource = {
+    fetch: async (after) => {
+      try {
+        const batch = await pages.fetch(after);
+        ctx.outages.subscription.recovered();
+        return batch;
+      } catch (error) {
+        if (isConnectionLoss(error)) ctx.outages.subscription.lost(error);
+        throw error;
+      }
+    },
+    wait: (signal) => {
+      // NOTIFY is only a hint, but a dropped LISTEN connection is re-opened (at most once a second).
+      if (!ctx.listener && Date.now() - ctx.listenTried > 1000) void listen(ctx);
+      return pages.wait(signal);
+    },
+  };
+  const inner = startPullSubscription(source, options, { retries: 8, backoffMs: 100 });
   const subscription: Subscription = {
     caughtUp: inner.caughtUp,
     close: async () => {
