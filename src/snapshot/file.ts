@@ -1,30 +1,21 @@
 /**
  * Snapshots of the file store: a folder beside the log, `<log>.snapshots/`, with one file per
- * stream and position, `<stream>.<position, 12 digits>.snap`. Written atomically: a temporary
- * file, fsync, rename into place, fsync of the folder.
+ * stream and position, `<stream>.<position, 12 digits>.snap`. Written atomically and durably
+ * (replaceFileDurably: a file aside, fdatasync, rename into place, fsync of the folder).
  */
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { SnapshotInfo, SnapshotStore } from './store.js';
+import { mkdirDurable, replaceFileDurably } from '../store/file-fs.js';
 
 const NAME = /^(.+)\.(\d{12})\.snap$/;
 
 /** The snapshot folder of a log file. */
 export const snapshotDir = (logFile: string): string => join(dirname(logFile), `${basename(logFile)}.snapshots`);
 
-const fsyncDir = async (dir: string): Promise<void> => {
-  const h = await fs.open(dir, 'r');
-  try {
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-};
-
 export const createFileSnapshots = (logFile: string): SnapshotStore => {
   const dir = snapshotDir(logFile);
   const fileOf = (stream: string, pos: number): string => join(dir, `${encodeURIComponent(stream)}.${String(pos).padStart(12, '0')}.snap`);
-  let seq = 0;
   return {
     where: dir,
     list: async (stream) => {
@@ -54,21 +45,9 @@ export const createFileSnapshots = (logFile: string): SnapshotStore => {
     },
     read: (info) => fs.readFile(info.name),
     write: async (stream, pos, bytes) => {
-      await fs.mkdir(dir, { recursive: true });
+      await mkdirDurable(dir);
       const target = fileOf(stream, pos);
-      const temp = `${target}.tmp-${process.pid}-${++seq}`;
-      const h = await fs.open(temp, 'w');
-      try {
-        await h.writeFile(bytes);
-        await h.sync();
-      } catch (error) {
-        await h.close().catch(() => undefined);
-        await fs.unlink(temp).catch(() => undefined);
-        throw error;
-      }
-      await h.close();
-      await fs.rename(temp, target);
-      await fsyncDir(dir);
+      await replaceFileDurably(target, bytes);
       return { stream, pos, name: target };
     },
     remove: async (info) => {

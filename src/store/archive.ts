@@ -13,11 +13,11 @@
  * replaced leaves the archived lines in both: the live log's first line is then the segment's first
  * line, and readers ignore that last segment (`archivedBytes`) until an archive completes it.
  */
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { StoreError } from './types.js';
-import { realFs } from './file-fs.js';
+import { mkdirDurable, realFs, replaceFileDurably } from './file-fs.js';
 import { acquireLock } from './file-lock.js';
 import { verifyChain } from './chain.js';
 import { fileChainEntries } from './integrity.js';
@@ -40,16 +40,6 @@ const appendBoundary = (live: Buffer, maxLines: number): { bytes: number; lines:
     if (open === 0) cut = { bytes: offset, lines };
   }
   return cut;
-};
-
-const writeSynced = async (path: string, bytes: Buffer | string, flag = 'w'): Promise<void> => {
-  const h = await open(path, flag);
-  try {
-    await h.writeFile(bytes);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
 };
 
 export interface ArchiveResult {
@@ -112,16 +102,11 @@ export const archiveFileLog = async (file: string, options: { keep?: number; war
       at: new Date().toISOString(),
     };
     const dir = segmentsDir(file);
-    await mkdir(dir, { recursive: true });
-    await writeSynced(join(dir, name), gzipSync(moved, { level: 9 }), 'wx');
+    await mkdirDurable(dir);
+    await replaceFileDurably(join(dir, name), gzipSync(moved, { level: 9 }));
     const next: SegmentManifest = { kind: 'isogroup-segments', version: 1, segments: [...previous, segment] };
-    await writeSynced(`${manifestPath(file)}.tmp`, `${JSON.stringify(next, null, 1)}\n`);
-    await rename(`${manifestPath(file)}.tmp`, manifestPath(file));
-    await writeSynced(`${file}.archive.tmp`, live.subarray(cut.bytes));
-    await rename(`${file}.archive.tmp`, file);
-    const d = await open(dirname(file), 'r');
-    await d.sync().catch(() => undefined);
-    await d.close();
+    await replaceFileDurably(manifestPath(file), Buffer.from(`${JSON.stringify(next, null, 1)}\n`));
+    await replaceFileDurably(file, live.subarray(cut.bytes));
     return { segment, liveLines: liveLineCount - cut.lines };
   } finally {
     await lock.release();
