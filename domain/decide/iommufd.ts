@@ -40,7 +40,11 @@ const boundTo = (s: State, device: string, ctx: string): Device => {
 
 const takenId = (s: State, id: string): boolean => s.domains.has(id) || liveViommu(s, id) !== undefined || liveFaultQueue(s, id) !== undefined;
 
-/** IOMMU_VIOMMU_ALLOC (selftest iommufd_viommu fixture: ENOENT without a device, EINVAL on a parent that is not a nesting parent). */
+/**
+ * IOMMU_VIOMMU_ALLOC (viommu.c iommufd_viommu_alloc_ioctl; selftest iommufd_viommu.viommu_negative_tests:
+ * ENOENT for an unknown device or parent HWPT, EINVAL for a parent that is not a nesting parent). A
+ * parent behind another IOMMU is EINVAL from the driver (arm-smmu-v3 arm_vsmmu_init).
+ */
 const viommuAlloc = (w: Working, c: Cmd<'viommu.alloc'>): void => {
   const s = w.state;
   const ctx = checkCtx(s, c.ctx, c);
@@ -53,7 +57,11 @@ const viommuAlloc = (w: Working, c: Cmd<'viommu.alloc'>): void => {
   w.emit({ type: 'ViommuAllocated', data: { viommu: c.viommu, ctx: ctx.id, iommu: parent!.iommu, parent: parent!.id, device: dev.id } });
 };
 
-/** IOMMU_VDEVICE_ALLOC (selftest iommufd_viommu.vdevice_alloc: EEXIST for a second vDEVICE of a device). */
+/**
+ * IOMMU_VDEVICE_ALLOC (viommu.c iommufd_vdevice_alloc_ioctl; selftest iommufd_viommu.vdevice_alloc):
+ * ENOENT for an unknown vIOMMU or device, EINVAL for a device behind another IOMMU, EEXIST for a
+ * device that has a vDEVICE or a virtual id already taken.
+ */
 const vdeviceAlloc = (w: Working, c: Cmd<'vdevice.alloc'>): void => {
   const s = w.state;
   const v = liveViommu(s, c.viommu) ?? refuse('ENOENT', `viommu: no vIOMMU ${c.viommu}`);
@@ -83,8 +91,11 @@ const viommuFault = (w: Working, c: Cmd<'viommu.fault'>): void => {
 };
 
 /**
- * IOMMU_HWPT_ALLOC (selftest iommufd_ioas.alloc_hwpt_nested: EINVAL for a parent that is not a
- * nesting parent, EOPNOTSUPP for flags a nested HWPT does not take; ENOENT for an unknown fault id).
+ * IOMMU_HWPT_ALLOC (hw_pagetable.c iommufd_hwpt_alloc; selftest iommufd_ioas.alloc_hwpt_nested):
+ * ENOENT for an unknown device or fault id; EINVAL for a pt_id that is no IOAS, paging HWPT or
+ * vIOMMU of the ctx, or a paging parent that is not a nesting parent (iommufd_hwpt_nested_alloc);
+ * EOPNOTSUPP for a nesting parent that also names a fault queue (iommufd_hwpt_paging_alloc) and
+ * for flags a nested HWPT does not take.
  */
 const hwptAlloc = (w: Working, c: Cmd<'hwpt.alloc'>): void => {
   const s = w.state;
@@ -100,15 +111,17 @@ const hwptAlloc = (w: Working, c: Cmd<'hwpt.alloc'>): void => {
     if (!q || q.ctx !== ctx.id) refuse('ENOENT', `fault: no fault queue ${c.fault} in ctx ${ctx.id}`);
   }
   if (c.parent === null) {
+    if (c.nestParent && c.fault !== null) refuse('EOPNOTSUPP', 'fault: a nesting parent cannot be fault-capable (nestParent with fault)');
     w.emit({ type: 'DomainAllocated', data: { domain: c.domain, ctx: ctx.id, iommu: iommu!.id, kind: 'paging', pasidCapable: c.pasidCapable } });
     w.emit({ type: 'HwptAllocated', data: { domain: c.domain, nestParent: c.nestParent, parent: null, viommu: null, fault: c.fault } });
     return;
   }
   if (c.nestParent) refuse('EOPNOTSUPP', 'nestParent: a nested HWPT cannot itself be a nesting parent');
   const viommu = liveViommu(s, c.parent);
-  if (viommu && viommu.ctx !== ctx.id) refuse('ENOENT', `parent: no vIOMMU ${c.parent} in ctx ${ctx.id}`);
+  // The kernel turns a failed pt_id lookup into EINVAL (iommufd_hwpt_alloc), not ENOENT.
+  if (viommu && viommu.ctx !== ctx.id) refuse('EINVAL', `parent: no vIOMMU ${c.parent} in ctx ${ctx.id}`);
   const parent: Domain | undefined = viommu ? s.domains.get(viommu.parent) : s.domains.get(c.parent);
-  if (!parent || parent.ctx !== ctx.id) refuse('ENOENT', `parent: no domain or vIOMMU ${c.parent} in ctx ${ctx.id}`);
+  if (!parent || parent.ctx !== ctx.id) refuse('EINVAL', `parent: no domain or vIOMMU ${c.parent} in ctx ${ctx.id}`);
   if (parent!.kind !== 'paging' || !hwptOf(s, parent!.id)?.nestParent) refuse('EINVAL', `parent: ${parent!.id} is not a nesting parent (hwpt.alloc with nestParent)`);
   if (parent!.iommu !== dev.iommu) refuse('EINVAL', `parent: ${parent!.id} belongs to IOMMU ${parent!.iommu} but ${dev.id} is behind ${dev.iommu}`);
   w.emit({ type: 'DomainAllocated', data: { domain: c.domain, ctx: ctx.id, iommu: parent!.iommu, kind: 'nested', pasidCapable: c.pasidCapable } });
@@ -122,11 +135,15 @@ const faultAlloc = (w: Working, c: Cmd<'fault.alloc'>): void => {
   w.emit({ type: 'FaultQueueAllocated', data: { fault: c.fault, ctx: ctx.id } });
 };
 
-/** A response written to the fault queue (selftest iommufd_fail_nth/iopf: an unknown cookie is EINVAL). */
+/**
+ * A response written to the fault fd (eventq.c iommufd_fault_fops_write): the uAPI codes are
+ * success and invalid only, and a cookie with no pending fault is EINVAL.
+ */
 const faultRespond = (w: Working, c: Cmd<'fault.respond'>): void => {
   const s = w.state;
   const q = liveFaultQueue(s, c.fault) ?? refuse('ENOENT', `fault: no fault queue ${c.fault}`);
   checkCtx(s, q.ctx, c);
+  if (c.code === 'failure') refuse('EINVAL', 'code: a fault response is success or invalid (enum iommufd_page_response_code has no failure)');
   const p = q.pending.find((x) => x.cookie === c.cookie) ?? refuse('EINVAL', `cookie: no pending fault ${c.cookie} in queue ${q.id}`);
   w.emit({ type: 'PageFaultResponded', data: { fault: q.id, cookie: p.cookie, code: c.code, device: p.device } });
 };
@@ -183,7 +200,11 @@ const deviceIopf = (w: Working, c: Cmd<'device.iopf'>): void => {
 
 const isPf = (s: State, id: string): boolean => [...s.iommufd.vfs.values()].includes(id);
 
-/** VFIO_DEVICE_FEATURE_PCI_VF_TOKEN on the PF's open device (ENOTTY on a device that is not a PF). */
+/**
+ * VFIO_DEVICE_FEATURE_PCI_VF_TOKEN on the PF's open device (vfio_pci_core.c
+ * vfio_pci_core_feature_token: ENOTTY on a device with no VF token, i.e. not a vfio-pci PF). The
+ * EINVAL for a PF no ctx has bound is isogroup's: the feature is an ioctl on the open device.
+ */
 const vfToken = (w: Working, c: Cmd<'vf.token'>): void => {
   const s = w.state;
   const pf = getDevice(s, c.device);
@@ -193,14 +214,29 @@ const vfToken = (w: Working, c: Cmd<'vf.token'>): void => {
   w.emit({ type: 'VfTokenSet', data: { device: pf.id, ctx: ctx.id, token: c.token } });
 };
 
-/** IOMMU_OPTION_RLIMIT_MODE (selftest iommufd.global_options) and the process's RLIMIT_MEMLOCK. */
+/** The first iommufd object a ctx holds (its objects xarray is not empty): a bound device, a domain, a queue, a vIOMMU. */
+const ctxObject = (s: State, ctx: string): string | null => {
+  for (const d of s.devices.values()) if (d.boundCtx === ctx) return `bound device ${d.id}`;
+  for (const d of s.domains.values()) if (d.ctx === ctx) return `domain ${d.id}`;
+  for (const q of s.iommufd.faults.values()) if (q.ctx === ctx && liveFaultQueue(s, q.id)) return `fault queue ${q.id}`;
+  for (const v of s.iommufd.viommus.values()) if (v.ctx === ctx && liveViommu(s, v.id)) return `vIOMMU ${v.id}`;
+  return null;
+};
+
+/**
+ * IOMMU_OPTION_RLIMIT_MODE (ioas.c iommufd_option_rlimit_mode: EPERM without CAP_SYS_RESOURCE,
+ * EBUSY once the ctx holds any object; selftest iommufd.global_options sets it on an empty ctx) and
+ * the process's RLIMIT_MEMLOCK. A ctx.option that keeps the mode only changes the rlimit.
+ */
 const ctxOption = (w: Working, c: Cmd<'ctx.option'>): void => {
   const s = w.state;
   const ctx = checkCtx(s, c.ctx, c);
   if (c.actor.uid !== 0) refuse('EPERM', `actor: setting the rlimit mode or memlock of ctx ${ctx.id} needs CAP_SYS_RESOURCE (uid 0)`);
   const mode = memlockOf(s, ctx.id)?.mode ?? 'user';
-  const busy = [...s.domains.values()].some((d) => d.ctx === ctx.id);
-  if (mode !== c.rlimitMode && busy) refuse('EBUSY', `rlimitMode: ctx ${ctx.id} already holds objects; the mode changes only on an empty context`);
+  if (mode !== c.rlimitMode) {
+    const held = ctxObject(s, ctx.id);
+    if (held) refuse('EBUSY', `rlimitMode: ctx ${ctx.id} already holds ${held}; the mode changes only on an empty context`);
+  }
   w.emit({ type: 'CtxOptionSet', data: { ctx: ctx.id, rlimitMode: c.rlimitMode, memlock: c.memlock === null ? null : hex(c.memlock) } });
 };
 
@@ -236,13 +272,24 @@ export const decideIommufd = (w: Working, c: Cmd<IommufdCommand>): void => {
 // ---------------------------------------------------------------------------------------------
 // Hooks the core rules call.
 
-/** Attaching a fault-capable HWPT enables IOPF on the device (EOPNOTSUPP when it cannot fault). */
+/**
+ * Attaching a nested HWPT of a vIOMMU needs the device's vDEVICE in that vIOMMU (driver.c
+ * iommufd_viommu_get_vdev_id: ENOENT; selftest iommufd_viommu.vdevice_alloc, "Must allocate vdevice
+ * before attaching to a nested hwpt"). Attaching a fault-capable HWPT enables IOPF on the device:
+ * ENODEV when it has no PRI (VT-d intel_iommu_enable_iopf; arm-smmu-v3 and AMD attach anyway).
+ */
 export const checkIommufdAttach = (s: State, dev: Device, dom: Domain): void => {
   const h = hwptOf(s, dom.id);
-  if (h?.fault && !s.iommufd.iopf.has(dev.id)) refuse('EOPNOTSUPP', `device: ${dev.id} cannot take I/O page faults (device.iopf), so fault-capable ${dom.id} cannot be attached`);
+  if (h?.viommu && !vdevicesOf(s, dev.id).some((v) => v.viommu === h.viommu)) {
+    refuse('ENOENT', `device: ${dev.id} has no vDEVICE in vIOMMU ${h.viommu} (vdevice.alloc), so nested ${dom.id} cannot be attached`);
+  }
+  if (h?.fault && !s.iommufd.iopf.has(dev.id)) refuse('ENODEV', `device: ${dev.id} cannot take I/O page faults (device.iopf), so fault-capable ${dom.id} cannot be attached`);
 };
 
-/** A nesting parent stays while nested HWPTs or vIOMMUs use it (selftest alloc_hwpt_nested: EBUSY). */
+/**
+ * A nesting parent stays while nested HWPTs or vIOMMUs hold a reference on it (IOMMU_DESTROY: EBUSY;
+ * selftests iommufd_ioas.alloc_hwpt_nested, iommufd_viommu.viommu_negative_tests).
+ */
 export const checkHwptFree = (s: State, dom: Domain): void => {
   for (const h of s.iommufd.hwpts.values()) if (h.parent === dom.id && hwptOf(s, h.domain)) refuse('EBUSY', `domain: ${dom.id} is the stage 2 of nested domain ${h.domain}`);
   for (const v of s.iommufd.viommus.values()) if (v.parent === dom.id && liveViommu(s, v.id)) refuse('EBUSY', `domain: ${dom.id} is the stage 2 of vIOMMU ${v.id}`);
@@ -271,9 +318,10 @@ export const memlockBudget = (s: State, ctx: string): MemlockBudget | null => {
 };
 
 /**
- * A map pins its pages against the ctx's RLIMIT_MEMLOCK (per-user or per-process accounting);
- * past the limit it is ENOMEM (selftest iommufd_ioas variant mock_domain_limit). MMIO and DMABUF
- * maps pin nothing; root (CAP_IPC_LOCK) is not accounted.
+ * A map pins its pages against the ctx's RLIMIT_MEMLOCK: per-user (pages.c incr_user_locked_vm)
+ * or per-process (__account_locked_vm); past the limit it is ENOMEM. No selftest exercises it.
+ * MMIO and DMABUF maps pin nothing (iopt_alloc_dmabuf_pages); CAP_IPC_LOCK is not accounted
+ * (iopt_alloc_pages: IOPT_PAGES_ACCOUNT_NONE).
  */
 export const checkMemlock = (s: State, dom: Domain, c: Cmd<'map'>): void => {
   if (dom.ctx === null || c.actor.uid === 0 || (c.prot & PROT_MMIO) !== 0 || s.iommufd.memlock.size === 0) return;
@@ -284,37 +332,48 @@ export const checkMemlock = (s: State, dom: Domain, c: Cmd<'map'>): void => {
   }
 };
 
-/** Kernel releases before the cdev bind took a VF token (VFIO_DEVICE_BIND_FLAG_TOKEN, 6.17). */
+/**
+ * Kernel releases before the cdev bind took a VF token: VFIO_DEVICE_BIND_FLAG_TOKEN came with
+ * "vfio/pci: Do vf_token checks for VFIO_DEVICE_BIND_IOMMUFD" (July 2025, so 6.17; the release is
+ * not verified here). Before it the cdev bind took no flags and checked no token.
+ */
 const tokenlessBind = (kernel: string | undefined): boolean => {
   const m = kernel ? /^(\d+)\.(\d+)/.exec(kernel) : null;
   return m !== null && (Number(m[1]) < 6 || (Number(m[1]) === 6 && Number(m[2]) < 17));
 };
 
 /**
- * vfio_pci_validate_vf_token: a VF whose PF is bound to vfio-pci needs the PF owner's token
- * [EACCES]; a token where none is used is EINVAL; a PF whose VFs are in use needs it too.
+ * vfio_pci_core_match_token_uuid (vfio_pci_core.c, called by device_cdev.c vfio_df_check_token): a
+ * VF whose PF is bound to vfio-pci needs the PF's token [EACCES]; a token where none is used is
+ * EINVAL; a PF whose VFs are in use needs it too, and a PF with none in use takes the token given
+ * as its new one (returned, for the bind to record). Kernels whose cdev bind takes no token check
+ * none (device_cdev.c vfio_df_ioctl_bind_iommufd: any flag is EINVAL).
  */
-export const checkVfToken = (s: State, dev: Device, token: string | null): void => {
-  if (token !== null && tokenlessBind(s.boot?.kernel)) refuse('EINVAL', `vfToken: kernel ${s.boot!.kernel}'s cdev bind takes no VF token (VFIO_DEVICE_BIND_FLAG_TOKEN came in 6.17)`);
+export const checkVfToken = (s: State, dev: Device, token: string | null): string | null => {
+  if (tokenlessBind(s.boot?.kernel)) {
+    if (token !== null) refuse('EINVAL', `vfToken: kernel ${s.boot!.kernel}'s cdev bind takes no VF token (VFIO_DEVICE_BIND_FLAG_TOKEN)`);
+    return null;
+  }
   const pfId = s.iommufd.vfs.get(dev.id);
   if (pfId !== undefined) {
     const pf = s.devices.get(pfId);
     if (!pf || !isVfioDriver(pf.driver)) {
       if (token !== null) refuse('EINVAL', `vfToken: PF ${pfId} is not bound to vfio-pci, so ${dev.id} takes no VF token`);
-      return;
+      return null;
     }
     if (token === null) refuse('EACCES', `vfToken: PF ${pfId} is bound to vfio-pci; binding its VF ${dev.id} needs the VF token its owner set`);
     if (token !== (vfTokenOf(s, pfId)?.token ?? NULL_UUID)) refuse('EACCES', `vfToken: incorrect VF token for ${dev.id} (PF ${pfId})`);
-    return;
+    return null;
   }
-  if (isPf(s, dev.id)) {
+  if (isPf(s, dev.id) && isVfioDriver(dev.driver)) {
     const users = [...s.iommufd.vfs].filter(([vf, pf]) => pf === dev.id && s.devices.get(vf)?.boundCtx != null).length;
-    if (users === 0) return;
+    if (users === 0) return token;
     if (token === null) refuse('EACCES', `vfToken: ${users} VF(s) of PF ${dev.id} are in use; binding the PF needs the VF token`);
     if (token !== (vfTokenOf(s, dev.id)?.token ?? NULL_UUID)) refuse('EACCES', `vfToken: incorrect VF token for PF ${dev.id}`);
-    return;
+    return null;
   }
   if (token !== null) refuse('EINVAL', `vfToken: ${dev.id} is neither an SR-IOV PF nor a VF (device.vf)`);
+  return null;
 };
 
 /** On a fault-capable domain an access the verdict answers `on-fault` is delivered to the fault queue. */

@@ -105,8 +105,9 @@ export const decideDeviceBind = (w: Working, c: Cmd<'device.bind'>): void => {
   // ownership rules so binding another ctx's device still answers EPERM.
   if (dev.boundCtx !== null) refuse('EINVAL', `device: ${dev.id} is already bound to ctx ${dev.boundCtx}`);
   if (g.owner === null) checkTakeOwnership(s, g);
-  checkVfToken(s, dev, c.vfToken);
+  const pfToken = checkVfToken(s, dev, c.vfToken);
   w.emit({ type: 'DeviceBound', data: { device: dev.id, ctx: ctx.id, group: g.id } });
+  if (pfToken !== null) w.emit({ type: 'VfTokenSet', data: { device: dev.id, ctx: ctx.id, token: pfToken } });
 };
 
 /** Rule 5: detach first, then drop the reference (the last one restores the default domain). */

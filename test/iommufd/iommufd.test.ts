@@ -69,21 +69,41 @@ describe('nested translation: vIOMMU, vDEVICE, nested domain', () => {
 
   it('refuses what the kernel refuses (alloc_hwpt_nested, iommufd_viommu)', () => {
     const h = host(...nestedVm());
-    // alloc_hwpt_nested: a nested HWPT on a parent that is not a nesting parent is EINVAL.
+    // iommufd_ioas.alloc_hwpt_nested: a nested HWPT on a parent that is not a nesting parent is EINVAL
+    // (iommufd_hwpt_nested_alloc), and so is one on a nested HWPT.
     ok(h, { type: 'hwpt.alloc', domain: 'plain', ctx: 'vmm', device: EP });
     refused(h, { type: 'hwpt.alloc', domain: 'n2', ctx: 'vmm', device: EP, parent: 'plain' }, 'EINVAL', /not a nesting parent/);
-    // Flags a nested HWPT does not take: EOPNOTSUPP.
+    refused(h, { type: 'hwpt.alloc', domain: 'n2', ctx: 'vmm', device: EP, parent: 's1' }, 'EINVAL', /not a nesting parent/);
+    // iommufd_hwpt_alloc turns a pt_id that names no object of the ctx into EINVAL, not ENOENT
+    // (alloc_hwpt_nested: test_err_hwpt_alloc(EINVAL, device_id, device_id, ...)).
+    refused(h, { type: 'hwpt.alloc', domain: 'n2', ctx: 'vmm', device: EP, parent: 'nope' }, 'EINVAL', /no domain or vIOMMU nope/);
+    // Flags a nested HWPT does not take: EOPNOTSUPP (NEST_PARENT on a nested alloc).
     refused(h, { type: 'hwpt.alloc', domain: 'n2', ctx: 'vmm', device: EP, parent: 's2', nestParent: true }, 'EOPNOTSUPP');
-    // iommufd_viommu setup: a vIOMMU on a parent that is not a nesting parent is EINVAL; an unknown one ENOENT.
+    // iommufd_viommu.viommu_negative_tests: a vIOMMU on a parent that is not a nesting parent is EINVAL; an unknown one ENOENT.
     refused(h, { type: 'viommu.alloc', viommu: 'v2', ctx: 'vmm', device: EP, parent: 'plain' }, 'EINVAL');
     refused(h, { type: 'viommu.alloc', viommu: 'v2', ctx: 'vmm', device: EP, parent: 'nope' }, 'ENOENT');
-    // vdevice_alloc: one virtual id once, one vDEVICE per device.
+    // iommufd_viommu.vdevice_alloc: one virtual id once, one vDEVICE per device.
     refused(h, { type: 'vdevice.alloc', viommu: 'vi', device: EP, virtId: '0x10' }, 'EEXIST', /already a vDEVICE/);
     refused(h, { type: 'vdevice.alloc', viommu: 'vi', device: EP, virtId: '0x11' }, 'EEXIST', /already has vDEVICE/);
     // alloc_hwpt_nested: the parent cannot be freed while nested HWPTs use it.
     refused(h, { type: 'domain.free', domain: 's2' }, 'EBUSY', /stage 2 of nested domain s1/);
     // Stage 1 belongs to the guest: the host maps only stage 2.
     refused(h, { type: 'map', domain: 's1', iova: '0x0', length: '0x1000', pa: '0x0', prot: 'rw' }, 'EINVAL', /only paging domains hold mappings/);
+  });
+
+  it('a nesting parent cannot be fault-capable (alloc_hwpt_nested: NEST_PARENT | FAULT_ID_VALID is EOPNOTSUPP)', () => {
+    const h = host(...base(), { type: 'fault.alloc', fault: 'q', ctx: 'vmm' });
+    refused(h, { type: 'hwpt.alloc', domain: 's2', ctx: 'vmm', device: EP, nestParent: true, fault: 'q' }, 'EOPNOTSUPP', /nesting parent cannot be fault-capable/);
+    ok(h, { type: 'hwpt.alloc', domain: 's2', ctx: 'vmm', device: EP, nestParent: true });
+  });
+
+  it('attaching a vIOMMU\'s nested domain needs the device\'s vDEVICE first (vdevice_alloc: ENOENT)', () => {
+    const noVdev = nestedVm().filter((c) => c.type !== 'vdevice.alloc');
+    const h = host(...noVdev.slice(0, -1));
+    refused(h, { type: 'device.attach', device: EP, domain: 's1' }, 'ENOENT', /no vDEVICE in vIOMMU vi/);
+    ok(h, { type: 'vdevice.alloc', viommu: 'vi', device: EP, virtId: '0x99' });
+    ok(h, { type: 'device.attach', device: EP, domain: 's1' });
+    invariants(h);
   });
 
   it('attributes a fault the guest reports (vIOMMU, virtual id) to the physical device', () => {
@@ -108,9 +128,11 @@ describe('I/O page faults: fault queues and fault-capable domains', () => {
     { type: 'map', domain: 'sva', iova: '0x1000', length: '0x1000', pa: '0x9000', prot: 'rw' },
   ];
 
-  it('refuses a fault-capable domain on a device that cannot fault, and ENOENT for an unknown queue (iopf tests)', () => {
+  it('refuses a fault-capable domain on a device that cannot fault (ENODEV), and ENOENT for an unknown queue', () => {
     const h = host(...iopf());
-    refused(h, { type: 'device.attach', device: EP, domain: 'sva' }, 'EOPNOTSUPP', /cannot take I\/O page faults/);
+    // VT-d intel_iommu_enable_iopf: no PRI is ENODEV.
+    refused(h, { type: 'device.attach', device: EP, domain: 'sva' }, 'ENODEV', /cannot take I\/O page faults/);
+    // alloc_hwpt_nested / viommu_alloc_nested_iopf: an unknown fault_id is ENOENT.
     refused(h, { type: 'hwpt.alloc', domain: 'x', ctx: 'vmm', device: EP, fault: 'nope' }, 'ENOENT');
   });
 
@@ -126,6 +148,10 @@ describe('I/O page faults: fault queues and fault-capable domains', () => {
     expect(story(h, resp)).toEqual([['PageFaultResponded', { fault: 'q', cookie: 1, code: 'success', device: EP }]]);
     // iommufd_fault_fops_write: a cookie with no pending fault is EINVAL.
     refused(h, { type: 'fault.respond', fault: 'q', cookie: 1 }, 'EINVAL');
+    // The uAPI has two response codes, success and invalid: any other is EINVAL.
+    ok(h, { type: 'dma', device: EP, iova: '0x6000', access: 'r' });
+    refused(h, { type: 'fault.respond', fault: 'q', cookie: 2, code: 'failure' }, 'EINVAL', /success or invalid/);
+    ok(h, { type: 'fault.respond', fault: 'q', cookie: 2, code: 'invalid' });
     invariants(h);
   });
 });
@@ -163,7 +189,7 @@ describe('revocable DMABUF mappings of a peer BAR', () => {
   });
 });
 
-describe('SR-IOV VF token (vfio_pci_validate_vf_token)', () => {
+describe('SR-IOV VF token (vfio_pci_core_match_token_uuid)', () => {
   const PF = '0000:03:00.0';
   const VF = '0000:04:00.0';
   const sriov = (): Cmd[] => [
@@ -197,7 +223,18 @@ describe('SR-IOV VF token (vfio_pci_validate_vf_token)', () => {
     ok(h, { type: 'driver.unbind', device: PF });
     refused(h, { type: 'device.bind', device: VF, ctx: 'vm', vfToken: '5ef6b6f8-1d4a-4c5e-8f1a-0123456789ab' }, 'EINVAL', /not bound to vfio-pci/);
     const old = host({ type: 'host.boot', kernel: '6.12.0' }, ...sriov());
-    refused(old, { type: 'device.bind', device: VF, ctx: 'vm', vfToken: '5ef6b6f8-1d4a-4c5e-8f1a-0123456789ab' }, 'EINVAL', /6\.17/);
+    refused(old, { type: 'device.bind', device: VF, ctx: 'vm', vfToken: '5ef6b6f8-1d4a-4c5e-8f1a-0123456789ab' }, 'EINVAL', /takes no VF token/);
+    // Before the token flag the cdev bind checked no token at all: the VF binds without one.
+    ok(old, { type: 'device.bind', device: VF, ctx: 'vm' });
+  });
+
+  it('a PF bound with a token while none of its VFs is in use takes it as its VF token', () => {
+    const h = host(...sriov().filter((c) => c.type !== 'vf.token' && !(c.type === 'device.bind' && c.device === PF)));
+    const r = ok(h, { type: 'device.bind', device: PF, ctx: 'pfo', vfToken: '11111111-2222-4333-8444-555555555555' });
+    expect(story(h, r).map(([t]) => t)).toEqual(['DeviceBound', 'VfTokenSet']);
+    refused(h, { type: 'device.bind', device: VF, ctx: 'vm' }, 'EACCES', /needs the VF token/);
+    ok(h, { type: 'device.bind', device: VF, ctx: 'vm', vfToken: '11111111-2222-4333-8444-555555555555' });
+    invariants(h);
   });
 });
 
@@ -206,13 +243,13 @@ describe('memlock accounting (IOMMU_OPTION_RLIMIT_MODE)', () => {
     ...base().slice(0, 7),
     { type: 'device.grant', device: EP, uid: 1000 },
     { type: 'ctx.open', ctx: 'vmm', actor: { uid: 1000 } },
-    { type: 'device.bind', device: EP, ctx: 'vmm', actor: { uid: 1000 } },
     { type: 'ctx.option', ctx: 'vmm', rlimitMode: 'process', memlock: '0x2000' },
+    { type: 'device.bind', device: EP, ctx: 'vmm', actor: { uid: 1000 } },
     { type: 'domain.alloc', domain: 'ioas', ctx: 'vmm', iommu: 'iommu0', actor: { uid: 1000 } },
     { type: 'device.attach', device: EP, domain: 'ioas', actor: { uid: 1000 } },
   ];
 
-  it('refuses a map past the locked-memory limit with ENOMEM (variant mock_domain_limit) and shows the budget', () => {
+  it('refuses a map past the locked-memory limit with ENOMEM (incr_user_locked_vm / __account_locked_vm) and shows the budget', () => {
     const h = host(...user());
     ok(h, { type: 'map', domain: 'ioas', iova: '0x0', length: '0x1000', pa: '0x0', prot: 'rw', actor: { uid: 1000 } });
     refused(h, { type: 'map', domain: 'ioas', iova: '0x1000', length: '0x2000', pa: '0x0', prot: 'rw', actor: { uid: 1000 } }, 'ENOMEM', /per-process locked-memory limit 0x2000/);
@@ -222,10 +259,15 @@ describe('memlock accounting (IOMMU_OPTION_RLIMIT_MODE)', () => {
     invariants(h);
   });
 
-  it('setting the mode needs CAP_SYS_RESOURCE (EPERM, global_options) and an empty context (EBUSY)', () => {
+  it('setting the mode needs CAP_SYS_RESOURCE (EPERM) and an empty context (EBUSY): iommufd_option_rlimit_mode', () => {
     const h = host(...user());
     refused(h, { type: 'ctx.option', ctx: 'vmm', rlimitMode: 'user', actor: { uid: 1000 } }, 'EPERM');
-    refused(h, { type: 'ctx.option', ctx: 'vmm', rlimitMode: 'user' }, 'EBUSY');
+    refused(h, { type: 'ctx.option', ctx: 'vmm', rlimitMode: 'user' }, 'EBUSY', /bound device/);
+    // Any object makes the ctx busy, a bound device alone included (its iommufd_device is an object).
+    const bound = host(...user().slice(0, 10), { type: 'ctx.open', ctx: 'other' }, { type: 'device.bind', device: EP, ctx: 'vmm', actor: { uid: 1000 } });
+    refused(bound, { type: 'ctx.option', ctx: 'vmm', rlimitMode: 'user' }, 'EBUSY', /holds bound device/);
+    ok(bound, { type: 'ctx.option', ctx: 'other', rlimitMode: 'process' });
+    ok(h, { type: 'ctx.option', ctx: 'vmm', rlimitMode: 'process', memlock: '0x4000' });
   });
 });
 

@@ -25,6 +25,8 @@ beforeAll(async () => {
     { type: 'hwpt.alloc', domain: 's2', ctx: 'vmm', device: NIC, nestParent: true },
     { type: 'map', domain: 's2', iova: '0x0', length: '0x200000', pa: '0x100000000', prot: 'rw' },
     { type: 'viommu.alloc', viommu: 'vi', ctx: 'vmm', device: NIC, parent: 's2' },
+    // The kernel attaches a vIOMMU's nested domain only to a device with a vDEVICE in it.
+    { type: 'vdevice.alloc', viommu: 'vi', device: NIC, virtId: '0x8' },
     { type: 'hwpt.alloc', domain: 's1', ctx: 'vmm', device: NIC, parent: 'vi' },
     { type: 'device.attach', device: NIC, domain: 's1' },
   ]);
