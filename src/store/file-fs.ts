@@ -89,6 +89,15 @@ export const mkdirDurable = async (dir: string, fs: StoreFs = realFs): Promise<v
   for (const d of chain.reverse()) await fs.syncDir(d);
 };
 
+/** Writes all of `bytes` through `handle` (a short write is continued; a write of nothing is EIO). */
+export const writeAll = async (handle: Pick<StoreFileHandle, 'write'>, bytes: Uint8Array): Promise<void> => {
+  for (let done = 0; done < bytes.length; ) {
+    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
+    if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+    done += bytesWritten;
+  }
+};
+
 /**
  * Writes `bytes` as the whole new content of `path`, so that after a crash or power cut `path`
  * holds either its old content or all of the new one, never a mix: write a private file aside,
@@ -99,11 +108,7 @@ export const replaceFileDurably = async (path: string, bytes: Uint8Array, fs: St
   const aside = `${target}.${process.pid}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}.tmp`;
   const handle = await fs.open(aside, 'wx');
   try {
-    for (let done = 0; done < bytes.length; ) {
-      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
-      if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
-      done += bytesWritten;
-    }
+    await writeAll(handle, bytes);
     await handle.datasync();
     await handle.close();
     await fs.rename(aside, target);

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { hostname, uptime } from 'node:os';
-import type { StoreFs } from './file-fs.js';
+import { writeAll, type StoreFs } from './file-fs.js';
 import { StoreError } from './types.js';
 import { sleep } from './internal.js';
 
@@ -67,12 +67,7 @@ const writeNew = async (fs: StoreFs, path: string, content: string): Promise<boo
     throw lockError(path, error);
   }
   try {
-    const bytes = Buffer.from(content);
-    for (let done = 0; done < bytes.length; ) {
-      const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
-      if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
-      done += bytesWritten;
-    }
+    await writeAll(handle, Buffer.from(content));
     // Durable before it is linked into place: after a power cut a lock is absent or whole, never empty.
     await handle.datasync();
     await handle.close();
