@@ -13,7 +13,7 @@ import { rm, stat } from 'node:fs/promises';
 import { hex } from '../domain/index.js';
 import { createManager } from '../src/manager.js';
 import { openFileStore } from '../src/store/file.js';
-import { snapshotDir } from '../src/snapshot/file.js';
+import { snapshotDir } from '../src/store/snapshots-file.js';
 import { now, type CaseResult } from './measure.js';
 import { prng, setup } from './workload.js';
 

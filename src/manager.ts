@@ -14,7 +14,7 @@ import { createTimeline, type Timeline } from './timeline.js';
 import { createChainFollower } from './store/chain.js';
 import { createPersister, readRange, type PersistedOptions, type Persister } from './snapshot/persister.js';
 import type { SnapshotHint } from './snapshot/format.js';
-import type { SnapshotInfo } from './snapshot/store.js';
+import type { SnapshotInfo } from './store/snapshots.js';
 import { ExpectedVersionConflictError, StoreError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface ManagerOptions {

@@ -17,6 +17,9 @@ import { EVENT_SCHEMA_VERSION } from '../../domain/schema/version.js';
 import { initialState } from '../../domain/index.js';
 import type { State } from '../../domain/state.js';
 import { decodeState, encodeState } from './codec.js';
+import type { SnapshotHint } from '../store/snapshots.js';
+
+export type { SnapshotHint };
 
 export const SNAPSHOT_MAGIC = Buffer.from('ISOGSNAP', 'latin1');
 /** Bumped when the envelope or body layout changes; a newer one is never read. */
@@ -30,11 +33,6 @@ export const STATE_VERSION = 1;
 /** The model a snapshot's state belongs to: event schema, state version and the state's top-level fields. */
 export const stateShape = (): string => `e${EVENT_SCHEMA_VERSION}.s${STATE_VERSION}.${Object.keys(initialState()).sort().join(',')}`;
 
-/** Where the entry at `pos` sits in the log (file store: byte offset and line), to start the tail there. */
-export interface SnapshotHint {
-  readonly offset: number;
-  readonly line: number;
-}
 
 export interface SnapshotHeader {
   readonly format: number;

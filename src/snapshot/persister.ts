@@ -7,7 +7,7 @@ import type { State } from '../../domain/state.js';
 import type { EventStore, RecordedEvent } from '../store/types.js';
 import type { SnapshotHint } from './format.js';
 import { persistSnapshot, restoreNewest, type Restored } from './restore.js';
-import type { SnapshotInfo, SnapshotStore } from './store.js';
+import type { SnapshotInfo, SnapshotStore } from '../store/snapshots.js';
 
 export interface PersistedOptions {
   /** Write a snapshot every this many entries (default 100,000; rounded up to a multiple of the in-memory K). */

@@ -10,7 +10,7 @@ import type { State } from '../../domain/state.js';
 import type { EventStore, RecordedEvent } from '../store/types.js';
 import type { SnapshotHeader, SnapshotHint } from './format.js';
 import { HEADER_PEEK, SnapshotProblem, decodeHeader, decodeSnapshot, encodeSnapshot } from './format.js';
-import type { SnapshotInfo, SnapshotStore } from './store.js';
+import type { SnapshotInfo, SnapshotStore } from '../store/snapshots.js';
 
 export interface Restored {
   readonly state: State;

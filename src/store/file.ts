@@ -19,8 +19,8 @@ import { decodeRecord, encodeAppend, scanLog } from './file-format.js';
 import type { LogIndex } from './memory.js';
 import { createLogIndex, indexOfCheckpoint, readersOver } from './memory.js';
 import { archivedBytes } from './segments.js';
-import type { SnapshotHint } from '../snapshot/format.js';
-import { createFileSnapshots } from '../snapshot/file.js';
+import type { SnapshotHint } from './snapshots.js';
+import { createFileSnapshots } from './snapshots-file.js';
 
 export const DEFAULT_FILE_PATH = '.isogroup/log.jsonl';
 

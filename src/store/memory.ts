@@ -18,7 +18,7 @@ import type {
 import { StoreError } from './types.js';
 import type { PullSource } from './internal.js';
 import { chainRecords } from './chain.js';
-import { createMemorySnapshots } from '../snapshot/store.js';
+import { createMemorySnapshots } from './snapshots.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,

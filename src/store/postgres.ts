@@ -10,7 +10,7 @@
  */
 import type { Pool, PoolClient, Client as PgClient, QueryResultRow } from 'pg';
 import { ensureSchema, loadPg, parseTarget, quote, unreachable } from './postgres-schema.js';
-import { createPostgresSnapshots } from '../snapshot/postgres.js';
+import { createPostgresSnapshots } from './snapshots-postgres.js';
 import type { PostgresStoreOptions } from './servers.js';
 import type { AppendOptions, AppendResult, EventMeta, EventStore, NewEvent, ReadOptions, RecordedEvent, SubscribeOptions, Subscription } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';

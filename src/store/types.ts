@@ -6,8 +6,7 @@
  * subscriber can resume from any checkpoint it has seen (`readAll(after)` / `subscribe(after)`).
  */
 import type { NewEvent, RecordedEvent } from '../../domain/envelope.js';
-import type { SnapshotHint } from '../snapshot/format.js';
-import type { SnapshotStore } from '../snapshot/store.js';
+import type { SnapshotHint, SnapshotStore } from './snapshots.js';
 
 // The envelope is the domain's (domain/envelope.ts): stores persist exactly what the reducer reads.
 export type { Actor, EventMeta, NewEvent, RecordedEvent } from '../../domain/envelope.js';

@@ -7,7 +7,7 @@ import { describe, expect, test } from '@jest/globals';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, tempDir } from '../cli/run.js';
-import { snapshotDir } from '../../src/snapshot/file.js';
+import { snapshotDir } from '../../src/store/snapshots-file.js';
 
 describe('isogroup snapshot', () => {
   const dir = tempDir();

@@ -14,7 +14,7 @@ import { openFileStore } from '../../src/store/file.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
 import { encodeStateJson, decodeState, encodeState } from '../../src/snapshot/codec.js';
-import { snapshotDir } from '../../src/snapshot/file.js';
+import { snapshotDir } from '../../src/store/snapshots-file.js';
 import { storm } from '../../src/testkit/storm.js';
 import { createTimeline } from '../../src/timeline.js';
 

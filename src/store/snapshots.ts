@@ -1,8 +1,14 @@
 /**
  * Where persisted snapshots live, per store: a folder beside the file log (one file per stream and
  * position), a table in PostgreSQL, a Map for the memory store. The manager only sees this
- * interface; choosing and trusting a snapshot is restore.ts's job.
+ * interface; choosing and trusting a snapshot is src/snapshot/restore.ts's job.
  */
+
+/** Where the entry at `pos` sits in the log (file store: byte offset and line), to start the tail there. */
+export interface SnapshotHint {
+  readonly offset: number;
+  readonly line: number;
+}
 
 export interface SnapshotInfo {
   readonly stream: string;

@@ -4,7 +4,7 @@
  * reader sees it whole or not at all.
  */
 import type { Pool } from 'pg';
-import type { SnapshotInfo, SnapshotStore } from './store.js';
+import type { SnapshotInfo, SnapshotStore } from './snapshots.js';
 
 export const createPostgresSnapshots = (pool: Pool, table: string): SnapshotStore => {
   const info = (stream: string, pos: number): SnapshotInfo => ({ stream, pos, name: `${table}(${stream}, ${pos})` });

@@ -5,8 +5,8 @@
  */
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { SnapshotInfo, SnapshotStore } from './store.js';
-import { mkdirDurable, replaceFileDurably } from '../store/file-fs.js';
+import type { SnapshotInfo, SnapshotStore } from './snapshots.js';
+import { mkdirDurable, replaceFileDurably } from './file-fs.js';
 
 const NAME = /^(.+)\.(\d{12})\.snap$/;
 
