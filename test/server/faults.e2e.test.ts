@@ -67,7 +67,7 @@ suite('the faults panel in chromium', () => {
     expect(await panel.locator('[data-testid="faults-follow"]').innerText()).toMatch(/last observed: #\d+ FaultRecorded from kmsg at kernel time 3128\.100199 s/);
 
     // A follower writes a read of 0x100000000 — which the VM mapped read-only: the model would have allowed it.
-    const m = writer(store, 'local', new Date(Date.parse('2026-12-05T05:00:00Z')));
+    const m = writer(store, 'local', '2026-12-05T05:00:00.000Z');
     await m.load();
     await m.import([fault(500, '0x100000000', 'r')] as never);
     expect(await soon(panel.locator('[data-testid="faults-total"]'), (t) => t.includes('201'))).toBe('201 fault(s) in 2 group(s)');
