@@ -220,6 +220,11 @@ export interface Alert {
   readonly group?: number;
   readonly domain?: string;
   readonly ctx?: string;
+  /** An aggregated alert (observed DMA faults): how many entries it stands for, once more than one. */
+  readonly count?: number;
+  /** The last entry it stands for (`pos`/`at` are the first), once more than one. */
+  readonly lastPos?: number;
+  readonly lastAt?: string;
 }
 
 /** PA reverse index entry ref: which domain maps that PA range (aux = IOVA start). */
@@ -253,6 +258,8 @@ export interface State {
   readonly resetCaps: ReadonlyMap<string, ResetCaps>;
   /** BARs, bridge windows and ATS by device (MmioDescribed): what routes a request peer-to-peer. */
   readonly mmio: ReadonlyMap<string, DeviceMmio>;
+  /** Observed DMA-fault alerts by key (device, domain, reason, access) → index in `alerts`: one alert per key, counted (domain/evolve/fault-alerts.ts). */
+  readonly faultAlerts: ReadonlyMap<string, number>;
 }
 
 /** The ways a PCI function can be reset (domain/reset-scope.ts). `auto` picks one as the kernel does. */

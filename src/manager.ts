@@ -57,6 +57,7 @@ export interface Manager {
   readonly log: LogSource;
   readonly events$: Observable<RecordedEvent>;
   readonly state$: BehaviorSubject<State>;
+  /** Each new alert once; a counted `dma-fault` alert is emitted when first raised (its count is in `state$`). */
   readonly alerts$: Observable<Alert>;
   /** Catches up with the store (replays what is new). */
   load(onProgress?: Progress): Promise<State>;

@@ -35,6 +35,10 @@ export interface PlainRun {
   readonly blocking: Map<string, Region[]>;
   readonly devs: Map<string, Device>;
   readonly grps: Map<number, Group>;
+  /** Alerts of the input state replaced by this run (an aggregated alert counted again), by index. */
+  readonly replaced: Map<number, Alert>;
+  /** New fault-alert keys → alert index (see State.faultAlerts). */
+  readonly faults: Map<string, number>;
 }
 
 /** A handler of the plain path: one event applied to the run's working set. */

@@ -1,15 +1,16 @@
 /**
  * Record-only events: checks, refusals and faults are kept in the log (and counted) but change no
- * state; an observed fault raises a `dma-fault` alert.
+ * state; an observed fault raises (or counts) a `dma-fault` alert (fault-alerts.ts).
  */
 import { raise, type PlainHandler } from './common.js';
+import { countFault } from './fault-alerts.js';
 
 /** DmaChecked and CommandRejected: only counted. */
 export const recordOnly: PlainHandler<'DmaChecked' | 'CommandRejected'> = () => {};
 
 export const faultRecorded: PlainHandler<'FaultRecorded'> = (run, d, e) => {
   if (!e.meta.observed) return;
-  raise(run, e, 'dma-fault', `${d.device} faulted (${d.reason}) on ${d.access === 'w' ? 'write' : 'read'} of ${d.iova}`, { device: d.device });
+  countFault(run, d, e);
 };
 
 /** An observed drift (follow): the live kernel differs from the model; raises a `drift` alert. */

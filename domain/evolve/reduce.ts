@@ -13,6 +13,7 @@ import type { State } from '../state.js';
 import { emptyIommufd } from '../iommufd/state.js';
 import { fz, newBatch, reducerImmer, type Batch } from './batch.js';
 import type { DraftHandler, EvolveEvent, PlainRun } from './common.js';
+import { withReplaced } from './fault-alerts.js';
 import { DRAFT_HANDLERS, PLAIN_STEPS } from './table.js';
 
 export const initialState = (): State => ({
@@ -33,6 +34,7 @@ export const initialState = (): State => ({
   busMaster: new Map(),
   resetCaps: new Map(),
   mmio: new Map(),
+  faultAlerts: new Map(),
 });
 
 /** Applies a run of draft-path events in one produce. */
@@ -55,7 +57,7 @@ const produceRun = (state: State, events: readonly EvolveEvent[], b: Batch): Sta
  * copied once per run, the interval maps change in place under the batch's edit token.
  */
 /** A fresh working set for a plain run over `state` (also the decide session's, see session.ts). */
-export const newPlainRun = (state: State, b: Batch): PlainRun => ({ state, batch: b, maps: new Map(), reach: state.reach, raised: [], blocking: new Map(), devs: new Map(), grps: new Map() });
+export const newPlainRun = (state: State, b: Batch): PlainRun => ({ state, batch: b, maps: new Map(), reach: state.reach, raised: [], blocking: new Map(), devs: new Map(), grps: new Map(), replaced: new Map(), faults: new Map() });
 
 const plainRun = (state: State, events: readonly EvolveEvent[], b: Batch): State => {
   const run = newPlainRun(state, b);
@@ -93,8 +95,9 @@ const plainRun = (state: State, events: readonly EvolveEvent[], b: Batch): State
     groups,
     domains,
     reach: run.reach,
-    alerts: run.raised.length > 0 ? fz(b, [...state.alerts, ...run.raised]) : state.alerts,
+    alerts: run.raised.length > 0 || run.replaced.size > 0 ? fz(b, withReplaced([...state.alerts, ...run.raised], run.replaced)) : state.alerts,
     counts: fz(b, allCounts),
+    ...(run.faults.size > 0 ? { faultAlerts: fz(b, new Map([...state.faultAlerts, ...run.faults])) } : {}),
   });
 };
 

@@ -45,11 +45,12 @@ interface Owned {
   devices: Map<string, Device> | null;
   groups: Map<number, Group> | null;
   alerts: Alert[] | null;
+  faultAlerts: Map<string, number> | null;
   readonly counts: Map<string, number>;
 }
 
 /** The PlainRun members `step` writes back into the owned state (or only reads). */
-const WRITTEN_BACK: ReadonlySet<string> = new Set(['state', 'batch', 'maps', 'reach', 'raised', 'blocking', 'devs', 'grps']);
+const WRITTEN_BACK: ReadonlySet<string> = new Set(['state', 'batch', 'maps', 'reach', 'raised', 'blocking', 'devs', 'grps', 'replaced', 'faults']);
 
 /** Opens a session (one per batch of decisions; never shared between writers). */
 export const openSession = (): Session => {
@@ -65,7 +66,7 @@ export const openSession = (): Session => {
 
   const takeOver = (state: State): Owned => {
     const s: Mutable<State> = { ...state, counts: new Map(state.counts) };
-    return { state: s, domains: null, devices: null, groups: null, alerts: null, counts: s.counts as Map<string, number> };
+    return { state: s, domains: null, devices: null, groups: null, alerts: null, faultAlerts: null, counts: s.counts as Map<string, number> };
   };
 
   /** Applies one plain event to the owned state: the handler runs on a one-event run, whose changes are written back in place. */
@@ -93,10 +94,17 @@ export const openSession = (): Session => {
       for (const [id, g] of run.grps) groups.set(id, fzOn ? freeze(g) : g);
       run.grps.clear();
     }
-    if (run.raised.length > 0) {
+    if (run.raised.length > 0 || run.replaced.size > 0) {
       const alerts = (o.alerts ??= (s.alerts = s.alerts.slice()) as Alert[]);
+      for (const [i, a] of run.replaced) alerts[i] = a;
       for (const a of run.raised) alerts.push(a);
       run.raised.length = 0;
+      run.replaced.clear();
+    }
+    if (run.faults.size > 0) {
+      const faults = (o.faultAlerts ??= (s.faultAlerts = new Map(s.faultAlerts)) as Map<string, number>);
+      for (const [k, i] of run.faults) faults.set(k, i);
+      run.faults.clear();
     }
     run.blocking.clear();
     s.reach = run.reach;
@@ -128,7 +136,7 @@ export const openSession = (): Session => {
       const o = own;
       own = null;
       if (o === null || o.state !== state || !batch.freeze) return state;
-      for (const m of [o.domains, o.devices, o.groups, o.alerts, o.counts]) if (m !== null) freeze(m);
+      for (const m of [o.domains, o.devices, o.groups, o.alerts, o.faultAlerts, o.counts]) if (m !== null) freeze(m);
       return freeze(o.state);
     },
   };

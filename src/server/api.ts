@@ -15,6 +15,7 @@ import { dmaQueryOf, dmaQueryText, reachQueryOf, type Params } from './params.js
 import { resetScopeRoute, resetsJson } from './reset.js';
 import { sealRoute } from './seal.js';
 import type { Sealer } from '../store/sealer.js';
+import { faultsAnswer } from './faults.js';
 import { deviceDetailJson, devicesJson, devicesTreeJson, domainsJson, groupsBriefJson, mappingsJson, summaryJson } from './views.js';
 
 export interface ApiOptions {
@@ -385,6 +386,14 @@ export const createApi = (o: ApiOptions): ((r: Omit<ApiRequest, 'args'>) => Prom
       handler: async (r) => {
         const { h, s } = await stateOf(r);
         return { host: h.host, ...mmioAnswer(s, r.p) };
+      },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/api\/faults$/,
+      handler: async (r) => {
+        const { h, s } = await stateOf(r);
+        return faultsAnswer(h, s);
       },
     },
   ];

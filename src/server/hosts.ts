@@ -24,7 +24,7 @@ export interface HostHandle {
   stateAt(at: At | undefined): Promise<State>;
   /** Sentence lookups (domain → ctx, ctx → uid) as they were at `pos`. */
   sentenceContext(pos: number): Promise<SentenceContext>;
-  /** Alerts raised by the entry at `pos` (from the current state; alerts are only ever added). */
+  /** Alerts raised by the entry at `pos` (from the current state; alerts are only added, or counted in place). */
   alertsAt(pos: number): readonly Alert[];
   /** Positions in [from, to] of refusals, faults, denied DMA checks and entries that raised alerts. */
   problemPositions(from: number, to: number): Promise<number[]>;
@@ -144,17 +144,18 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
 
   await feedTo(manager.state.pos);
 
-  const alertIndex = new Map<number, Alert[]>();
+  // Indices into the alerts, by position: an aggregated fault alert is replaced in place as it counts.
+  const alertIndex = new Map<number, number[]>();
   let indexed = 0;
   const alertsAt = (pos: number): readonly Alert[] => {
     const all = manager.state.alerts;
     for (; indexed < all.length; indexed++) {
       const a = all[indexed]!;
       const list = alertIndex.get(a.pos);
-      if (list) list.push(a);
-      else alertIndex.set(a.pos, [a]);
+      if (list) list.push(indexed);
+      else alertIndex.set(a.pos, [indexed]);
     }
-    return alertIndex.get(pos) ?? [];
+    return (alertIndex.get(pos) ?? []).map((i) => all[i]!);
   };
 
   return {

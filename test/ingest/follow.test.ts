@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { createFollower, resumeFromLog, verify, type FollowEvent, type FollowOptions } from '../../src/ingest/index.js';
 import { buildSysfs, DESKTOP, type SysfsDeviceSpec } from '../fixtures/sysfs/build.js';
 import { newHost } from '../helpers.js';
+import { evolveAll, initialState, type State } from '../../domain/index.js';
 
 const FIX = join(import.meta.dirname, '..', 'fixtures');
 const dirs: string[] = [];
@@ -204,7 +205,7 @@ describe('the kernel log, followed as it grows', () => {
     expect(rebooted.poll()).toHaveLength(3);
   });
 
-  test('a 100k-line fault flood through a growing file: every fault read once, memory bounded by one partial line', () => {
+  test('a 100k-line fault flood through a growing file: every fault read once, memory bounded by one partial line, one counted alert', () => {
     const dir = temp();
     const file = join(dir, 'flood.log');
     writeFileSync(file, '');
@@ -212,6 +213,12 @@ describe('the kernel log, followed as it grows', () => {
     f.start();
     let faults = 0;
     let max = 0;
+    // The model of the flood: every fault applied; the alerts stay one per device, domain, reason and access.
+    let state: State = initialState();
+    const apply = (events: readonly FollowEvent[]): number => {
+      state = evolveAll(state, events.map((e, k) => ({ ...e, pos: state.pos + 1 + k })));
+      return events.length;
+    };
     for (let chunk = 0; chunk < 20; chunk++) {
       let text = '';
       for (let i = 0; i < 5000; i++) {
@@ -219,13 +226,14 @@ describe('the kernel log, followed as it grows', () => {
         text += `[ ${(1000 + n / 1000).toFixed(6)}] vfio-pci 0000:03:00.0: AMD-Vi: Event logged [IO_PAGE_FAULT domain=0x0007 address=0x${(0x7f000000 + (n % 64) * 0x1000).toString(16)} flags=0x0020]\n`;
       }
       appendFileSync(file, text.slice(0, -40));
-      faults += f.poll().length;
+      faults += apply(f.poll());
       max = Math.max(max, f.held());
       appendFileSync(file, text.slice(-40));
     }
-    faults += f.poll().length;
+    faults += apply(f.poll());
     expect(faults).toBe(100_000);
     expect(max).toBeLessThan(200);
+    expect(state.alerts).toEqual([expect.objectContaining({ kind: 'dma-fault', device: '0000:03:00.0', pos: 1, count: 100_000, lastPos: 100_000 })]);
   });
 });
 

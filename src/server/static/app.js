@@ -15,6 +15,7 @@ import { MemlockBadge, VerdictNotes, verdictWord } from './iommufd.js';
 import { makeResetPanel } from './reset.js';
 import { SealPanel } from './seal.js';
 import { WhatIfPanel } from './whatif.js';
+import { FaultsPanel } from './faults.js';
 import { askBar, parseBarQuestion, PeerPath } from './p2p.js';
 
 const html = htm.bind(h);
@@ -704,6 +705,7 @@ const App = () => {
         <${AuditPanel} host=${v.host} pos=${pos} target=${auditTarget} setTarget=${setAuditTarget} onJump=${jump} />
         <${SealPanel} host=${v.host} livePos=${livePos} />
         <${WhatIfPanel} host=${v.host} pos=${pos} />
+        <${FaultsPanel} host=${v.host} pos=${pos} livePos=${livePos} />
       </div>
     </main>`}
   </div>`;
