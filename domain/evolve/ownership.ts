@@ -4,6 +4,7 @@
  */
 import { dropGroup, releaseRef } from './membership.js';
 import { alert, deviceOf, raise, raiseUnknown, runDevice, runGroup, type DraftHandler, type PlainHandler } from './common.js';
+import { raiseOnClaim } from './peer-reach.js';
 
 // Driver events are frequent (every bind/unbind cycle): they take the plain path.
 
@@ -64,6 +65,7 @@ export const groupClaimed: DraftHandler<'GroupClaimed'> = (s, d, e) => {
   g.claimPath = 'group';
   g.ownedAt = e.pos;
   g.attachments.clear();
+  raiseOnClaim(s, e, g.members);
 };
 
 export const groupReleased: DraftHandler<'GroupReleased'> = (s, d, _e, b) => {
@@ -92,6 +94,7 @@ export const deviceBound: DraftHandler<'DeviceBound'> = (s, d, e) => {
     g.claimPath = 'device';
     g.ownedAt = e.pos;
     g.attachments.clear();
+    raiseOnClaim(s, e, g.members);
   } else g.ownerRefs++;
 };
 
