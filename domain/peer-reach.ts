@@ -5,7 +5,7 @@
  * when ownership or address-routing facts change (evolve/peer-reach.ts), and projections/mmio.ts
  * derives the same pairs on demand (`isogroup p2p`, /api/mmio, the test kit).
  */
-import { barText, mmioFacts, type Bar } from './bars.js';
+import { barText, mmioFacts, type Bar, type DeviceMmio } from './bars.js';
 import { isPeerToPeer, routeTo, type Route } from './routing.js';
 import { isBridge } from './rules/linux-classic.js';
 import type { State } from './state.js';
@@ -68,25 +68,31 @@ export const peerReachPairs = (s: State, sources?: readonly string[], target?: s
   const out: PeerReachPair[] = [];
   const one = target === undefined ? undefined : s.mmio.get(target);
   for (const m of target === undefined ? s.mmio.values() : one ? [one] : []) {
-    if (!kernelOwned(s, m.device) || !mmioFacts(s, m.device)) continue;
-    for (const bar of m.bars) {
-      for (const id of from) {
-        if (!originates(s, id, bar)) continue;
-        const { group, owner } = ownerOf(s, id);
-        if (owner === null) continue;
-        const r = peerRoute(s, id, bar);
-        if (!r) continue;
-        const configured = routeTo(s, id, bar, bar.start, r.kind === 'translated-peer-to-peer', 'as-configured');
-        out.push({ device: id, group, owner, bar, route: r, overridden: !isPeerToPeer(configured) });
-      }
+    if (kernelOwned(s, m.device)) pairsTo(s, from, m, out);
+  }
+  return out;
+};
+
+/** The pairs from `sources` (user-owned) to the BARs of `m`, whoever drives its device. */
+export const pairsTo = (s: State, sources: readonly string[], m: DeviceMmio, out: PeerReachPair[] = []): PeerReachPair[] => {
+  if (!mmioFacts(s, m.device)) return out;
+  for (const bar of m.bars) {
+    for (const id of sources) {
+      if (!originates(s, id, bar)) continue;
+      const { group, owner } = ownerOf(s, id);
+      if (owner === null) continue;
+      const r = peerRoute(s, id, bar);
+      if (!r) continue;
+      const configured = routeTo(s, id, bar, bar.start, r.kind === 'translated-peer-to-peer', 'as-configured');
+      out.push({ device: id, group, owner, bar, route: r, overridden: !isPeerToPeer(configured) });
     }
   }
   return out;
 };
 
 /** The alert's sentence. */
-export const peerReachMessage = (s: State, p: PeerReachPair): string =>
-  `${p.device} (group ${p.group}, owned by ctx ${p.owner}) can reach BAR ${barText(p.bar)} of ${p.bar.device} (kernel driver ${s.devices.get(p.bar.device)?.driver ?? '?'}) peer-to-peer: ${p.route.why}${p.overridden ? '; the kernel groups them apart only because of pcie_acs_override' : ''}`;
+export const peerReachMessage = (s: State, p: PeerReachPair, driver?: string): string =>
+  `${p.device} (group ${p.group}, owned by ctx ${p.owner}) can reach BAR ${barText(p.bar)} of ${p.bar.device} (kernel driver ${driver ?? s.devices.get(p.bar.device)?.driver ?? '?'}) peer-to-peer: ${p.route.why}${p.overridden ? '; the kernel groups them apart only because of pcie_acs_override' : ''}`;
 
 /** A pair's identity: the same pair seen again is not a new alert. */
 export const peerReachKey = (p: PeerReachPair): string => `${p.device}>${barText(p.bar)}`;

@@ -1,19 +1,18 @@
 /**
  * Raises `peer-to-peer-reach` (domain/peer-reach.ts) when a pair appears: a group claimed by a
- * context (its members become user-owned) or new address-routing facts (MmioDescribed). Only pairs
+ * context (its members become user-owned), a kernel DMA driver bound to a device with BARs (it
+ * becomes kernel-owned) or new address-routing facts (MmioDescribed, AcsChanged). Only pairs
  * that did not exist before the event are raised; a release raises nothing. Mapping events never
  * come here (routing does not depend on mappings).
  */
 import { current } from 'immer';
-import { kernelOwned, peerReachKey, peerReachMessage, peerReachPairs, type PeerReachPair } from '../peer-reach.js';
-import type { Group, State } from '../state.js';
-import { alert, type EvolveEvent, type S } from './common.js';
+import { kernelOwned, pairsTo, peerReachKey, peerReachMessage, peerReachPairs, type PeerReachPair } from '../peer-reach.js';
+import type { Device, Group, State } from '../state.js';
+import { alert, raise, type EvolveEvent, type PlainRun, type S } from './common.js';
 
 /** User-owned devices of a groups table, kept per (immutable) table: ingest of many facts pays once. */
 const USERS = new WeakMap<ReadonlyMap<number, Group>, readonly string[]>();
-const usersOf = (s: S): readonly string[] => {
-  // Unchanged in this run: `current` hands back the frozen table itself (no copy).
-  const groups = current(s.groups) as ReadonlyMap<number, Group>;
+const usersIn = (groups: ReadonlyMap<number, Group>): readonly string[] => {
   let users = USERS.get(groups);
   if (!users) {
     const out: string[] = [];
@@ -22,6 +21,8 @@ const usersOf = (s: S): readonly string[] => {
   }
   return users;
 };
+// Unchanged in this run: `current` hands back the frozen table itself (no copy).
+const usersOf = (s: S): readonly string[] => usersIn(current(s.groups) as ReadonlyMap<number, Group>);
 
 const raiseAll = (s: S, e: EvolveEvent, pairs: readonly PeerReachPair[], before?: ReadonlySet<string>): void => {
   const st = s as unknown as State;
@@ -38,11 +39,11 @@ export const raiseOnClaim = (s: S, e: EvolveEvent, members: readonly string[]): 
 };
 
 /**
- * Around a MmioDescribed for `device`: `apply` records the facts. A bridge's windows, ATS or an
- * override claim can change any route: every pair is compared; an endpoint's BARs change only the
- * pairs it is in.
+ * Around a change of routing facts of `device` (MmioDescribed, AcsChanged): `apply` records it.
+ * A bridge's windows, its ACS or an override claim can change any route (`wide`): every pair is
+ * compared; an endpoint's BARs change only the pairs it is in.
  */
-export const aroundMmio = (s: S, e: EvolveEvent, device: string, wide: boolean, apply: () => void): void => {
+export const aroundRouting = (s: S, e: EvolveEvent, device: string, wide: boolean, apply: () => void): void => {
   const users = s.ctxs.size === 0 ? [] : usersOf(s);
   if (users.length === 0) return apply();
   const st = s as unknown as State;
@@ -54,4 +55,21 @@ export const aroundMmio = (s: S, e: EvolveEvent, device: string, wide: boolean, 
   const before = new Set(pairs().map(peerReachKey));
   apply();
   raiseAll(s, e, pairs(), before);
+};
+
+/**
+ * A DriverBound on the plain path: `dev` (before the event) gets kernel driver `driver`. When that
+ * makes it kernel-owned (it was not, its group has no owner) and it has BARs, the user-owned devices
+ * that reach them are raised. Costs nothing on hosts without BAR facts or open contexts.
+ */
+export const raiseOnKernelDriver = (run: PlainRun, e: EvolveEvent, dev: Device, owned: boolean, driver: string): void => {
+  const s = run.state;
+  if (s.mmio.size === 0 || s.ctxs.size === 0 || owned || (dev.driver !== null && !dev.managedDma)) return;
+  const m = s.mmio.get(dev.id);
+  if (!m || m.bars.length === 0) return;
+  const users = usersIn(s.groups);
+  if (users.length === 0) return;
+  for (const p of pairsTo(s, users, m)) {
+    raise(run, e, 'peer-to-peer-reach', peerReachMessage(s, p, driver), { device: p.device, ...(p.group !== null ? { group: p.group } : {}), ctx: p.owner });
+  }
 };

@@ -77,6 +77,30 @@ describe('the peer-to-peer-reach alert', () => {
     invariants(h);
   });
 
+  it('a kernel driver bound to the peer after the claim raises it; a managed (vfio) driver does not', () => {
+    const cmds = hostCmds(NO_ACS).filter((c) => !(c.type === 'driver.bind' && c.device === NIC));
+    const h = host(...cmds, claim);
+    expect(p2pAlerts(h)).toEqual([]);
+    ok(h, { type: 'driver.bind', device: NIC, driver: 'vfio-pci' });
+    expect(p2pAlerts(h)).toEqual([]);
+    ok(h, { type: 'driver.unbind', device: NIC });
+    const r = ok(h, { type: 'driver.bind', device: NIC, driver: 'ixgbe' });
+    expect(p2pAlerts(h).map((a) => [a.pos, a.device])).toEqual([[r.pos[0], GPU]]);
+    expect(p2pAlerts(h)[0]!.message).toMatch(/of 0000:04:00\.0 \(kernel driver ixgbe\) peer-to-peer/);
+    invariants(h);
+  });
+
+  it('turning ACS RR off on the ingress port after the claim raises it; turning it back on raises nothing', () => {
+    const h = host(...hostCmds(ACS_ON), claim);
+    expect(p2pAlerts(h)).toEqual([]);
+    const r = ok(h, { type: 'device.acs', device: DSP1, ctl: 'SV' });
+    expect(p2pAlerts(h).map((a) => a.pos)).toEqual(r.pos);
+    expect(p2pAlerts(h)[0]!.message).toMatch(/downstream port 0000:02:01\.0 ACS RR \(P2P Request Redirect\) is not enabled/);
+    ok(h, { type: 'device.acs', device: DSP1, ctl: 'SV,RR,CR,UF' });
+    expect(p2pAlerts(h)).toHaveLength(1);
+    invariants(h);
+  });
+
   it('a window that stops holding the BAR ends the reach; one that holds it again raises it again', () => {
     const h = host(...hostCmds(NO_ACS), claim);
     ok(h, { type: 'device.mmio', device: DSP2, windows: [{ kind: 'memory', start: '0xf8000000', last: '0xf8ffffff' }] });
