@@ -4,6 +4,9 @@
  * `check`, audit, replay and `--at` see it like every other alert.
  */
 import { describe, expect, it, test } from '@jest/globals';
+import { createServer } from '../../src/server/index.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { get, writer } from '../server/helpers.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, tempDir } from '../cli/run.js';
@@ -132,7 +135,30 @@ describe('check, audit and time travel', () => {
     const audit = await cli(['--store', s, '--json', 'audit', '--device', GPU]);
     expect(audit.json<{ type: string }>().map((r) => r.type)).toContain('alert:peer-to-peer-reach');
     const at = String(out.alerts[0]!.pos - 1);
+    const past = await cli(['--store', s, '--json', 'audit', '--device', GPU, '--at', at]);
+    expect(past.json<{ type: string }>().map((r) => r.type)).not.toContain('alert:peer-to-peer-reach');
     expect((await cli(['--store', s, '--json', 'p2p', '--at', at])).json<{ alerts: unknown[] }>()[0]!.alerts).toEqual([]);
     expect((await cli(['--store', s, '--json', 'p2p'])).json<{ alerts: unknown[] }>()[0]!.alerts).toHaveLength(1);
+  });
+});
+
+describe('the dashboard', () => {
+  test('the log and audit trail the page reads carry the alert on the claiming entry', async () => {
+    const store = createMemoryStore();
+    const m = writer(store);
+    await m.load();
+    await m.execMany([...hostCmds(NO_ACS), claim]);
+    const srv = await createServer({ store, port: 0, log: () => {} });
+    try {
+      const log = await get(srv.url, '/api/log?only=problems');
+      expect(log.status).toBe(200);
+      const rows = (log.json as { entries: { type: string; alerts: { kind: string; message: string }[] }[] }).entries;
+      expect(rows.filter((r) => r.alerts.some((a) => a.kind === 'peer-to-peer-reach')).map((r) => r.type)).toEqual(['DeviceBound']);
+      const audit = await get(srv.url, `/api/audit?device=${GPU}`);
+      expect(JSON.stringify(audit.json)).toMatch(/ALERT peer-to-peer-reach: 0000:03:00\.0 \(group \d+, owned by ctx ifd\) can reach BAR 0000:04:00\.0:0/);
+    } finally {
+      await srv.close();
+      await store.close();
+    }
   });
 });
