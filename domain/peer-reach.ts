@@ -31,7 +31,7 @@ export const kernelOwned = (s: State, id: string): boolean => {
 };
 
 /** The group and owning context of a device. */
-export const ownerOf = (s: State, device: string): { group: number | null; owner: string | null } => {
+export const deviceOwnerOf = (s: State, device: string): { group: number | null; owner: string | null } => {
   const d = s.devices.get(device);
   const g = d && d.group !== null ? s.groups.get(d.group) : undefined;
   return { group: d?.group ?? null, owner: g?.owner ?? null };
@@ -79,7 +79,7 @@ export const pairsTo = (s: State, sources: readonly string[], m: DeviceMmio, out
   for (const bar of m.bars) {
     for (const id of sources) {
       if (!originates(s, id, bar)) continue;
-      const { group, owner } = ownerOf(s, id);
+      const { group, owner } = deviceOwnerOf(s, id);
       if (owner === null) continue;
       const r = peerRoute(s, id, bar);
       if (!r) continue;

@@ -9,7 +9,7 @@ import {
   hex,
   isPeerToPeer,
   originates,
-  ownerOf,
+  deviceOwnerOf,
   peerReachMessage,
   peerReachPairs,
   peerRoute,
@@ -116,7 +116,7 @@ export const whoCanMmio = (s: State, q: { device: string; bar: number | null; ac
   for (const bar of bars) {
     const ref = { device: bar.device, bar: bar.bar };
     for (const p of peerReachers(s, bar)) {
-      reachers.push({ device: p.device, bar: ref, how: p.route.kind as 'peer-to-peer', ...ownerOf(s, p.device), route: p.route, ...(isPeerToPeer(p.asConfigured) ? {} : { asConfigured: 'upstream' as const }) });
+      reachers.push({ device: p.device, bar: ref, how: p.route.kind as 'peer-to-peer', ...deviceOwnerOf(s, p.device), route: p.route, ...(isPeerToPeer(p.asConfigured) ? {} : { asConfigured: 'upstream' as const }) });
     }
     for (const r of whoCanReach(s, { pa: bar.start, length: bar.last - bar.start + 1n, access: q.access })) {
       reachers.push({ device: r.device, bar: ref, how: r.reason, group: r.group, owner: r.owner, iova: r.iova, domain: r.domain });
