@@ -20,3 +20,4 @@ export * from './reset-scope.js';
 export * from './bars.js';
 export * from './routing.js';
 export * from './p2p-verdict.js';
+export * from './peer-reach.js';

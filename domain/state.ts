@@ -209,7 +209,8 @@ export type AlertKind =
   | 'foreign-domain'
   | 'dma-fault'
   | 'stale-mappings'
-  | 'drift';
+  | 'drift'
+  | 'peer-to-peer-reach';
 
 export interface Alert {
   readonly pos: number;

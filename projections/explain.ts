@@ -112,6 +112,8 @@ export interface ExplainQuery {
   readonly length?: bigint;
   readonly access?: 'r' | 'w';
   readonly pasid?: number | null;
+  /** An ATS-translated request (peer-to-peer routing only; see canDma's `translated`). */
+  readonly translated?: boolean;
 }
 
 /** What an explanation needs from the log, decided from the state alone: the positions to show. */
@@ -145,7 +147,7 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
     }
   }
   if (q.iova !== undefined && q.access !== undefined) {
-    const dq: DmaQuery = { device: q.device, iova: q.iova, access: q.access, ...(q.length !== undefined ? { length: q.length } : {}), pasid: q.pasid ?? null };
+    const dq: DmaQuery = { device: q.device, iova: q.iova, access: q.access, ...(q.length !== undefined ? { length: q.length } : {}), pasid: q.pasid ?? null, ...(q.translated ? { translated: true } : {}) };
     verdict = canDmaAt(s, dq);
     summary = verdictSentence(dq, verdict);
     if (verdict.domain) {

@@ -7,8 +7,12 @@
 import {
   barText,
   hex,
-  isBridge,
   isPeerToPeer,
+  originates,
+  deviceOwnerOf,
+  peerReachMessage,
+  peerReachPairs,
+  peerRoute,
   mmioFacts,
   route,
   routeTo,
@@ -91,21 +95,14 @@ export interface MmioAnswer {
   readonly reachers: readonly MmioReacher[];
 }
 
-const ownerOf = (s: State, device: string): { group: number | null; owner: string | null } => {
-  const d = s.devices.get(device);
-  const g = d && d.group !== null ? s.groups.get(d.group) : undefined;
-  return { group: d?.group ?? null, owner: g?.owner ?? null };
-};
-
 /** The devices that can send a request to `bar` peer-to-peer (hardware), with their route. */
 export const peerReachers = (s: State, bar: Bar): { device: string; route: Route; asConfigured: Route | null }[] => {
   const out: { device: string; route: Route; asConfigured: Route | null }[] = [];
   for (const d of s.devices.values()) {
     // Bridges forward requests; they do not originate them.
-    if (!d.pci || d.pci.kind === 'host-bridge' || isBridge(d) || d.id === bar.device) continue;
-    let r = routeTo(s, d.id, bar, bar.start, false, 'hardware');
-    if (!isPeerToPeer(r) && mmioFacts(s, d.id)?.ats) r = routeTo(s, d.id, bar, bar.start, true, 'hardware');
-    if (!isPeerToPeer(r)) continue;
+    if (!originates(s, d.id, bar)) continue;
+    const r = peerRoute(s, d.id, bar);
+    if (!r) continue;
     out.push({ device: d.id, route: r, asConfigured: routeTo(s, d.id, bar, bar.start, r.kind === 'translated-peer-to-peer', 'as-configured') });
   }
   return out;
@@ -119,7 +116,7 @@ export const whoCanMmio = (s: State, q: { device: string; bar: number | null; ac
   for (const bar of bars) {
     const ref = { device: bar.device, bar: bar.bar };
     for (const p of peerReachers(s, bar)) {
-      reachers.push({ device: p.device, bar: ref, how: p.route.kind as 'peer-to-peer', ...ownerOf(s, p.device), route: p.route, ...(isPeerToPeer(p.asConfigured) ? {} : { asConfigured: 'upstream' as const }) });
+      reachers.push({ device: p.device, bar: ref, how: p.route.kind as 'peer-to-peer', ...deviceOwnerOf(s, p.device), route: p.route, ...(isPeerToPeer(p.asConfigured) ? {} : { asConfigured: 'upstream' as const }) });
     }
     for (const r of whoCanReach(s, { pa: bar.start, length: bar.last - bar.start + 1n, access: q.access })) {
       reachers.push({ device: r.device, bar: ref, how: r.reason, group: r.group, owner: r.owner, iova: r.iova, domain: r.domain });
@@ -153,41 +150,21 @@ export interface PeerAlert {
   readonly route: Route;
 }
 
-/** A device whose DMA the kernel drives: in a group nobody owns, with a kernel DMA driver bound. */
-const kernelOwned = (s: State, id: string): boolean => {
-  const d = s.devices.get(id);
-  if (!d || d.driver === null || d.managedDma) return false;
-  return d.group === null || s.groups.get(d.group)?.owner == null;
-};
-
 /**
- * The alert of issue 20: a user-owned device (its group claimed by a context) can reach a
- * kernel-owned device's BAR peer-to-peer — the hardware routes it whatever the groups say.
+ * The alert of issue 20 as it stands now: a user-owned device (its group claimed by a context) can
+ * reach a kernel-owned device's BAR peer-to-peer — the hardware routes it whatever the groups say.
+ * The reducers raise the same rule into the log's alerts when a pair appears (`check`, audit).
  */
-export const peerAlerts = (s: State): PeerAlert[] => {
-  if (s.mmio.size === 0) return [];
-  const out: PeerAlert[] = [];
-  for (const m of s.mmio.values()) {
-    if (!kernelOwned(s, m.device) || !mmioFacts(s, m.device)) continue;
-    for (const bar of m.bars) {
-      for (const p of peerReachers(s, bar)) {
-        const { group, owner } = ownerOf(s, p.device);
-        if (owner === null) continue;
-        const kernelDriver = s.devices.get(m.device)?.driver ?? '?';
-        out.push({
-          kind: 'peer-to-peer-reach',
-          device: p.device,
-          target: { device: bar.device, bar: bar.bar },
-          group,
-          owner,
-          route: p.route,
-          message: `${p.device} (group ${group}, owned by ctx ${owner}) can reach BAR ${barText(bar)} of ${bar.device} (kernel driver ${kernelDriver}) peer-to-peer: ${p.route.why}${isPeerToPeer(p.asConfigured) ? '' : '; the kernel groups them apart only because of pcie_acs_override'}`,
-        });
-      }
-    }
-  }
-  return out;
-};
+export const peerAlerts = (s: State): PeerAlert[] =>
+  peerReachPairs(s).map((p) => ({
+    kind: 'peer-to-peer-reach',
+    device: p.device,
+    target: { device: p.bar.device, bar: p.bar.bar },
+    group: p.group,
+    owner: p.owner,
+    route: p.route,
+    message: peerReachMessage(s, p),
+  }));
 
 export interface IsolationFinding {
   readonly device: string;

@@ -4,6 +4,7 @@
  */
 import { dropGroup, releaseRef } from './membership.js';
 import { alert, deviceOf, raise, raiseUnknown, runDevice, runGroup, type DraftHandler, type PlainHandler } from './common.js';
+import { raiseOnClaim, raiseOnKernelDriver } from './peer-reach.js';
 
 // Driver events are frequent (every bind/unbind cycle): they take the plain path.
 
@@ -12,6 +13,7 @@ export const driverBound: PlainHandler<'DriverBound'> = (run, d, e) => {
   if (!dev) return raiseUnknown(run, e, 'device', d.device);
   const g = dev.group !== null ? runGroup(run, dev.group) : undefined;
   run.devs.set(dev.id, { ...dev, driver: d.driver, managedDma: d.managedDma, driverAt: e.pos });
+  if (!d.managedDma) raiseOnKernelDriver(run, e, dev, g?.owner != null, d.driver);
   if (!d.managedDma && g) {
     run.grps.set(g.id, { ...g, kernelUsers: g.kernelUsers + 1 });
     if (g.owner !== null) {
@@ -64,6 +66,7 @@ export const groupClaimed: DraftHandler<'GroupClaimed'> = (s, d, e) => {
   g.claimPath = 'group';
   g.ownedAt = e.pos;
   g.attachments.clear();
+  raiseOnClaim(s, e, g.members);
 };
 
 export const groupReleased: DraftHandler<'GroupReleased'> = (s, d, _e, b) => {
@@ -92,6 +95,7 @@ export const deviceBound: DraftHandler<'DeviceBound'> = (s, d, e) => {
     g.claimPath = 'device';
     g.ownedAt = e.pos;
     g.attachments.clear();
+    raiseOnClaim(s, e, g.members);
   } else g.ownerRefs++;
 };
 

@@ -9,6 +9,7 @@ import type { Device, PciInfo, PciKind } from '../state.js';
 import { alert, deviceOf, regions, u64, type DraftHandler, type S } from './common.js';
 import { joinGroup, leaveGroup } from './membership.js';
 import { aliasesOf, quirksFor } from '../rules/quirks.js';
+import { aroundRouting } from './peer-reach.js';
 
 const pciOf = (p: PciJson | null | undefined): PciInfo | null => {
   if (!p) return null;
@@ -114,5 +115,6 @@ export const deviceRemoved: DraftHandler<'DeviceRemoved'> = (s, d, e, b) => {
 
 export const acsChanged: DraftHandler<'AcsChanged'> = (s, d, e) => {
   const dev = deviceOf(s, e, d.device);
-  if (dev?.pci?.acs) dev.pci.acs.ctl = parseAcsBits(d.ctl, 'ctl');
+  const acs = dev?.pci?.acs;
+  if (acs) aroundRouting(s, e, d.device, true, () => void (acs.ctl = parseAcsBits(d.ctl, 'ctl')));
 };

@@ -149,7 +149,7 @@ const canDmaRoute = async (r: ApiRequest, withChain: boolean): Promise<unknown> 
   const { h, s } = await stateOf(r);
   const p = r.p;
   const q = dmaQueryOf(p);
-  const query = { device: q.device, iova: hex(q.iova), length: hex(q.length!), access: q.access, pasid: q.pasid ?? null };
+  const query = { device: q.device, iova: hex(q.iova), length: hex(q.length!), access: q.access, pasid: q.pasid ?? null, ...(q.translated ? { translated: true } : {}) };
   if (!withChain) return { host: h.host, pos: s.pos, at: s.at, query, ...verdictJson(canDmaAt(s, q)) };
   const x = await explain(s, h.manager.log, q);
   return {

@@ -85,8 +85,14 @@ export const params = (search: URLSearchParams): Params => {
   };
 };
 
-/** The DMA question of `can-dma` / `explain`: device, iova, length, access, pasid. */
-export const dmaQueryOf = (p: Params): DmaQuery => parseDmaQuery(dmaQueryText(p), apiSyntax);
+/** The DMA question of `can-dma` / `explain`: device, iova, length, access, pasid, translated. */
+export const dmaQueryOf = (p: Params): DmaQuery => {
+  const q = parseDmaQuery(dmaQueryText(p), apiSyntax);
+  const t = p.str('translated');
+  if (t === undefined || t === '0' || t === 'false') return q;
+  if (t === '1' || t === 'true') return { ...q, translated: true };
+  throw new HttpError(400, `translated: expected true or false, got ${JSON.stringify(t.slice(0, 20))}`);
+};
 
 export const dmaQueryText = (p: Params): DmaQueryText => ({ device: p.str('device'), iova: p.str('iova'), length: p.str('length'), access: p.str('access'), pasid: p.str('pasid') });
 

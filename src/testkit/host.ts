@@ -208,7 +208,7 @@ export interface Host extends HostCommands, Topology {
    * and, with iova and access, the chain behind the DMA verdict. Async because explain reads the
    * log through a LogSource; the matchers use a synchronous mirror of it.
    */
-  explain(query: { readonly device: string; readonly iova?: Address; readonly access?: 'r' | 'w'; readonly length?: Address; readonly pasid?: number }): Promise<Explanation>;
+  explain(query: { readonly device: string; readonly iova?: Address; readonly access?: 'r' | 'w'; readonly length?: Address; readonly pasid?: number; readonly translated?: boolean }): Promise<Explanation>;
   /** The log as sentences (`#pos sentence`), optionally only the entries `filter` keeps. */
   story(filter?: (entry: RecordedEvent) => boolean): string[];
   /** Appends the entries not yet persisted to the store; resolves to how many were appended. */
@@ -412,13 +412,14 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
     },
     groups: (): GroupsView => groupsView(engine.state),
     whatIf: (rules: string, kernel?: string): WhatIf => whatIf(engine.state, rules, kernel ?? null),
-    explain: (q: { device: string; iova?: Address; access?: 'r' | 'w'; length?: Address; pasid?: number }): Promise<Explanation> =>
+    explain: (q: { device: string; iova?: Address; access?: 'r' | 'w'; length?: Address; pasid?: number; translated?: boolean }): Promise<Explanation> =>
       explain(engine.state, arrayLog(engine.log), {
         device: q.device.toLowerCase(),
         ...(q.iova !== undefined ? { iova: toBig(q.iova) } : {}),
         ...(q.access !== undefined ? { access: q.access } : {}),
         ...(q.length !== undefined ? { length: toBig(q.length) } : {}),
         ...(q.pasid !== undefined ? { pasid: q.pasid } : {}),
+        ...(q.translated ? { translated: true } : {}),
       }),
     device: (id: string): DeviceSubject => ({ host, device: id.toLowerCase() }),
     resetScope: (device: string, method: ResetRequest = 'auto', uid = 0): ResetScope => resetScope(engine.state, device.toLowerCase(), method, uid),

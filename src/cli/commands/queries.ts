@@ -125,6 +125,7 @@ export const registerQueries = (program: Command, app: App): void => {
     .option('--access <r|w>', 'read or write')
     .option('--pasid <n>', 'PASID')
     .option('--at <pos|time>', 'as of this log position or time')
+    .option('--translated', 'with --iova: an ATS-translated request (the device sends an address its ATC holds; peer-to-peer routing only), e.g. explain --device 0000:03:00.0 --iova 0xf0000000 --access w --translated')
     .description('why: the chain of log entries behind a group membership or a DMA verdict')
     .action(
       app.action(async (ctx, o: DmaFlags & { fault?: string }, cmd: Command) => {
