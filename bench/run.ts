@@ -7,7 +7,7 @@
  *   BENCH_EVENTS=100000 npm run bench   a smaller log for a quick look
  *   BENCH_ONLY=10,11,12,13 BENCH_SNAPSHOT_EVENTS=200000 npm run bench   the snapshot cases on a smaller log
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { buildLog, flatScalingCase, lookupCase, memoryCase, reachCase, replayCase, stormCase, verifiedReplayCase, throughputCase, timeTravelCase } from './cases.js';
 import { gc, machine, renderTable, type CaseResult } from './measure.js';
@@ -92,9 +92,26 @@ const main = async (): Promise<void> => {
   const table = renderTable(results);
   process.stdout.write(`${table}\n`);
   for (const r of results) if (r.notes) process.stdout.write(`  ${r.name.split(':')[0]}: ${r.notes}\n`);
-  const file = { date: new Date().toISOString(), machine: machine(), events, results, ...extra };
+  // A partial run (BENCH_ONLY) replaces its own cases in bench/results.json and keeps the others,
+  // each with the date it was measured.
+  const date = new Date().toISOString();
+  const kept = only ? await previousResults(`${root}/bench/results.json`, results) : [];
+  const all = [...kept, ...results.map((r) => ({ ...r, date }))].sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
+  const file = { date, machine: machine(), events, results: all, ...extra };
   await writeFile(`${root}/bench/results.json`, `${JSON.stringify(file, null, 2)}\n`);
-  log(`wrote bench/results.json`);
+  log(only ? `updated ${results.length} case(s) in bench/results.json` : `wrote bench/results.json`);
+};
+
+/** The cases of an earlier results file that this run did not measure (by case number), with their dates. */
+const previousResults = async (path: string, fresh: readonly CaseResult[]): Promise<(CaseResult & { date?: string })[]> => {
+  const number = (name: string): string => name.split('.')[0]!;
+  const measured = new Set(fresh.map((r) => number(r.name)));
+  try {
+    const old = JSON.parse(await readFile(path, 'utf8')) as { date?: string; results?: (CaseResult & { date?: string })[] };
+    return (old.results ?? []).filter((r) => !measured.has(number(r.name))).map((r) => ({ ...r, date: r.date ?? old.date }));
+  } catch {
+    return [];
+  }
 };
 
 await main();
