@@ -2,6 +2,7 @@
  * What every CLI command gets: global options (--store, --host, --json), the io, and a way to
  * open the host's manager (loaded from the log, with a progress bar on long replays).
  */
+import { resolve } from 'node:path';
 import { createManager, type At, type Manager } from '../manager.js';
 import { parseQueryAt, type QuerySyntax } from '../queries/index.js';
 import { openStore, redactUrl, resolveStoreUrl } from '../store/open.js';
@@ -47,7 +48,14 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
   const managers: Manager[] = [];
   const open = async (write: boolean): Promise<EventStore> => {
     const s = await openStore(storeUrl, {
-      file: { readOnly: !write, lazy: !write, wait: g.wait ?? false, warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`) },
+      file: {
+        readOnly: !write,
+        lazy: !write,
+        wait: g.wait ?? false,
+        warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`),
+        ...(io.env.ISOGROUP_SEGMENT_BYTES ? { segmentBytes: io.env.ISOGROUP_SEGMENT_BYTES } : {}),
+        ...(io.env.ISOGROUP_SEGMENT_KEY ? { segmentKey: resolve(io.cwd, io.env.ISOGROUP_SEGMENT_KEY) } : {}),
+      },
     });
     opened.push(s);
     return s;

@@ -47,7 +47,7 @@ export interface FileStoreOptions {
    * Writers: roll the live log into a closed archive segment (`isogroup archive`, gzip) as soon as an
    * append leaves it larger than this many bytes. Default: `ISOGROUP_SEGMENT_BYTES`, else never.
    */
-  readonly segmentBytes?: number;
+  readonly segmentBytes?: number | string;
   /** Writers that roll: seal each closed segment with this Ed25519 key file (default: `ISOGROUP_SEGMENT_KEY`, else unsealed). */
   readonly segmentKey?: string;
 }

@@ -97,7 +97,7 @@ export const archivedParts = async (file: string, live: Buffer, verify = true): 
     try {
       bytes = gunzipSync(await readFile(path));
     } catch (error) {
-      out.push({ segment: s, path, missing: (error as Error).message });
+      out.push({ segment: s, path, missing: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message });
       continue;
     }
     if (verify && sha256(bytes) !== s.sha256) {

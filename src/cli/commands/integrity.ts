@@ -17,6 +17,7 @@ import {
 } from '../../store/integrity.js';
 import type { CliContext } from '../context.js';
 import { archiveFileLog, moveSegments } from '../../store/archive.js';
+import { checkFileChainAcrossGaps } from '../../store/segment-chain.js';
 import { filePath } from '../../store/open.js';
 import { CliError } from '../io.js';
 import type { App } from '../app.js';
@@ -38,17 +39,23 @@ const readSeal = async (ctx: CliContext, file: string, key?: string): Promise<Se
 /** `isogroup check --integrity [--seal FILE [--key FILE]]`: exit 0 intact, 1 broken. */
 export const checkIntegrity = async (ctx: CliContext, o: { seal?: string; key?: string }): Promise<number> => {
   const seal = o.seal === undefined ? undefined : await readSeal(ctx, o.seal, o.key);
-  const entries = await chainEntries(ctx.storeUrl, streamOfHost(ctx.host), () => ctx.store());
-  const r: IntegrityReport = verifyChain(entries, seal ? knownHeadOf(seal) : undefined);
-  const sealed = seal ? { seal: { pos: seal.pos, at: seal.at, head: seal.head, verified: r.ok } } : {};
+  const known = seal ? knownHeadOf(seal) : undefined;
+  // Archive segments moved to a disk that is not there: check what can be read, name what cannot.
+  const gaps = ctx.storeUrl.startsWith('file:') ? await checkFileChainAcrossGaps(at(ctx, filePath(ctx.storeUrl)), streamOfHost(ctx.host), known) : undefined;
+  const r: IntegrityReport = gaps ?? verifyChain(await chainEntries(ctx.storeUrl, streamOfHost(ctx.host), () => ctx.store()), known);
+  const unverified = gaps?.unverified ?? [];
+  const sealInGap = seal !== undefined && unverified.some((u) => seal.pos >= u.from && seal.pos <= u.to);
+  const sealed = seal ? { seal: { pos: seal.pos, at: seal.at, head: seal.head, verified: r.ok && !sealInGap } } : {};
+  const gapped = gaps ? { complete: unverified.length === 0, unverified } : {};
   if (ctx.json) {
-    ctx.emit({ ok: r.ok, host: ctx.host, entries: r.entries, unchained: r.unchained, head: r.head, ...sealed, ...(r.break ? { break: r.break } : {}) });
+    ctx.emit({ ok: r.ok, host: ctx.host, entries: r.entries, unchained: r.unchained, head: r.head, ...sealed, ...gapped, ...(r.break ? { break: r.break } : {}) });
   } else if (r.break) {
     ctx.out(`${ctx.paint.red(`#${r.break.pos} ${r.break.kind}`)}: ${r.break.message}\n`);
   } else {
     const prefix = r.unchained > 0 ? `; unchained up to ${r.unchained} (written before the hash chain: not vouched for)` : '';
-    const sealNote = seal ? `; contains the prefix sealed at #${seal.pos} (${seal.at}) unchanged` : '';
-    ctx.out(`ok: ${r.entries} entries, hash chain intact${prefix}${sealNote}; head ${r.head}\n`);
+    const sealNote = !seal ? '' : sealInGap ? `; the seal at #${seal.pos} falls in a part NOT checked` : `; contains the prefix sealed at #${seal.pos} (${seal.at}) unchanged`;
+    const gapNote = unverified.map((u) => `; entries ${u.from}–${u.to} NOT checked (archive segment ${u.path} cannot be read: ${u.reason}), the chain resumes from the head the manifest recorded at #${u.to}`).join('');
+    ctx.out(`ok: ${r.entries} entries, hash chain intact${gapNote ? ' where it could be read' : ''}${prefix}${gapNote}${sealNote}; head ${r.head}\n`);
   }
   return r.ok ? 0 : 1;
 };
