@@ -22,7 +22,8 @@ import { mkdirDurable, realFs, replaceFileDurably, syncName } from './file-fs.js
 import { fileChainEntries, makeSeal } from './integrity.js';
 import { sealFileName } from './sealer.js';
 import { acquireLock } from './file-lock.js';
-import { verifyChain } from './chain.js';
+import { GENESIS, verifyChain } from './chain.js';
+import { walkFrom } from './segment-chain.js';
 import { archivedBytes, firstLineOf, liveSegments, manifestPath, readManifest, segmentPath, segmentsDir, sha256, type SegmentInfo, type SegmentManifest } from './segments.js';
 
 /** Whole appends only: the byte length of the longest prefix of `live` that ends an append and holds at most `maxLines` lines. */
@@ -70,7 +71,7 @@ export const archiveFileLog = async (file: string, options: { keep?: number; war
  * The archive step itself, for a caller that holds the writer's lock (`archiveFileLog`, and the file
  * store's writer when it rolls: `ISOGROUP_SEGMENT_BYTES`). With `key`, the new segment is sealed.
  */
-export const archiveHeld = async (file: string, options: { keep?: number; key?: KeyObject } = {}): Promise<ArchiveResult> => {
+export const archiveHeld = async (file: string, options: { keep?: number; key?: KeyObject; fromHeads?: boolean } = {}): Promise<ArchiveResult> => {
   {
     let live: Buffer;
     try {
@@ -84,15 +85,20 @@ export const archiveHeld = async (file: string, options: { keep?: number; key?: 
     if (manifest && kept.length < manifest.segments.length) {
       throw new StoreError(`the last archive of ${file} was cut short (its segment is also still in the live log): restore ${manifestPath(file)} from its segments or remove its last entry, then archive again`, 'ECORRUPT');
     }
-    const archived = await archivedBytes(file, live);
-    const all = Buffer.concat([archived, live]);
+    // Rolling (fromHeads): the segments were verified when they were closed; the live log is checked
+    // from the chain heads the manifest recorded at their ends (no re-reading the whole archive).
+    const recorded = new Map<string, { pos: number; hash: string | null }>();
+    for (const seg of options.fromHeads ? (manifest?.segments ?? []) : []) for (const [st, h] of Object.entries(seg.heads)) recorded.set(st, h);
+    const incremental = options.fromHeads === true && recorded.size > 0 && [...recorded.values()].every((h) => h.hash !== null);
+    const all = incremental ? live : Buffer.concat([await archivedBytes(file, live), live]);
     const streams = new Set<string>();
     for (const line of all.toString('utf8').split('\n')) {
       const m = /"stream":("(?:[^"\\]|\\.)*")/.exec(line);
       if (m) streams.add(JSON.parse(m[1]!) as string);
     }
     for (const stream of streams) {
-      const r = verifyChain(fileChainEntries(all, stream, file));
+      const h = recorded.get(stream);
+      const r = incremental ? walkFrom({ pos: h?.pos ?? 0, head: h?.hash ?? GENESIS }, fileChainEntries(all, stream, file), new Map()) : verifyChain(fileChainEntries(all, stream, file));
       if (r.break) throw new StoreError(`not archiving ${file}: the hash chain of ${stream} breaks at #${r.break.pos} (${r.break.kind}: ${r.break.message})`, 'ECHAIN');
     }
     const liveLineCount = live.toString('latin1').split('\n').length - 1;

@@ -339,7 +339,7 @@ const createWriter = (state: WriterState): EventStore => {
   const roll = async (): Promise<void> => {
     try {
       const { archiveHeld } = await import('./archive.js');
-      await archiveHeld(file, { keep: 0, ...(state.roll?.key ? { key: state.roll.key } : {}) });
+      await archiveHeld(file, { keep: 0, fromHeads: true, ...(state.roll?.key ? { key: state.roll.key } : {}) });
     } catch (error) {
       state.warn(`${file}: not rolled into an archive segment (rolling stops until the store is reopened): ${(error as Error).message}`);
       rollAt = undefined;

@@ -88,7 +88,7 @@ export const checkFileChainAcrossGaps = async (file: string, stream: string, kno
  * Walks entries that continue a chain from `start` (a head the manifest recorded). Names the first
  * break: an entry missing (its position skips), or edited (its content, link or position).
  */
-const walkFrom = (start: KnownHead, entries: readonly Hashable[], heads: Map<number, string>): { entries: number; head: string; break?: ChainBreak } => {
+export const walkFrom = (start: KnownHead, entries: readonly Hashable[], heads: Map<number, string>): { entries: number; head: string; break?: ChainBreak } => {
   let expected = start.head;
   let pos = start.pos;
   for (const e of entries) {

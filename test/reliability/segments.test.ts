@@ -114,6 +114,27 @@ describe('rolling segments', () => {
     await again.close();
   });
 
+  test('a live log whose chain no longer continues the last segment is not rolled: a warning, the append still acknowledged, nothing archived', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'log.jsonl');
+    const first = await openFileStore(file, { segmentBytes: 1024 });
+    for (let i = 0; i < 8; i++) await first.append('s', [newEvent('TestHappened', { i })]);
+    await first.close();
+    const before = manifestOf(file).segments.length;
+    expect(before).toBeGreaterThan(0);
+    // Someone edits the last segment's recorded head: the live log no longer links to it.
+    const m = manifestOf(file);
+    const last = m.segments.at(-1)!;
+    writeFileSync(`${file}.segments/manifest.json`, JSON.stringify({ ...m, segments: [...m.segments.slice(0, -1), { ...last, heads: { s: { ...last.heads.s!, hash: 'e'.repeat(64) } } }] }));
+    const warnings: string[] = [];
+    const again = await openFileStore(file, { segmentBytes: 1024, warn: (w) => warnings.push(w) });
+    for (let i = 8; i < 16; i++) await again.append('s', [newEvent('TestHappened', { i })]);
+    expect(await again.version('s')).toBe(16);
+    await again.close();
+    expect(warnings.join('\n')).toMatch(/not rolled into an archive segment .*the hash chain of s breaks at #\d+/);
+    expect(manifestOf(file).segments.length).toBe(before);
+  });
+
   test('ISOGROUP_SEGMENT_BYTES that is not a size: a one-line error, nothing written', async () => {
     const dir = tempDir();
     const file = join(dir, 'log.jsonl');
