@@ -11,7 +11,8 @@
  * Crash safety: the segment is written and synced first, then the manifest (write + rename), then
  * the shortened live log (write + rename). A crash after the manifest but before the live log was
  * replaced leaves the archived lines in both: the live log's first line is then the segment's first
- * line, and readers ignore that last segment (`archivedBytes`) until an archive completes it.
+ * line, and readers ignore that last segment (`archivedBytes`) until the next archive (or roll)
+ * completes it by dropping exactly the segment's lines from the live log.
  */
 import type { KeyObject } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
@@ -83,6 +84,23 @@ export const archiveHeld = async (file: string, options: { keep?: number; key?: 
     const manifest = await readManifest(file);
     const kept = liveSegments(manifest, live);
     if (manifest && kept.length < manifest.segments.length) {
+      // An archive cut short after its manifest: finish it when the live log starts with exactly the
+      // segment's lines and the segment file holds them (then dropping them from the live log is the
+      // step that was missing), else refuse.
+      const last = manifest.segments.at(-1)!;
+      let end = 0;
+      for (let n = 0; n < last.lines && end !== -1; n++) end = live.indexOf(0x0a, end) === -1 ? -1 : live.indexOf(0x0a, end) + 1;
+      const segmentHolds = async (): Promise<boolean> => {
+        try {
+          return sha256(gunzipSync(await readFile(segmentPath(file, last)))) === last.sha256;
+        } catch {
+          return false;
+        }
+      };
+      if (end > 0 && sha256(live.subarray(0, end)) === last.sha256 && (await segmentHolds())) {
+        await replaceFileDurably(file, live.subarray(end));
+        return archiveHeld(file, options);
+      }
       throw new StoreError(`the last archive of ${file} was cut short (its segment is also still in the live log): restore ${manifestPath(file)} from its segments or remove its last entry, then archive again`, 'ECORRUPT');
     }
     // Rolling (fromHeads): the segments were verified when they were closed; the live log is checked
