@@ -135,6 +135,43 @@ describe('rolling segments', () => {
     expect(manifestOf(file).segments.length).toBe(before);
   });
 
+  test('a roll cut short by a crash (manifest written, live log not yet replaced): reopened, nothing lost or doubled, and the next roll finishes it', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'log.jsonl');
+    const first = await openFileStore(file);
+    for (let i = 0; i < 10; i++) await first.append('s', [newEvent('TestHappened', { i })]);
+    await first.close();
+    const whole = readFileSync(file);
+    const roller = await openFileStore(file, { segmentBytes: 1 });
+    await roller.append('s', [newEvent('TestHappened', { i: 10 })]);
+    await roller.close();
+    const rolled = manifestOf(file).segments;
+    expect(rolled).toHaveLength(1);
+    // As if the crash came after the manifest: the live log still holds the archived lines.
+    const segmentLines = gunzipSync(readFileSync(join(`${file}.segments`, '000001.jsonl.gz')));
+    expect(segmentLines.subarray(0, whole.length).equals(whole)).toBe(true);
+    writeFileSync(file, segmentLines);
+    const read = async (): Promise<number[]> => {
+      const r = await openFileStore(file, { readOnly: true });
+      const out: number[] = [];
+      for await (const e of r.read('s')) out.push((e.data as { i: number }).i);
+      await r.close();
+      return out;
+    };
+    expect(await read()).toEqual(Array.from({ length: 11 }, (_, i) => i));
+    const warnings: string[] = [];
+    const again = await openFileStore(file, { segmentBytes: 1, warn: (w) => warnings.push(w) });
+    await again.append('s', [newEvent('TestHappened', { i: 11 })]);
+    await again.close();
+    expect(warnings).toEqual([]);
+    expect(manifestOf(file).segments.map((s) => [s.firstLine, s.lines])).toEqual([
+      [1, 11],
+      [12, 1],
+    ]);
+    expect(readFileSync(file, 'utf8')).toBe('');
+    expect(await read()).toEqual(Array.from({ length: 12 }, (_, i) => i));
+  });
+
   test('ISOGROUP_SEGMENT_BYTES that is not a size: a one-line error, nothing written', async () => {
     const dir = tempDir();
     const file = join(dir, 'log.jsonl');
