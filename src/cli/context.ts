@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { createManager, type At, type Manager } from '../manager.js';
 import { parseQueryAt, type QuerySyntax } from '../queries/index.js';
 import { openStore, redactUrl, resolveStoreUrl } from '../store/open.js';
+import { parseByteSize } from '../store/file.js';
 import type { EventStore } from '../store/types.js';
 import { CliError, paint, progressBar, type Io, type Paint } from './io.js';
 
@@ -15,6 +16,7 @@ export interface GlobalOptions {
   readonly json?: boolean;
   readonly wait?: boolean;
   readonly snapshotEvery?: string;
+  readonly segmentSize?: string;
 }
 
 export interface CliContext {
@@ -44,6 +46,10 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
   }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(host)) throw new CliError(`--host: ${JSON.stringify(host)} is not a host name (letters, digits, . _ -)`);
   const persisted = persistedFromEnv(io.env.ISOGROUP_SNAPSHOTS);
+  const segmentBytes = g.segmentSize ?? io.env.ISOGROUP_SEGMENT_BYTES;
+  if (segmentBytes !== undefined && segmentBytes !== '' && parseByteSize(segmentBytes) === undefined) {
+    throw new CliError(`${g.segmentSize !== undefined ? '--segment-size' : 'ISOGROUP_SEGMENT_BYTES'}: expected a size in bytes (e.g. 67108864, 64M or 1G), got ${JSON.stringify(segmentBytes.slice(0, 40))}`);
+  }
   const opened: EventStore[] = [];
   const managers: Manager[] = [];
   const open = async (write: boolean): Promise<EventStore> => {
@@ -53,7 +59,7 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
         lazy: !write,
         wait: g.wait ?? false,
         warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`),
-        ...(io.env.ISOGROUP_SEGMENT_BYTES ? { segmentBytes: io.env.ISOGROUP_SEGMENT_BYTES } : {}),
+        ...(segmentBytes ? { segmentBytes } : {}),
         ...(io.env.ISOGROUP_SEGMENT_KEY ? { segmentKey: resolve(io.cwd, io.env.ISOGROUP_SEGMENT_KEY) } : {}),
       },
     });

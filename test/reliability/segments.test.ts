@@ -180,6 +180,13 @@ describe('rolling segments', () => {
     expect(r.stderr).toMatch(/ISOGROUP_SEGMENT_BYTES: expected a size in bytes .*got "lots"/);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(existsSync(`${file}.segments`)).toBe(false);
+    const flag = await cli(['--store', `file:${file}`, '--segment-size', '0', 'exec', '-'], { stdin: '{"type":"iommu.add","iommu":"i0"}\n' });
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toMatch(/^isogroup: --segment-size: expected a size in bytes .*got "0"/);
+    expect(existsSync(file)).toBe(false);
+    // The flag works like the variable.
+    expect((await cli(['--store', `file:${file}`, '--segment-size', '1', 'exec', '-'], { stdin: '{"type":"iommu.add","iommu":"i0"}\n' })).code).toBe(0);
+    expect(manifestOf(file).segments).toHaveLength(1);
   });
 });
 
