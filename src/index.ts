@@ -28,6 +28,8 @@ export { configureReducerFromEnv } from './reducer-env.js';
 export { storedForm } from './store/upcast.js';
 export { createSealer, parseEvery, type Sealer, type SealerOptions, type SealStatus } from './store/sealer.js';
 export { archiveFileLog, type ArchiveResult } from './store/archive.js';
+export { moveSegments, type MoveResult } from './store/archive.js';
+export { checkFileChainAcrossGaps, type GapReport, type Unverified } from './store/segment-chain.js';
 export * from './snapshot/index.js';
 
 // The library entry configures the reducer from the environment as the CLI does.

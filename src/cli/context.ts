@@ -2,9 +2,11 @@
  * What every CLI command gets: global options (--store, --host, --json), the io, and a way to
  * open the host's manager (loaded from the log, with a progress bar on long replays).
  */
+import { resolve } from 'node:path';
 import { createManager, type At, type Manager } from '../manager.js';
 import { parseQueryAt, type QuerySyntax } from '../queries/index.js';
 import { openStore, redactUrl, resolveStoreUrl } from '../store/open.js';
+import { parseByteSize } from '../store/file.js';
 import type { EventStore } from '../store/types.js';
 import { CliError, paint, progressBar, type Io, type Paint } from './io.js';
 
@@ -14,6 +16,7 @@ export interface GlobalOptions {
   readonly json?: boolean;
   readonly wait?: boolean;
   readonly snapshotEvery?: string;
+  readonly segmentSize?: string;
 }
 
 export interface CliContext {
@@ -43,11 +46,22 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
   }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(host)) throw new CliError(`--host: ${JSON.stringify(host)} is not a host name (letters, digits, . _ -)`);
   const persisted = persistedFromEnv(io.env.ISOGROUP_SNAPSHOTS);
+  const segmentBytes = g.segmentSize ?? io.env.ISOGROUP_SEGMENT_BYTES;
+  if (segmentBytes !== undefined && segmentBytes !== '' && parseByteSize(segmentBytes) === undefined) {
+    throw new CliError(`${g.segmentSize !== undefined ? '--segment-size' : 'ISOGROUP_SEGMENT_BYTES'}: expected a size in bytes (e.g. 67108864, 64M or 1G), got ${JSON.stringify(segmentBytes.slice(0, 40))}`);
+  }
   const opened: EventStore[] = [];
   const managers: Manager[] = [];
   const open = async (write: boolean): Promise<EventStore> => {
     const s = await openStore(storeUrl, {
-      file: { readOnly: !write, lazy: !write, wait: g.wait ?? false, warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`) },
+      file: {
+        readOnly: !write,
+        lazy: !write,
+        wait: g.wait ?? false,
+        warn: (m: string) => io.stderr.write(`isogroup: warning: ${m}\n`),
+        ...(segmentBytes ? { segmentBytes } : {}),
+        ...(io.env.ISOGROUP_SEGMENT_KEY ? { segmentKey: resolve(io.cwd, io.env.ISOGROUP_SEGMENT_KEY) } : {}),
+      },
     });
     opened.push(s);
     return s;

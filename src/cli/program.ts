@@ -43,6 +43,7 @@ export const buildProgram = (io: Io, exit: { code: number }, options: { versionJ
     .option('--json', 'print JSON (one object, or one per line for streams)')
     .option('--wait', 'wait for the file log lock instead of failing when another writer holds it')
     .option('--snapshot-every <K>', 'keep a state snapshot every K log entries for time travel (default 10000, env ISOGROUP_SNAPSHOT_EVERY)')
+    .option('--segment-size <bytes>', 'file log writers: roll the live log into a closed archive segment past this size, e.g. 64M (default never, env ISOGROUP_SEGMENT_BYTES)')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
     .exitOverride()

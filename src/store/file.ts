@@ -8,6 +8,7 @@
  * or fsync truncates the file back, so the file and the index stay exactly as they were.
  */
 import { dirname, resolve } from 'node:path';
+import type { KeyObject } from 'node:crypto';
 import type { AppendOptions, AppendResult, EventStore, NewEvent, ReadOptions, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import type { StoreFileHandle, StoreFs } from './file-fs.js';
@@ -42,6 +43,13 @@ export interface FileStoreOptions {
    * For one-shot readers of long logs (the CLI's queries): far less memory and a faster replay.
    */
   readonly lazy?: boolean;
+  /**
+   * Writers: roll the live log into a closed archive segment (`isogroup archive`, gzip) as soon as an
+   * append leaves it larger than this many bytes. Default: `ISOGROUP_SEGMENT_BYTES`, else never.
+   */
+  readonly segmentBytes?: number | string;
+  /** Writers that roll: seal each closed segment with this Ed25519 key file (default: `ISOGROUP_SEGMENT_KEY`, else unsealed). */
+  readonly segmentKey?: string;
 }
 
 interface Pending {
@@ -89,7 +97,7 @@ interface LineOffsets {
   at(line: number): number | undefined;
 }
 
-const createLineOffsets = (): LineOffsets => {
+const createLineOffsets = (first = 0): LineOffsets => {
   let starts = new Float64Array(1024);
   let lines = 0;
   return {
@@ -108,9 +116,10 @@ const createLineOffsets = (): LineOffsets => {
       }
     },
     get lines() {
-      return lines;
+      return first + lines;
     },
-    at: (line) => (line >= 1 && line <= lines ? starts[line] : undefined),
+    // Lines 1..first are archive segments' (no offset in the live log).
+    at: (line) => (line - first >= 1 && line - first <= lines ? starts[line - first] : undefined),
   };
 };
 
@@ -178,15 +187,17 @@ export const openFileStore = async (path: string, options: FileStoreOptions = {}
     const bytes = await readIfExists(fs, file);
     const index = createLogIndex();
     scanInto(index, file, await archivedBytes(file, bytes)); // archive segments come first (`isogroup archive`)
+    const archivedLines = index.length;
     const scan = scanInto(index, file, bytes);
-    const offsets = createLineOffsets();
+    const offsets = createLineOffsets(archivedLines);
     offsets.add(bytes, 0, scan.validBytes);
     if (scan.torn) {
       await handle.truncate(scan.validBytes);
       await handle.datasync();
       warn(tornMessage(file, scan.torn, 'truncated'));
     }
-    return createWriter({ fs, file, path, handle, lock, index, offsets, size: scan.validBytes, warn });
+    const roll = await rollingOf(options);
+    return createWriter({ fs, file, path, handle, lock, index, offsets, size: scan.validBytes, warn, ...(roll ? { roll } : {}) });
   } catch (error) {
     await handle?.close().catch(() => undefined);
     await lock.release();
@@ -205,10 +216,35 @@ interface WriterState {
   readonly offsets: LineOffsets;
   readonly size: number;
   readonly warn: (message: string) => void;
+  /** Roll into an archive segment past this many bytes (with the segment sealed when `key` is set). */
+  readonly roll?: { readonly bytes: number; readonly key?: KeyObject };
 }
 
+/** The rolling threshold and seal key of a writer: its options, else ISOGROUP_SEGMENT_BYTES / ISOGROUP_SEGMENT_KEY. */
+const rollingOf = async (options: FileStoreOptions): Promise<WriterState['roll']> => {
+  const text = options.segmentBytes !== undefined ? String(options.segmentBytes) : process.env.ISOGROUP_SEGMENT_BYTES;
+  if (text === undefined || text === '') return undefined;
+  const bytes = parseByteSize(text);
+  if (bytes === undefined) throw new StoreError(`ISOGROUP_SEGMENT_BYTES: expected a size in bytes (e.g. 67108864, 64M or 1G), got ${JSON.stringify(text.slice(0, 40))}`, 'EUSAGE');
+  const keyFile = options.segmentKey ?? process.env.ISOGROUP_SEGMENT_KEY;
+  if (keyFile === undefined || keyFile === '') return { bytes };
+  const { loadPrivateKey } = await import('./integrity.js');
+  return { bytes, key: await loadPrivateKey(resolve(keyFile)) };
+};
+
+/** `65536`, `64K`, `64M`, `1G` (binary units) → bytes; undefined if it is none of these or not positive. */
+export const parseByteSize = (text: string): number | undefined => {
+  const m = /^(\d{1,15})([KMG]?)i?B?$/i.exec(text.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]) * 1024 ** ' KMG'.indexOf(m[2]!.toUpperCase() || ' ');
+  return n > 0 && Number.isSafeInteger(n) ? n : undefined;
+};
+
 const createWriter = (state: WriterState): EventStore => {
-  const { file, handle, lock, index } = state;
+  const { file, lock, index } = state;
+  let handle = state.handle;
+  let offsets = state.offsets;
+  let rollAt = state.roll?.bytes;
   const { closeSubscriptions, ...readers } = readersOver(index);
   const queue: Pending[] = [];
   let size = state.size;
@@ -291,8 +327,36 @@ const createWriter = (state: WriterState): EventStore => {
       }
     }
     index.commit(staged);
-    for (const w of written) state.offsets.add(w.bytes, w.at);
+    for (const w of written) offsets.add(w.bytes, w.at);
     for (const { pending, result } of done) pending.resolve(result);
+  };
+
+  /**
+   * Rolls the live log into a closed segment (the archive step, under the lock this writer holds),
+   * then reopens the live log. A failed roll is a warning (the log stays as it was, or as the
+   * archive's own crash order left it) and rolling stops for this session.
+   */
+  const roll = async (): Promise<void> => {
+    try {
+      const { archiveHeld } = await import('./archive.js');
+      await archiveHeld(file, { keep: 0, fromHeads: true, ...(state.roll?.key ? { key: state.roll.key } : {}) });
+    } catch (error) {
+      state.warn(`${file}: not rolled into an archive segment (rolling stops until the store is reopened): ${(error as Error).message}`);
+      rollAt = undefined;
+    }
+    // Whatever the archive did, the live log is the file at the path now.
+    try {
+      await handle.close().catch(() => undefined);
+      handle = await state.fs.open(file, 'a');
+      const bytes = await state.fs.readFile(file);
+      size = bytes.length;
+      let liveLines = 0;
+      for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) liveLines++;
+      offsets = createLineOffsets(index.length - liveLines);
+      offsets.add(bytes, 0);
+    } catch (error) {
+      broken = new StoreError(`${file} could not be reopened after rolling into an archive segment (${(error as Error).message}): reopen the store`, 'EBROKEN');
+    }
   };
 
   const flush = (): void => {
@@ -301,6 +365,7 @@ const createWriter = (state: WriterState): EventStore => {
         const group = queue.splice(0);
         try {
           await flushGroup(group);
+          if (rollAt !== undefined && size > rollAt && !broken) await roll();
         } catch (error) {
           // A bug, not an I/O failure (those are handled inside): fail loudly rather than hang.
           for (const pending of group) pending.reject(error as Error);
@@ -317,7 +382,7 @@ const createWriter = (state: WriterState): EventStore => {
     locate: async (stream, pos) => {
       const r = index.read(stream, { from: pos, to: pos })[0];
       const line = r?.checkpoint === undefined ? undefined : indexOfCheckpoint(r.checkpoint);
-      const offset = line === undefined ? undefined : state.offsets.at(line);
+      const offset = line === undefined ? undefined : offsets.at(line);
       return line !== undefined && offset !== undefined ? { offset, line } : undefined;
     },
     append: (stream, events, options = {}) =>

@@ -21,6 +21,8 @@ export interface SegmentInfo {
   /** Per stream: the position and chain head of its last entry in the segment. */
   readonly heads: Readonly<Record<string, { readonly pos: number; readonly hash: string | null }>>;
   readonly at: string;
+  /** Where it was moved by `isogroup archive --to DIR` (absolute); absent: in the segments directory. */
+  readonly dir?: string;
 }
 
 export interface SegmentManifest {
@@ -31,6 +33,8 @@ export interface SegmentManifest {
 
 export const segmentsDir = (file: string): string => `${file}.segments`;
 export const manifestPath = (file: string): string => join(segmentsDir(file), 'manifest.json');
+/** Where a segment's file is: its `dir` when moved (`archive --to`), else the segments directory. */
+export const segmentPath = (file: string, s: SegmentInfo): string => join(s.dir ?? segmentsDir(file), s.file);
 export const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 export const firstLineOf = (bytes: Buffer): Buffer | undefined => {
   const nl = bytes.indexOf(0x0a);
@@ -68,21 +72,38 @@ export const liveSegments = (m: SegmentManifest | undefined, live: Buffer): read
  * integrity check passes false and lets the chain say where and how it changed.
  */
 export const archivedBytes = async (file: string, live: Buffer, verify = true): Promise<Buffer> => {
-  const segments = liveSegments(await readManifest(file), live);
   const parts: Buffer[] = [];
-  for (const s of segments) {
-    const path = join(segmentsDir(file), s.file);
-    let bytes: Buffer;
-    try {
-      bytes = gunzipSync(await readFile(path));
-    } catch (error) {
-      throw new StoreError(`cannot read the archive segment ${path}: ${(error as Error).message}`, 'ECORRUPT');
-    }
-    if (verify && sha256(bytes) !== s.sha256) {
-      throw new StoreError(`${path}: the archive segment is not the one archived (SHA-256 differs); run \`isogroup check --integrity\` for what changed`, 'ECORRUPT');
-    }
-    parts.push(bytes);
+  for (const part of await archivedParts(file, live, verify)) {
+    if (part.bytes === undefined) throw new StoreError(`cannot read the archive segment ${part.path}: ${part.missing}`, 'ECORRUPT');
+    parts.push(part.bytes);
   }
   return Buffer.concat(parts);
 };
 
+/** One segment a reader uses: its lines, or (`missing`) why its file cannot be read (a moved segment whose disk is not mounted). */
+export interface ArchivedPart {
+  readonly segment: SegmentInfo;
+  readonly path: string;
+  readonly bytes?: Buffer;
+  readonly missing?: string;
+}
+
+/** The segments that precede the live log `live`, each read (and with `verify`, checked against its SHA-256) or marked missing. */
+export const archivedParts = async (file: string, live: Buffer, verify = true): Promise<ArchivedPart[]> => {
+  const out: ArchivedPart[] = [];
+  for (const s of liveSegments(await readManifest(file), live)) {
+    const path = segmentPath(file, s);
+    let bytes: Buffer;
+    try {
+      bytes = gunzipSync(await readFile(path));
+    } catch (error) {
+      out.push({ segment: s, path, missing: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message });
+      continue;
+    }
+    if (verify && sha256(bytes) !== s.sha256) {
+      throw new StoreError(`${path}: the archive segment is not the one archived (SHA-256 differs); run \`isogroup check --integrity\` for what changed`, 'ECORRUPT');
+    }
+    out.push({ segment: s, path, bytes });
+  }
+  return out;
+};

@@ -113,7 +113,7 @@ describe('isogroup archive', () => {
     expect((await cli(['--store', store, '--json', 'check', '--integrity', '--seal', 'local.seal'], { cwd: dir })).code).toBe(0);
   });
 
-  test('an archive cut short after its manifest (the live log not yet replaced): readers ignore that segment; archiving again refuses', async () => {
+  test('an archive cut short after its manifest (the live log not yet replaced): readers ignore that segment; archiving again finishes it, or refuses when the live log is not the segment plus more', async () => {
     const dir = tempDir();
     const file = join(dir, 'log.jsonl');
     copyFileSync(join(FROZEN_DIR, 'v1.jsonl'), file);
@@ -123,9 +123,22 @@ describe('isogroup archive', () => {
     const pinned = JSON.parse(readFileSync(join(FROZEN_DIR, 'v1.expected.json'), 'utf8')) as Record<string, { answer: unknown[] }>;
     expect((await cli(['--store', store, '--json', 'groups'])).json()[0]).toEqual(pinned['local: groups']!.answer[0]);
     expect((await cli(['--store', store, '--json', 'check', '--integrity'])).json()[0]).toMatchObject({ ok: true, entries: 36 });
-    const again = await cli(['--store', store, 'archive']);
-    expect(again.code).toBe(2);
-    expect(again.stderr).toMatch(/the last archive of .* was cut short/);
+    const archivedLines = JSON.parse(readFileSync(`${file}.segments/manifest.json`, 'utf8')).segments[0].lines as number;
+    // The live log's first lines edited: the cut-short archive cannot be finished safely.
+    const v1 = readFileSync(join(FROZEN_DIR, 'v1.jsonl'), 'utf8');
+    const rows = v1.split('\n');
+    rows[1] = rows[1]!.replace(/"id":"./, '"id":"Z');
+    writeFileSync(file, rows.join('\n'));
+    const refused = await cli(['--store', store, 'archive']);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/the last archive of .* was cut short/);
+    // Untouched: archiving again drops the segment's lines from the live log (the missing step), then archives the rest.
+    writeFileSync(file, v1);
+    const again = await cli(['--store', store, '--json', 'archive']);
+    expect(again.code).toBe(0);
+    expect(again.json()[0]).toMatchObject({ segment: '000002.jsonl.gz', firstLine: archivedLines + 1, liveLines: 0 });
+    expect((await cli(['--store', store, '--json', 'groups'])).json()[0]).toEqual(pinned['local: groups']!.answer[0]);
+    expect((await cli(['--store', store, '--host', 'observed', '--json', 'check', '--integrity'])).json()[0]).toMatchObject({ ok: true, entries: 63 });
   });
 
   test('bad input: a database store, a bad --keep; a broken chain is not archived', async () => {
