@@ -145,7 +145,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     subscribe: (subscribeOptions) => subscribe(ctx, subscribeOptions),
     streams: () => streams(ctx),
     close: () => close(ctx),
-    snapshots: createPostgresSnapshots(pool, `${s}.isogroup_snapshots`),
+    snapshots: createPostgresSnapshots(pool, `${s}.isogroup_snapshots`, (op, what) => withReconnect(op, ctx.outages.read, what)),
   };
 };
 

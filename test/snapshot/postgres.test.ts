@@ -11,6 +11,8 @@ import type { EventStore } from '../../src/store/types.js';
 import { encodeStateJson } from '../../src/snapshot/codec.js';
 import { storm } from '../../src/testkit/storm.js';
 import { canonicalJson } from '../../src/store/chain.js';
+import { createPostgresSnapshots } from '../../src/store/snapshots-postgres.js';
+import { createOutageReporter, withReconnect } from '../../src/store/pg-reconnect.js';
 
 const SERVER = process.env.ISOGROUP_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schema = `isogroup_snap_${process.pid}_${randomUUID().slice(0, 8)}`;
@@ -70,3 +72,30 @@ test('a PostgreSQL host loads from its newest snapshot row, and a damaged row fa
   expect(warnings[0]).toMatch(/not used \(truncated: .*\); trying an older one$/);
   same(again.state, full.state);
 }, 60_000);
+
+test('every snapshot statement is retried on a new connection after a drop (as the store wires it)', async () => {
+  // A pool whose every statement first fails as a terminated backend does (57P01), then works.
+  let calls = 0;
+  const failed = new Set<string>();
+  const pool = {
+    query: async (sql: string) => {
+      calls++;
+      if (!failed.has(sql)) {
+        failed.add(sql);
+        throw Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' });
+      }
+      return { rows: sql.startsWith('SELECT pos') ? [{ pos: '7' }] : [{ head: Buffer.from('x'), bytes: Buffer.from('xy') }] };
+    },
+  } as unknown as pg.Pool;
+  const warnings: string[] = [];
+  const reporter = createOutageReporter('reads', (m) => warnings.push(m));
+  const snaps = createPostgresSnapshots(pool, 't', (op, what) => withReconnect(op, reporter, what, { baseMs: 1 }));
+  const [info] = await snaps.list('host-a');
+  expect(info).toMatchObject({ stream: 'host-a', pos: 7 });
+  expect((await snaps.peek(info!, 1)).toString()).toBe('x');
+  expect((await snaps.read(info!)).toString()).toBe('xy');
+  await snaps.write('host-a', 8, Buffer.from('z'));
+  await snaps.remove(info!);
+  expect(calls).toBe(10);
+  expect(warnings.every((w) => /reconnected after/.test(w))).toBe(true);
+});
