@@ -1,15 +1,14 @@
-/* global URLSearchParams */
 /**
  * The faults panel: the DMA faults the kernel reported up to the shown position, aggregated per
  * device, domain, access, verdict and 2 MiB window (GET /api/faults, the same groups as
  * `isogroup faults --json`), each with the model's explanation — faults the model would have
  * allowed are marked, they mean the log misses an event — and the live follow status: the newest
  * observed entry's source and kernel time (what `isogroup follow` last wrote). Re-asked when the
- * position moves or the log grows. Imported by app.js; self-contained (its own fetch).
+ * position moves or the log grows. Imported by app.js; fetches through load.js like every panel.
  */
 import { h } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
+import { api, useLoad } from './load.js';
 
 const html = htm.bind(h);
 
@@ -20,29 +19,7 @@ const followLine = (f) =>
   html`<p data-testid="faults-follow">last observed: <b>#${f.pos}</b> ${f.type} from <b>${f.source ?? 'an import'}</b>${f.kernelTime ? html` at kernel time <b>${f.kernelTime} s</b>` : null} <span class="muted">(${f.at})</span></p>`;
 
 export const FaultsPanel = ({ host, pos, livePos }) => {
-  const [r, setR] = useState(null);
-  const [error, setError] = useState(null);
-  useEffect(() => {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => {
-      const q = new URLSearchParams({ host });
-      if (pos < livePos) q.set('at', String(pos));
-      fetch(`/api/faults?${q}`, { signal: ctl.signal, cache: 'no-store' })
-        .then(async (res) => {
-          const body = await res.json();
-          if (!res.ok) throw new Error(body?.error?.message ?? `${res.status}`);
-          setR(body);
-          setError(null);
-        })
-        .catch((e) => {
-          if (e.name !== 'AbortError') setError(String(e.message ?? e));
-        });
-    }, 250);
-    return () => {
-      clearTimeout(timer);
-      ctl.abort();
-    };
-  }, [host, pos, livePos]);
+  const { data: r, error } = useLoad((signal) => api('/api/faults', { host, at: pos < livePos ? pos : undefined }, signal), [host, pos, livePos], 250);
 
   return html`<section class="panel faults" aria-label="faults" data-testid="faults-panel">
     <div class="panel-head"><h2>DMA faults</h2>

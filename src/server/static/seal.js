@@ -1,4 +1,3 @@
-/* global URLSearchParams */
 /**
  * The seal panel: the host's newest seal (`isogroup seal`, or `serve --seal-every`) and whether the
  * log still holds, unchanged, the prefix it signed. Checked by the server (GET /api/seal) against the
@@ -8,6 +7,7 @@
 import { h } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import htm from 'htm';
+import { api, useLoad } from './load.js';
 
 const html = htm.bind(h);
 
@@ -15,32 +15,12 @@ const every = (ms) => (ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000
 const short = (hex) => `${hex.slice(0, 12)}…`;
 
 export const SealPanel = ({ host, livePos }) => {
-  const [s, setS] = useState(null);
-  const [error, setError] = useState(null);
   const [tick, setTick] = useState(0);
   useEffect(() => {
     const t = setInterval(() => setTick((n) => n + 1), 30_000);
     return () => clearInterval(t);
   }, []);
-  useEffect(() => {
-    const ctl = new AbortController();
-    const timer = setTimeout(() => {
-      fetch(`/api/seal?${new URLSearchParams({ host })}`, { signal: ctl.signal, cache: 'no-store' })
-        .then(async (res) => {
-          const body = await res.json();
-          if (!res.ok) throw new Error(body?.error?.message ?? `${res.status}`);
-          setS(body);
-          setError(null);
-        })
-        .catch((e) => {
-          if (e.name !== 'AbortError') setError(String(e.message ?? e));
-        });
-    }, 250);
-    return () => {
-      clearTimeout(timer);
-      ctl.abort();
-    };
-  }, [host, livePos, tick]);
+  const { data: s, error } = useLoad((signal) => api('/api/seal', { host }, signal), [host, livePos, tick], 250);
 
   const sealing = s?.sealing ? html`<p class="muted">this server seals every ${every(s.sealing.everyMs)}</p>` : html`<p class="muted">not sealing here: <code>isogroup seal</code>, or <code>serve --seal-every 10m</code></p>`;
   return html`<section class="panel seal" aria-label="seal" data-testid="seal-panel">
