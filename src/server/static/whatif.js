@@ -1,5 +1,4 @@
 // @ts-check
-/* global URLSearchParams */
 /**
  * The dashboard's what-if panel: the groups the host would have under another grouping rule set
  * and kernel release (its quirk-table entries), and what that does to what is running — from
@@ -8,6 +7,7 @@
 import { h } from 'preact';
 import { useState } from 'preact/hooks';
 import htm from 'htm';
+import { api } from './load.js';
 
 const html = htm.bind(h);
 
@@ -20,14 +20,7 @@ const RULE_SETS = ['linux-classic', 'linux-acs-rework-v2', 'linux-acs-rework-v3'
  * @param {string} kernel
  * @param {number} pos
  */
-const fetchWhatIf = async (host, rules, kernel, pos) => {
-  const q = new URLSearchParams({ host, rules, at: String(pos) });
-  if (kernel.trim() !== '') q.set('kernel', kernel.trim());
-  const res = await fetch(`/api/what-if?${q}`, { cache: 'no-store' });
-  const body = await res.json().catch(() => ({ error: { message: res.statusText } }));
-  if (!res.ok) throw new Error(body?.error?.message ?? `${res.status} ${res.statusText}`);
-  return body;
-};
+const fetchWhatIf = (host, rules, kernel, pos) => api('/api/what-if', { host, rules, at: pos, kernel: kernel.trim() }, undefined);
 
 /** @param {{ from: (number|null)[], to: number[], kind: string, devices: string[] }} c */
 const changeLine = (c) =>
