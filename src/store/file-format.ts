@@ -16,7 +16,7 @@
 import { crc32 } from 'node:zlib';
 import type { EventMeta, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
-import { checkpointAt } from './memory.js';
+import { checkpointAt } from './checkpoint.js';
 import { upcastRecord } from './upcast.js';
 
 const CRC_SUFFIX_BYTES = ',"crc":"00000000"}'.length;

@@ -6,7 +6,6 @@
 import type {
   AppendOptions,
   AppendResult,
-  EventMeta,
   EventStore,
   ExpectedVersion,
   NewEvent,
@@ -17,33 +16,21 @@ import type {
 } from './types.js';
 import { StoreError } from './types.js';
 import type { PullSource } from './internal.js';
-import { chainRecords } from './chain.js';
+import { buildRecords } from './records.js';
+import { checkpointAt, indexOfCheckpoint } from './checkpoint.js';
 import { createMemorySnapshots } from './snapshots.js';
 import {
   assertExpectedVersion,
   assertUniqueIds,
   checkRetry,
   createWakeup,
-  deepFreeze,
-  jsonCopy,
   startPullSubscription,
   validateExpectedVersion,
 } from './internal.js';
 
-export const CHECKPOINT_DIGITS = 12;
+export { CHECKPOINT_DIGITS, checkpointAt, indexOfCheckpoint } from './checkpoint.js';
+
 const PAGE = 500;
-
-/** The checkpoint of the event at 1-based global index `n` (the line number in the file store). */
-export const checkpointAt = (n: number): string => String(n).padStart(CHECKPOINT_DIGITS, '0');
-
-/** Number of events at or before `checkpoint` (0 for none). */
-export const indexOfCheckpoint = (checkpoint: string | undefined): number => {
-  if (checkpoint === undefined || checkpoint === '') return 0;
-  if (!/^\d{1,15}$/.test(checkpoint)) {
-    throw new StoreError(`invalid checkpoint ${JSON.stringify(checkpoint)}: expected digits`, 'ECHECKPOINT');
-  }
-  return Number(checkpoint);
-};
 
 /** What an append will do, decided before anything is written. */
 export type AppendPlan =
@@ -109,23 +96,8 @@ export const createLogIndex = (): LogIndex => {
       const retry = checkRetry(stream, events, lookup, expected, current);
       if (retry.kind === 'retry') return { kind: 'retry', result: { nextExpectedVersion: current, events: retry.events } };
       assertExpectedVersion(stream, expected, current);
-      const base = log.length + staged.length;
       const predecessor = mine.length > 0 ? mine[mine.length - 1] : entry(stream)?.events[current - 1];
-      // The events of one command share one meta object: copied once, shared (frozen) by their records.
-      let metaOf: unknown;
-      let metaCopy: EventMeta | undefined;
-      const records = chainRecords(
-        predecessor,
-        events.map((event, i) => ({
-          pos: current + i + 1,
-          id: event.id,
-          type: event.type,
-          data: jsonCopy(stream, event.data),
-          meta: event.meta === metaOf && metaCopy !== undefined ? metaCopy : (metaCopy = jsonCopy(stream, (metaOf = event.meta))),
-          stream,
-          checkpoint: checkpointAt(base + i + 1),
-        })),
-      ).map((r) => deepFreeze<RecordedEvent>(r));
+      const records = buildRecords({ stream, version: current, base: log.length + staged.length, predecessor }, events);
       return { kind: 'append', records, result: { nextExpectedVersion: current + records.length, events: records } };
     },
     commit: (records) => {
