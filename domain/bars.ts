@@ -63,24 +63,36 @@ export interface BarRef {
 
 export const barText = (r: BarRef): string => `${r.device}:${r.bar}`;
 
+/** A PCI function has six BARs (0–5). */
+export const MAX_BAR = 5;
+
+/** A BAR index: an integer 0–5, or its digit as text (`DEVICE:N`). */
+export const readBarIndex = (v: unknown, p: Path): number => {
+  const n = typeof v === 'string' && /^\d$/.test(v) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_BAR) throw new FieldError(p, `expected a BAR index from 0 to ${MAX_BAR}, got ${describe(v)}`, 'invalid_value');
+  return n;
+};
+
 /**
  * `DEVICE[:N]` → device and BAR index (null when no index is given). The index is what follows the
- * last colon after the function's dot: `0000:03:00.0:2` is BAR 2 of 0000:03:00.0.
+ * last colon after the function's dot: `0000:03:00.0:2` is BAR 2 of 0000:03:00.0. The one reader of
+ * the BAR text, for command fields (`map.file`'s `bar`, which needs the index) and for flags and
+ * API parameters (`--mmio`, which may name a whole device).
  */
-export const parseBarRef = (text: string, field: string): { device: string; bar: number | null } => {
+export function parseBarRef(text: string, field: string | Path, index: 'required'): BarRef;
+export function parseBarRef(text: string, field: string | Path, index?: 'optional'): { device: string; bar: number | null };
+export function parseBarRef(text: string, field: string | Path, index: 'required' | 'optional' = 'optional'): { device: string; bar: number | null } {
+  const p = typeof field === 'string' ? [field] : field;
   const t = text.trim();
   const dot = t.lastIndexOf('.');
   const colon = t.lastIndexOf(':');
-  if (dot >= 0 && colon > dot) {
-    const device = t.slice(0, colon);
-    const n = t.slice(colon + 1);
-    if (!/^[0-5]$/.test(n)) throw new FieldError([field], `BAR index must be 0-5, got ${JSON.stringify(n.slice(0, 20))}`, 'invalid_value');
-    if (!isPciFunctionId(device)) throw new FieldError([field], `expected a PCI function id like 0000:03:00.0[:N], got ${JSON.stringify(t.slice(0, 60))}`, 'invalid_format');
-    return { device, bar: Number(n) };
-  }
-  if (!isPciFunctionId(t)) throw new FieldError([field], `expected a PCI function id like 0000:03:00.0[:N], got ${JSON.stringify(t.slice(0, 60))}`, 'invalid_format');
-  return { device: t, bar: null };
-};
+  const indexed = dot >= 0 && colon > dot;
+  if (!indexed && index === 'required') throw new FieldError(p, `expected DEVICE:N (e.g. 0000:03:00.0:2), got ${describe(text)}`, 'invalid_format');
+  const device = indexed ? t.slice(0, colon) : t;
+  const bar = indexed ? readBarIndex(t.slice(colon + 1), p) : null;
+  if (!isPciFunctionId(device)) throw new FieldError(p, `expected a PCI function id like 0000:03:00.0[:N], got ${JSON.stringify(t.slice(0, 60))}`, 'invalid_format');
+  return { device: device.toLowerCase(), bar };
+}
 
 // ------------------------------------------------------------------------------------------------
 // Schema fields (one reader for commands and stored events: it checks and returns canonical JSON).

@@ -1,6 +1,6 @@
 /** iommufd as it is now: objects, leaves, liveness and the verdict refinements. */
 export * from './state.js';
-export { MAX_BAR, NULL_UUID, parseBar } from './leaves.js';
+export { NULL_UUID, parseBar } from './leaves.js';
 export * from './queries.js';
 export { refineVerdict } from './verdict.js';
 export { checkVfToken, memlockBudget, type MemlockBudget, type IommufdCommand } from '../decide/iommufd.js';

@@ -6,29 +6,19 @@ import Type from 'typebox';
 import { FieldError, describe, parseDeviceId, type Path } from '../encoding.js';
 import type { Field } from '../schema/field.js';
 import type { BarRef } from './state.js';
-
-/** A PCI function has six BARs (0–5). */
-export const MAX_BAR = 5;
+import { MAX_BAR, parseBarRef, readBarIndex } from '../bars.js';
 
 const BAR_OBJECT_JSON = Type.Object({ device: Type.String({ minLength: 1, maxLength: 256 }), bar: Type.Integer({ minimum: 0, maximum: MAX_BAR }) });
 const BAR_JSON = Type.Union([Type.String({ minLength: 3, maxLength: 260, description: 'BAR as DEVICE:N, e.g. 0000:03:00.0:2' }), BAR_OBJECT_JSON]);
 
-const barIndex = (v: unknown, p: Path): number => {
-  const n = typeof v === 'string' && /^\d$/.test(v) ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_BAR) throw new FieldError(p, `expected a BAR index from 0 to ${MAX_BAR}, got ${describe(v)}`, 'invalid_value');
-  return n;
-};
-
 /** Reads `DEVICE:N` or `{device, bar}` into a BarRef (the device id normalised like every device id). */
 export const parseBar = (v: unknown, p: Path): BarRef => {
   if (typeof v === 'string') {
-    const i = v.lastIndexOf(':');
-    if (i <= 0) throw new FieldError(p, `expected DEVICE:N (e.g. 0000:03:00.0:2), got ${describe(v)}`, 'invalid_format');
-    return { device: parseDeviceId(v.slice(0, i), p), bar: barIndex(v.slice(i + 1), p) };
+    return parseBarRef(v, p, 'required');
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new FieldError(p, `expected DEVICE:N or {"device","bar"}, got ${describe(v)}`, 'invalid_type');
   const o = v as Record<string, unknown>;
-  return { device: parseDeviceId(o.device, [...p, 'device']), bar: barIndex(o.bar, [...p, 'bar']) };
+  return { device: parseDeviceId(o.device, [...p, 'device']), bar: readBarIndex(o.bar, [...p, 'bar']) };
 };
 
 /** Command leaf: a BAR reference. */
@@ -41,7 +31,7 @@ export const barJson = (): Field<BarRef> => ({
     if (typeof v !== 'object' || v === null) throw new FieldError(p, 'expected {"device","bar"}', 'invalid_type');
     const o = v as Record<string, unknown>;
     if (typeof o.device !== 'string' || o.device.length === 0) throw new FieldError([...p, 'device'], `expected a device id, got ${describe(o.device)}`, 'invalid_type');
-    barIndex(o.bar, [...p, 'bar']);
+    readBarIndex(o.bar, [...p, 'bar']);
     return v as BarRef;
   },
 });

@@ -63,7 +63,7 @@ describe('the worked example with BARs', () => {
   test('bad --mmio values are one-line usage errors', async () => {
     const s = await workedExample();
     for (const [arg, msg] of [
-      ['0000:04:00.0:7', /--mmio: BAR index must be 0-5, got "7"/],
+      ['0000:04:00.0:7', /--mmio: expected a BAR index from 0 to 5, got the string "7"/],
       ['nic', /--mmio: expected a PCI function id like 0000:03:00\.0\[:N\], got "nic"/],
       ['0000:04:00.0:1', /--mmio: 0000:04:00\.0 has no memory BAR 1 \(known: 0, 2\)/],
     ] as const) {

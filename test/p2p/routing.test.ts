@@ -271,6 +271,6 @@ describe('the BAR index', () => {
     expect(barOf(h.state, { device: NIC, bar: 2 })).toMatchObject({ start: 0xf0100000n, last: 0xf0103fffn });
     expect(parseBarRef('0000:03:00.0:2', 'bar')).toEqual({ device: '0000:03:00.0', bar: 2 });
     expect(parseBarRef('0000:03:00.0', 'bar')).toEqual({ device: '0000:03:00.0', bar: null });
-    expect(() => parseBarRef('0000:03:00.0:6', 'bar')).toThrow('bar: BAR index must be 0-5, got "6"');
+    expect(() => parseBarRef('0000:03:00.0:6', 'bar')).toThrow('bar: expected a BAR index from 0 to 5, got the string "6"');
   });
 });
