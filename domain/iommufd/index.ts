@@ -3,4 +3,5 @@ export * from './state.js';
 export { NULL_UUID, parseBar } from './leaves.js';
 export * from './queries.js';
 export { refineVerdict } from './verdict.js';
-export { checkVfToken, memlockBudget, type MemlockBudget, type IommufdCommand } from '../decide/iommufd.js';
+export { checkVfToken, type IommufdCommand } from '../decide/iommufd.js';
+export { memlockBudget, type MemlockBudget } from './checks.js';

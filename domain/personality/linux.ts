@@ -9,7 +9,7 @@ import { currentDomain, groupOf, hasPasids } from '../queries.js';
 import { blockingRegions, blocksMappings, deviceRegions, msiConflict, regionBlocking, regionUnderMapping } from '../reserved.js';
 import { PROT_R, PROT_W, type Device, type Domain, type Group, type Iommu, type State } from '../state.js';
 import { TRAITS } from './traits.js';
-import { checkIommufdAttach, checkMemlock } from '../decide/iommufd.js';
+import { checkIommufdAttach, checkMemlock } from '../iommufd/checks.js';
 import type { LinuxStatus } from './status.js';
 import type { EffectiveDomain, PersonalityStrategy } from './types.js';
 
