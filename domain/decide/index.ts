@@ -5,15 +5,14 @@
  */
 import { PRIVILEGED, parseCommand, type Command } from '../commands.js';
 import { FieldError } from '../encoding.js';
-import { personalityOf, type PersonalityStrategy } from '../personality/index.js';
 import type { Session } from '../evolve/session.js';
 import type { State } from '../state.js';
-import { Refusal, working, type Cmd, type Working } from './common.js';
+import { Refusal, working, type Working } from './common.js';
 import type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 import { decideDma, decideDomainAlloc, decideDomainFree } from './domains.js';
 import { decideIommufd } from './iommufd.js';
 import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, decideGroupClaim, decideGroupRelease, decideKvm } from './ownership.js';
-import { isUnreadable, rejectUnparsed, rejectUnreadable, statusesOf } from './rejection.js';
+import { isUnreadable, rejectUnparsed, rejectUnreadable, addressedPersonality } from './rejection.js';
 import { decideBusMaster, decideReset, decideResetCaps, decideResetDone, decideVmReset, refuseDuringReset } from './reset.js';
 import { decideMmio } from './mmio.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
@@ -22,15 +21,6 @@ export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreada
 
 export type { CommandMeta, CommandWithMeta, Decision } from './types.js';
 
-/** The personality whose rules decide an attach/detach/map/unmap: the device's IOMMU, else the domain's, else the named one. */
-const rulesOf = (s: State, c: Cmd<'device.attach' | 'device.detach' | 'map' | 'unmap'>): PersonalityStrategy => {
-  if (c.type === 'device.attach' || c.type === 'device.detach') {
-    const dev = s.devices.get(c.device);
-    if (dev) return personalityOf(dev.iommu ? s.iommus.get(dev.iommu) : undefined);
-  }
-  const id = (c.domain !== null ? s.domains.get(c.domain)?.iommu : undefined) ?? c.iommu;
-  return personalityOf(id ? s.iommus.get(id) : undefined);
-};
 
 /** A dispatch that compiles only while every command type has its case. */
 const assertNever = (c: never): never => {
@@ -74,13 +64,13 @@ const dispatch = (w: Working, c: Command): void => {
     case 'domain.free':
       return decideDomainFree(w, c);
     case 'device.attach':
-      return rulesOf(w.state, c).attach(w, c);
+      return addressedPersonality(w.state, c).attach(w, c);
     case 'device.detach':
-      return rulesOf(w.state, c).detach(w, c);
+      return addressedPersonality(w.state, c).detach(w, c);
     case 'map':
-      return rulesOf(w.state, c).map(w, c);
+      return addressedPersonality(w.state, c).map(w, c);
     case 'unmap':
-      return rulesOf(w.state, c).unmap(w, c);
+      return addressedPersonality(w.state, c).unmap(w, c);
     case 'kvm.associate':
     case 'kvm.dissociate':
       return decideKvm(w, c);
@@ -135,7 +125,7 @@ export const decide = (command: CommandWithMeta, state: State, session?: Session
     const keep = err.keepEmitted ? w.events : [];
     // Events applied in place and now dropped: `state` was changed under us (the caller re-decides).
     if (session && keep.length === 0 && session.inPlace !== inPlace) session.spoil();
-    const status = statusesOf(state, command).status(err.status);
+    const status = addressedPersonality(state, command).status(err.status);
     return { ok: false, command, status, message: err.message, events: keep, state: keep.length > 0 ? w.state : state };
   }
 };

@@ -20,11 +20,13 @@ interface Addressed {
 }
 
 /**
- * The personality whose codes a command answers in: the named device's IOMMU, else the domain's,
- * else the IOMMU the command names. Works on raw input too, so a command that does not parse is
- * refused in the same codes.
+ * The personality a command is addressed to: the named device's IOMMU, else the domain's, else the
+ * IOMMU the command names. The one choice for both what decides attach/detach/map/unmap and whose
+ * codes a refusal answers in; it works on raw input too, so a command that does not parse is refused
+ * in the same codes. (A device behind no IOMMU attached to a virtio-iommu domain is therefore the
+ * virtio-iommu's to refuse — S_NOENT, as QEMU answers a request for an endpoint it does not manage.)
  */
-export const statusesOf = (state: State, c: Addressed): PersonalityStrategy => {
+export const addressedPersonality = (state: State, c: Addressed): PersonalityStrategy => {
   if (!DOMAIN_COMMANDS.has(c.type)) return personalityOf(null);
   const byIommu = (id: unknown): PersonalityStrategy => personalityOf(typeof id === 'string' ? state.iommus.get(id) : undefined);
   if (typeof c.device === 'string') {
@@ -41,7 +43,7 @@ export const statusesOf = (state: State, c: Addressed): PersonalityStrategy => {
 /** The refusal of input that is not a command: EINVAL naming the field, in the addressed personality's codes. */
 export const rejectUnparsed = (state: State, raw: unknown, err: FieldError): Decision => {
   const fields = (typeof raw === 'object' && raw !== null ? raw : {}) as Addressed;
-  return { ok: false, command: null, status: statusesOf(state, fields).status('EINVAL'), message: err.message, events: [], state };
+  return { ok: false, command: null, status: addressedPersonality(state, fields).status('EINVAL'), message: err.message, events: [], state };
 };
 
 const UNREADABLE = Symbol.for('isogroup.unreadableInput');

@@ -292,3 +292,12 @@ describe('ctx.close and virtio domains', () => {
     invariants(h);
   });
 });
+
+describe('a device behind no IOMMU, attached to a virtio-iommu domain', () => {
+  test('the virtio-iommu refuses it as an endpoint it does not manage (S_NOENT), in its own codes', () => {
+    // One choice of personality for both the rules and the codes: the attach is addressed to the
+    // domain's virtio-iommu, which answers a request for an unknown endpoint with S_NOENT (QEMU).
+    const h = guest({}, hostBridge('pci0000:01', null), pci('0000:01:00.0', 'pci0000:01', 'endpoint'), attach(EP1, '1'));
+    refused(h, attach('0000:01:00.0', '1'), 'S_NOENT', /0000:01:00\.0 is not an endpoint of a virtio-iommu/);
+  });
+});
