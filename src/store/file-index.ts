@@ -36,6 +36,8 @@ export interface FileIndexOptions {
   readonly cacheEntries?: number;
   /** The 32-bit hash of a stream and an id in the id table (default FNV-1a, mixed). Tests force collisions with it. */
   readonly idHash?: (stream: string, id: string) => number;
+  /** Bytes scanned at a time at open (default 4 MiB; grown for an append that does not fit). */
+  readonly windowBytes?: number;
 }
 
 const CHUNK = 1 << 22;
@@ -86,6 +88,11 @@ const createIdTable = () => {
       }
       place(h, line);
       count += 1;
+    },
+    /** Whether some entry has this hash (nothing to confirm when not: the common case). */
+    has(h: number): boolean {
+      for (let i = h & mask; lines[i] !== 0; i = (i + 1) & mask) if (hashes[i] === h) return true;
+      return false;
     },
     /** Lines whose entry has this hash (candidates, to be confirmed). */
     find(h: number): number[] {
@@ -206,6 +213,7 @@ const readFully = async (handle: StoreFileHandle, buf: Buffer, position: number)
 export const createFileIndex = (file: string, options: FileIndexOptions = {}): FileIndex => {
   const hashOf = options.idHash ?? defaultIdHash;
   const cacheSize = Math.max(1, options.cacheEntries ?? 2048);
+  const chunk = Math.max(1, options.windowBytes ?? CHUNK);
   const ring: (RecordedEvent | undefined)[] = new Array<RecordedEvent | undefined>(cacheSize);
   const ids = createIdTable();
   const streams = new Map<string, StreamEntry>();
@@ -359,7 +367,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
           firstLine: length + 1,
           version,
           hasId: (stream, id) => {
-            if (ids.find(hash(stream, id)).length === 0) return false;
+            if (!ids.has(hash(stream, id))) return false;
             const answer = known.get(key(stream, id));
             if (answer === undefined) throw new Suspect(stream, id);
             return answer;
@@ -386,7 +394,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
    */
   const scanRegion = async (read: (at: number, size: number) => Promise<Buffer>, size: number, base: number): Promise<RegionScan> => {
     let offset = 0;
-    let window = CHUNK;
+    let window = chunk;
     while (offset < size) {
       const want = Math.min(window, size - offset);
       const got = await read(offset, want);
@@ -409,7 +417,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
         continue;
       }
       offset += bytes.length;
-      window = CHUNK;
+      window = chunk;
     }
     return { validBytes: offset };
   };
@@ -458,7 +466,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
       const current = version(stream) + mine.length;
       const recorded = new Map<string, RecordedEvent>();
       for (const event of events) {
-        if (ids.find(hash(stream, event.id)).length === 0) continue;
+        if (!ids.has(hash(stream, event.id))) continue;
         const r = await recordedId(stream, event.id);
         if (r) recorded.set(event.id, r);
       }
