@@ -306,7 +306,11 @@ const createWriter = (state: WriterState): EventStore => {
     try {
       await handle.close().catch(() => undefined);
       handle = await state.fs.open(file, 'a');
-      size = await index.relayout(await state.fs.open(file, 'r'));
+      const reading = await state.fs.open(file, 'r');
+      size = await index.relayout(reading).catch(async (error: unknown) => {
+        await reading.close().catch(() => undefined);
+        throw error;
+      });
     } catch (error) {
       broken = new StoreError(`${file} could not be reopened after rolling into an archive segment (${(error as Error).message}): reopen the store`, 'EBROKEN');
     }
