@@ -6,6 +6,7 @@
  *   npm run bench                 all cases (1M-event log; about 5 minutes on 2 cores)
  *   BENCH_EVENTS=100000 npm run bench   a smaller log for a quick look
  *   BENCH_ONLY=10,11,12,13 BENCH_SNAPSHOT_EVENTS=200000 npm run bench   the snapshot cases on a smaller log
+ *   BENCH_ONLY=21 BENCH_STORE_EVENTS=100000 npm run bench   file-store writer memory (default sizes 100k and 1M)
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import { gc, machine, renderTable, type CaseResult } from './measure.js';
 import { deciderCases } from './decider.js';
 import { buildMappedLog, coldAtCase, coldCanDmaCase, execMemoryCase, serveMemoryCase } from './snapshots.js';
 import { p2pCase } from './p2p.js';
+import { storeMemoryCases } from './store-memory.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = here.replace(/\/dist\/bench\/?$/, '');
@@ -87,6 +89,12 @@ const main = async (): Promise<void> => {
   if (want(20)) {
     log('peer-to-peer canDma…');
     results.push(p2pCase());
+  }
+  if (want(21)) {
+    const sizes = (process.env.BENCH_STORE_EVENTS ?? '100000,1000000').split(',').map(Number);
+    const r = await storeMemoryCases(out, sizes, log);
+    results.push(...r.results);
+    Object.assign(extra, r.extra);
   }
   results.sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const table = renderTable(results);

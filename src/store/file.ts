@@ -1,7 +1,8 @@
 /**
  * The embedded default store (`file:PATH`): one JSON Lines log for all streams (format in
  * `file-format.ts`), fdatasync before an append resolves, one writer at a time (`file-lock.ts`),
- * readers any time. Everything is indexed in memory at open, so reads never rescan the file.
+ * readers any time. Opening scans the file once and keeps a small index (`file-index.ts`: offsets,
+ * positions, id hashes, the newest records); reads decode the lines they return from disk.
  *
  * Appends go through a queue: whatever queued up while the previous fsync ran is written (one
  * write call per append) and made durable by one shared fdatasync — group commit. A failed write
@@ -17,9 +18,8 @@ import type { FileLock, LockOptions } from './file-lock.js';
 import { acquireLock } from './file-lock.js';
 import type { TornTail } from './file-format.js';
 import { decodeRecord, encodeAppend, scanLog } from './file-format.js';
-import type { LogIndex } from './memory.js';
-import { createLogIndex, indexOfCheckpoint, readersOver } from './memory.js';
-import { archivedBytes } from './segments.js';
+import type { FileIndex, FileIndexOptions } from './file-index.js';
+import { createFileIndex, fileReaders, readHead } from './file-index.js';
 import type { SnapshotHint } from './snapshots.js';
 import { createFileSnapshots } from './snapshots-file.js';
 
@@ -50,6 +50,8 @@ export interface FileStoreOptions {
   readonly segmentBytes?: number | string;
   /** Writers that roll: seal each closed segment with this Ed25519 key file (default: `ISOGROUP_SEGMENT_KEY`, else unsealed). */
   readonly segmentKey?: string;
+  /** The in-memory index (writers and eager readers): how many decoded records it caches; tests also set its id hash. */
+  readonly index?: FileIndexOptions;
 }
 
 interface Pending {
@@ -76,51 +78,6 @@ const readIfExists = async (fs: StoreFs, file: string): Promise<Buffer> => {
     if (errno(error) === 'ENOENT') return Buffer.alloc(0);
     throw new StoreError(`cannot read ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
   }
-};
-
-const scanInto = (index: LogIndex, file: string, bytes: Buffer): ReturnType<typeof scanLog> => {
-  const result = scanLog(bytes, {
-    file,
-    firstLine: index.length + 1,
-    version: (stream) => index.version(stream),
-    hasId: (stream, id) => index.recordedId(stream, id) !== undefined,
-  });
-  index.commit(result.records);
-  return result;
-};
-
-/** Byte offset of every line start, by line number (1-based; 8 bytes a line): where a snapshot's entry sits. */
-interface LineOffsets {
-  /** Notes the starts of the lines in `bytes`, which begin at file offset `base`. */
-  add(bytes: Buffer, base: number, upTo?: number): void;
-  readonly lines: number;
-  at(line: number): number | undefined;
-}
-
-const createLineOffsets = (first = 0): LineOffsets => {
-  let starts = new Float64Array(1024);
-  let lines = 0;
-  return {
-    add: (bytes, base, upTo = bytes.length) => {
-      let at = 0;
-      while (at < upTo) {
-        if (lines + 2 > starts.length) {
-          const next = new Float64Array(starts.length * 2);
-          next.set(starts);
-          starts = next;
-        }
-        starts[++lines] = base + at;
-        const nl = bytes.indexOf(0x0a, at);
-        if (nl === -1) break;
-        at = nl + 1;
-      }
-    },
-    get lines() {
-      return first + lines;
-    },
-    // Lines 1..first are archive segments' (no offset in the live log).
-    at: (line) => (line - first >= 1 && line - first <= lines ? starts[line - first] : undefined),
-  };
 };
 
 /** Reads the line that starts at `offset` (without its newline), or null past the end. */
@@ -180,26 +137,26 @@ export const openFileStore = async (path: string, options: FileStoreOptions = {}
   }
   const lock = await acquireLock(fs, `${file}.lock`, { wait: options.wait, warn });
   let handle: StoreFileHandle | undefined;
+  let index: FileIndex | undefined;
   try {
     handle = await fs.open(file, 'a');
     // The log's name must survive a power cut before any append to it is acknowledged.
     await syncName(file, fs);
-    const bytes = await readIfExists(fs, file);
-    const index = createLogIndex();
-    scanInto(index, file, await archivedBytes(file, bytes)); // archive segments come first (`isogroup archive`)
-    const archivedLines = index.length;
-    const scan = scanInto(index, file, bytes);
-    const offsets = createLineOffsets(archivedLines);
-    offsets.add(bytes, 0, scan.validBytes);
+    index = createFileIndex(file, options.index);
+    const reading = await fs.open(file, 'r');
+    index.attachLive(reading);
+    await index.scanSegments(await readHead(reading)); // archive segments come first (`isogroup archive`)
+    const scan = await index.scanLive(0);
     if (scan.torn) {
       await handle.truncate(scan.validBytes);
       await handle.datasync();
       warn(tornMessage(file, scan.torn, 'truncated'));
     }
     const roll = await rollingOf(options);
-    return createWriter({ fs, file, path, handle, lock, index, offsets, size: scan.validBytes, warn, ...(roll ? { roll } : {}) });
+    return createWriter({ fs, file, path, handle, lock, index, size: scan.validBytes, warn, ...(roll ? { roll } : {}) });
   } catch (error) {
     await handle?.close().catch(() => undefined);
+    await index?.close();
     await lock.release();
     if (error instanceof StoreError) throw error;
     throw new StoreError(`cannot open ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
@@ -212,8 +169,7 @@ interface WriterState {
   readonly path: string;
   readonly handle: StoreFileHandle;
   readonly lock: FileLock;
-  readonly index: LogIndex;
-  readonly offsets: LineOffsets;
+  readonly index: FileIndex;
   readonly size: number;
   readonly warn: (message: string) => void;
   /** Roll into an archive segment past this many bytes (with the segment sealed when `key` is set). */
@@ -243,9 +199,8 @@ export const parseByteSize = (text: string): number | undefined => {
 const createWriter = (state: WriterState): EventStore => {
   const { file, lock, index } = state;
   let handle = state.handle;
-  let offsets = state.offsets;
   let rollAt = state.roll?.bytes;
-  const { closeSubscriptions, ...readers } = readersOver(index);
+  const { closeSubscriptions, ...readers } = fileReaders(file, index);
   const queue: Pending[] = [];
   let size = state.size;
   let flushing: Promise<void> | undefined;
@@ -288,7 +243,7 @@ const createWriter = (state: WriterState): EventStore => {
       }
       let plan;
       try {
-        plan = index.plan(pending.stream, pending.events, pending.options.expectedVersion, staged);
+        plan = await index.plan(pending.stream, pending.events, pending.options.expectedVersion, staged);
       } catch (error) {
         pending.reject(error as Error);
         continue;
@@ -326,8 +281,11 @@ const createWriter = (state: WriterState): EventStore => {
         return;
       }
     }
-    index.commit(staged);
-    for (const w of written) offsets.add(w.bytes, w.at);
+    const starts: number[] = [];
+    for (const w of written) {
+      for (let at = 0; at < w.bytes.length; at = w.bytes.indexOf(0x0a, at) + 1) starts.push(index.liveBase + w.at + at);
+    }
+    index.commit(staged, starts, index.liveBase + size);
     for (const { pending, result } of done) pending.resolve(result);
   };
 
@@ -348,12 +306,11 @@ const createWriter = (state: WriterState): EventStore => {
     try {
       await handle.close().catch(() => undefined);
       handle = await state.fs.open(file, 'a');
-      const bytes = await state.fs.readFile(file);
-      size = bytes.length;
-      let liveLines = 0;
-      for (let at = bytes.indexOf(0x0a); at !== -1; at = bytes.indexOf(0x0a, at + 1)) liveLines++;
-      offsets = createLineOffsets(index.length - liveLines);
-      offsets.add(bytes, 0);
+      const reading = await state.fs.open(file, 'r');
+      size = await index.relayout(reading).catch(async (error: unknown) => {
+        await reading.close().catch(() => undefined);
+        throw error;
+      });
     } catch (error) {
       broken = new StoreError(`${file} could not be reopened after rolling into an archive segment (${(error as Error).message}): reopen the store`, 'EBROKEN');
     }
@@ -379,12 +336,6 @@ const createWriter = (state: WriterState): EventStore => {
     url: `file:${state.path}`,
     ...readers,
     snapshots: createFileSnapshots(file),
-    locate: async (stream, pos) => {
-      const r = index.read(stream, { from: pos, to: pos })[0];
-      const line = r?.checkpoint === undefined ? undefined : indexOfCheckpoint(r.checkpoint);
-      const offset = line === undefined ? undefined : offsets.at(line);
-      return line !== undefined && offset !== undefined ? { offset, line } : undefined;
-    },
     append: (stream, events, options = {}) =>
       new Promise<AppendResult>((resolvePromise, reject) => {
         if (closed) return reject(new StoreError('store is closed', 'ECLOSED'));
@@ -398,6 +349,7 @@ const createWriter = (state: WriterState): EventStore => {
       await flushing;
       await closeSubscriptions();
       await handle.close().catch(() => undefined);
+      await index.close();
       await lock.release();
     },
   };
@@ -411,46 +363,41 @@ const openReader = async (
   options: FileStoreOptions,
   warn: (message: string) => void,
 ): Promise<EventStore> => {
-  const index = createLogIndex();
-  const offsets = createLineOffsets();
+  const index = createFileIndex(file, options.index);
   let consumed = 0;
   let handle: StoreFileHandle | undefined;
+  let attached = false;
   let refreshing: Promise<void> | undefined;
   let closed = false;
 
-  const scanTail = (bytes: Buffer, atOpen: boolean): void => {
-    const scan = scanInto(index, file, bytes);
-    offsets.add(bytes, consumed, scan.validBytes);
-    consumed += scan.validBytes;
-    // A tail without its newline is most likely an append in progress; only a complete bad line is worth a word.
-    if (atOpen && scan.torn && !scan.torn.reason.startsWith('no newline')) {
-      warn(tornMessage(file, scan.torn, 'ignoring (read-only)'));
+  const openHandle = async (): Promise<StoreFileHandle | undefined> => {
+    try {
+      return await fs.open(file, 'r');
+    } catch (error) {
+      if (errno(error) === 'ENOENT') return undefined; // no log yet: an empty store
+      throw new StoreError(`cannot open ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
     }
   };
 
-  const pull = async (): Promise<void> => {
+  const pull = async (atOpen = false): Promise<void> => {
     if (closed) return;
-    if (!handle) {
-      try {
-        handle = await fs.open(file, 'r');
-      } catch (error) {
-        if (errno(error) === 'ENOENT') return; // no log yet: an empty store
-        throw new StoreError(`cannot open ${file}: ${(error as Error).message}`, errno(error) ?? 'EIO');
-      }
+    handle ??= await openHandle();
+    if (!handle) return;
+    if (!attached) {
+      index.attachLive(handle);
+      attached = true;
     }
     const { size } = await handle.stat();
     if (size < consumed) {
       throw new StoreError(`${file} shrank below what was already read: was it replaced?`, 'ECORRUPT');
     }
     if (size === consumed) return;
-    const bytes = Buffer.alloc(size - consumed);
-    let got = 0;
-    while (got < bytes.length) {
-      const { bytesRead } = await handle.read(bytes, got, bytes.length - got, consumed + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
+    const scan = await index.scanLive(consumed, size);
+    consumed = scan.validBytes;
+    // A tail without its newline is most likely an append in progress; only a complete bad line is worth a word.
+    if (atOpen && scan.torn && !scan.torn.reason.startsWith('no newline')) {
+      warn(tornMessage(file, scan.torn, 'ignoring (read-only)'));
     }
-    scanTail(bytes.subarray(0, got), false);
   };
 
   const refresh = (): Promise<void> => {
@@ -461,11 +408,17 @@ const openReader = async (
   };
 
   // Archive segments (`isogroup archive`) come first; a log with segments is indexed in full, never lazily.
-  const live = await readIfExists(fs, file);
-  scanInto(index, file, await archivedBytes(file, live));
-  if (index.length > 0) options = { ...options, lazy: false };
-  if (!options.lazy) scanTail(live, true);
-  const { closeSubscriptions, ...readers } = readersOver(index, { refresh, pollMs: options.pollMs ?? 100 });
+  handle = await openHandle();
+  try {
+    await index.scanSegments(handle ? await readHead(handle) : Buffer.alloc(0));
+    if (index.length > 0) options = { ...options, lazy: false };
+    if (!options.lazy) await pull(true);
+  } catch (error) {
+    await handle?.close().catch(() => undefined);
+    await index.close();
+    throw error;
+  }
+  const { closeSubscriptions, ...readers } = fileReaders(file, index, { refresh, pollMs: options.pollMs ?? 100 });
 
   // Lazy mode: what `replay` learnt — the file's bytes from `lazyBase` on and, per stream, the byte
   // offset and line of every position from `base` on (a replay from a snapshot starts mid-file).
@@ -597,17 +550,13 @@ const openReader = async (
       if (hint && consumed === 0) return entryAtHint(fs, file, stream, pos, hint);
       const lazy = fromOffsets(stream, pos, pos);
       if (lazy) return lazy[0] ?? null;
-      for await (const e of readers.read(stream, { from: pos, to: pos })) return e;
-      return null;
+      return readers.entryAt(stream, pos);
     },
     locate: async (stream, pos) => {
       const w = lazyBytes && consumed === 0 ? where.get(stream) : undefined;
       if (w && pos >= w.base && pos < w.base + w.offsets.length) return { offset: w.offsets[pos - w.base]!, line: w.lines[pos - w.base]! };
       if (consumed === 0) return undefined;
-      const r = index.read(stream, { from: pos, to: pos })[0];
-      const line = r?.checkpoint === undefined ? undefined : indexOfCheckpoint(r.checkpoint);
-      const offset = line === undefined ? undefined : offsets.at(line);
-      return line !== undefined && offset !== undefined ? { offset, line } : undefined;
+      return readers.locate(stream, pos);
     },
     append: async () => {
       throw new StoreError(`${file} is open read-only`, 'EREADONLY');
@@ -616,7 +565,8 @@ const openReader = async (
       closed = true;
       await closeSubscriptions();
       await refreshing?.catch(() => undefined);
-      await handle?.close().catch(() => undefined);
+      await index.close();
+      if (!attached) await handle?.close().catch(() => undefined);
     },
   };
 };

@@ -91,19 +91,28 @@ export interface ArchivedPart {
 /** The segments that precede the live log `live`, each read (and with `verify`, checked against its SHA-256) or marked missing. */
 export const archivedParts = async (file: string, live: Buffer, verify = true): Promise<ArchivedPart[]> => {
   const out: ArchivedPart[] = [];
-  for (const s of liveSegments(await readManifest(file), live)) {
-    const path = segmentPath(file, s);
-    let bytes: Buffer;
-    try {
-      bytes = gunzipSync(await readFile(path));
-    } catch (error) {
-      out.push({ segment: s, path, missing: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message });
-      continue;
-    }
-    if (verify && sha256(bytes) !== s.sha256) {
-      throw new StoreError(`${path}: the archive segment is not the one archived (SHA-256 differs); run \`isogroup check --integrity\` for what changed`, 'ECORRUPT');
-    }
-    out.push({ segment: s, path, bytes });
-  }
+  for (const s of liveSegments(await readManifest(file), live)) out.push(await readSegment(file, s, verify));
   return out;
+};
+
+/** One segment's lines (uncompressed; with `verify`, checked against its SHA-256), or why its file cannot be read. */
+export const readSegment = async (file: string, s: SegmentInfo, verify = true): Promise<ArchivedPart> => {
+  const path = segmentPath(file, s);
+  let bytes: Buffer;
+  try {
+    bytes = gunzipSync(await readFile(path));
+  } catch (error) {
+    return { segment: s, path, missing: (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (error as Error).message };
+  }
+  if (verify && sha256(bytes) !== s.sha256) {
+    throw new StoreError(`${path}: the archive segment is not the one archived (SHA-256 differs); run \`isogroup check --integrity\` for what changed`, 'ECORRUPT');
+  }
+  return { segment: s, path, bytes };
+};
+
+/** A segment's lines for a reader: its bytes, or ECORRUPT naming why they cannot be read (what `archivedBytes` says). */
+export const segmentBytes = async (file: string, s: SegmentInfo): Promise<Buffer> => {
+  const part = await readSegment(file, s);
+  if (part.bytes === undefined) throw new StoreError(`cannot read the archive segment ${part.path}: ${part.missing}`, 'ECORRUPT');
+  return part.bytes;
 };
