@@ -29,10 +29,10 @@ export type EnhancedControl = (typeof ENHANCED_CONTROLS)[number];
 
 export const ENHANCED_NAMES: Readonly<Record<EnhancedControl, string>> = {
   IORB: 'I/O Request Blocking',
-  DSP_MT_RB: 'DSP Memory Target Access Control: Request Blocking',
-  DSP_MT_RR: 'DSP Memory Target Access Control: Request Redirect',
-  USP_MT_RB: 'USP Memory Target Access Control: Request Blocking',
-  USP_MT_RR: 'USP Memory Target Access Control: Request Redirect',
+  DSP_MT_RB: 'DSP Memory Target Access Control Request Blocking',
+  DSP_MT_RR: 'DSP Memory Target Access Control Request Redirect',
+  USP_MT_RB: 'USP Memory Target Access Control Request Blocking',
+  USP_MT_RR: 'USP Memory Target Access Control Request Redirect',
   UNCLAIMED_RR: 'Unclaimed Request Redirect',
 };
 
@@ -53,5 +53,5 @@ export const enhancedOff = (devices: DeviceTable, d: Device, wanted: readonly En
   return wanted.filter((b) => !pci.acs!.ctl.includes(b));
 };
 
-/** `DSP_MT_RR (DSP Memory Target Access Control: Request Redirect)`, for reasons. */
-export const enhancedWords = (bits: readonly AcsBit[]): string => bits.map((b) => (b in ENHANCED_NAMES ? `${b} (${ENHANCED_NAMES[b as EnhancedControl]})` : b)).join(', ');
+/** `DSP_MT_RR, the DSP Memory Target Access Control Request Redirect`, for reasons. */
+export const enhancedWords = (bits: readonly AcsBit[]): string => bits.map((b) => (b in ENHANCED_NAMES ? `${b}, the ${ENHANCED_NAMES[b as EnhancedControl]}` : b)).join('; ');

@@ -92,7 +92,8 @@ const switchVerdict = (devices: DeviceTable, usp: Device, v: ReworkVersion): Bus
         : `${c.id} has no ACS capability, so nothing keeps requests from below it off the upstream port's MMIO`;
       return byEnhanced('pcie-non-isolated', c, uspOff, v, why);
     }
-    if (open === null || open.acs !== undefined) {
+    // The first failing port decides; a classic-controls failure is the plainer reason and wins.
+    if (open === null || (open.acs !== undefined && standard !== null)) {
       open = standard !== null ? DSP_NON_ISOLATED : byEnhanced('switch-dsp-non-isolated', c, mt, v, `${c.id} has ACS Enhanced with ${mt.join(',')} off, so requests from below it can reach the downstream ports' own MMIO`);
     }
   }
