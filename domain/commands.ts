@@ -8,7 +8,7 @@ import { FieldError, TWO_POW_64, U64_MAX, describe, isPciFunctionId, isPciHostBr
 import { DEFAULT_GROUPING_RULES, GROUPING_RULES_NAMES } from './rules/index.js';
 import { readShape, shape, type Decoded, type Fields, type Shape } from './schema/field.js';
 import {
-  acsBits,
+  acsCtlBits,
   actor,
   choice,
   commandId,
@@ -130,7 +130,7 @@ export const COMMAND_SCHEMAS = {
     ['bus', 'device', 'pci', 'parent', 'iommu', 'reserved', 'vendor', 'product', 'class', 'name'],
   ),
   'device.remove': shape({ device, surprise: flag(false), recursive: flag(false) }),
-  'device.acs': shape({ device, ctl: acsBits() }),
+  'device.acs': shape({ device, ctl: acsCtlBits() }),
   /** A boot: the kernel release and the grouping rule set (a registered name) it forms groups by. */
   'host.boot': shape({ kernel: name(), rules: choice(GROUPING_RULES_NAMES, DEFAULT_GROUPING_RULES) }),
   'driver.bind': shape(

@@ -58,8 +58,29 @@ export const PCI_KINDS: readonly PciKind[] = [
   'pci-device',
 ];
 
-export const ACS_BITS = ['SV', 'TB', 'RR', 'CR', 'UF', 'EC', 'DT'] as const;
+export const ACS_BITS = [
+  'SV',
+  'TB',
+  'RR',
+  'CR',
+  'UF',
+  'EC',
+  'DT',
+  // ACS Enhanced (PCIe r6.0 §7.7.8; Linux names from the ACS rework series, PCI_ACS_*): the
+  // capability bit (capability register bit 7) and the controls it adds (control register bits 7-12).
+  'ENHANCED',
+  'IORB',
+  'DSP_MT_RB',
+  'DSP_MT_RR',
+  'USP_MT_RB',
+  'USP_MT_RR',
+  'UNCLAIMED_RR',
+] as const;
 export type AcsBit = (typeof ACS_BITS)[number];
+/** ACS bits that exist only in the capability register (ENHANCED advertises all the enhanced controls). */
+export const ACS_CAP_ONLY: readonly AcsBit[] = ['ENHANCED'];
+/** ACS bits that exist only in the control register: the ACS Enhanced controls. */
+export const ACS_CTL_ONLY: readonly AcsBit[] = ['IORB', 'DSP_MT_RB', 'DSP_MT_RR', 'USP_MT_RB', 'USP_MT_RR', 'UNCLAIMED_RR'];
 
 export interface Acs {
   readonly cap: readonly AcsBit[];
@@ -84,13 +105,24 @@ export type GroupReason = (
   | { readonly kind: 'multifunction'; readonly via: string }
   | { readonly kind: 'parent-fallback'; readonly via: string }
   /** ACS rework rule sets: a bus on the path lets devices reach each other (`isolation` says how). */
-  | { readonly kind: 'bus'; readonly bridge: string; readonly isolation: BusIsolation; readonly via: string | null }
+  | { readonly kind: 'bus'; readonly bridge: string; readonly isolation: BusIsolation; readonly via: string | null; readonly acs?: BusAcs }
   /** ACS rework rule sets: a function of a multi-function device that is not isolated. */
   | { readonly kind: 'mfd'; readonly via: string; readonly why: string }
 ) & {
   /** Kernel quirk-table entries (domain/rules/quirks.ts) that decided, when any did. */
   readonly quirks?: readonly string[];
 };
+
+/**
+ * ACS rework rule sets: the port whose ACS Enhanced controls (or lack of an ACS capability)
+ * decided a bus's isolation, the controls found off, and the rule set that read them.
+ */
+export interface BusAcs {
+  readonly port: string;
+  readonly bits: readonly AcsBit[];
+  readonly rules: string;
+  readonly why: string;
+}
 
 /** How isolated a bus is, in the ACS rework series' terms (pci_bus_isolated()). */
 export type BusIsolation = 'pcie-non-isolated' | 'switch-dsp-non-isolated' | 'pci-bus-non-isolated' | 'pci-bridge-non-isolated';

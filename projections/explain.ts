@@ -46,6 +46,7 @@ const membershipPositions = (s: State, device: string, out: Set<number>, seen = 
   } else if (r.kind === 'bus') {
     membershipPositions(s, r.bridge, out, seen);
     if (r.via !== null) membershipPositions(s, r.via, out, seen);
+    if (r.acs) out.add(s.devices.get(r.acs.port)?.addedAt ?? 0);
   } else if (r.kind !== 'new') membershipPositions(s, r.via, out, seen);
   if (s.boot && d.groupedAt === s.boot.at) out.add(s.boot.at);
 };

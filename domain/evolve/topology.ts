@@ -16,7 +16,7 @@ const pciOf = (p: PciJson | null | undefined): PciInfo | null => {
   return {
     kind: p.kind as PciKind,
     multifunction: p.multifunction ?? null,
-    acs: p.acs ? { cap: parseAcsBits(p.acs.cap, 'acs.cap'), ctl: parseAcsBits(p.acs.ctl, 'acs.ctl') } : null,
+    acs: p.acs ? { cap: parseAcsBits(p.acs.cap, 'acs.cap', 'cap'), ctl: parseAcsBits(p.acs.ctl, 'acs.ctl', 'ctl') } : null,
     acsQuirk: p.acsQuirk ?? null,
     aliases: p.aliases ?? [],
     pcieBridgeAlias: p.pcieBridgeAlias ?? false,

@@ -18,10 +18,17 @@
  *   no ACS capability is taken to have no internal loopback (isolated); a function that has the
  *   capability without the required controls enabled makes the whole MFD one group. v3 also takes a
  *   root port with no ACS capability as isolated (v2 and mainline do not).
- * Not modelled: ACS Enhanced capability bits (the state has no such bits), the bridge-MMIO test
+ * - ACS Enhanced (the series' last patches; see acs-enhanced.ts): a root port (v2: and a DSP) with
+ *   the ACS Enhanced capability must also have DSP_MT_RR on, or its link is non-isolated. On a
+ *   switch's internal bus every DSP must also pass DSP_MT_RR and USP_MT_RR; a DSP failing only
+ *   DSP_MT_RR (or the standard controls) leaves the bus switch-DSP-non-isolated, one whose
+ *   USP_MT_RR is not enabled (ACS Enhanced with it off, or no ACS capability at all) makes it
+ *   non-isolated and the USP joins the group.
+ * Not modelled: the bridge-MMIO test
  * of a PCIe-to-PCI bridge (taken as having no MMIO, the cover letters' "shrunk" case), SR-IOV VFs.
  */
-import type { BusIsolation, Device, GroupReason } from '../state.js';
+import type { BusAcs, BusIsolation, Device, GroupReason } from '../state.js';
+import { enhancedOff, type EnhancedControl } from './acs-enhanced.js';
 import { acsQuirkOf, aliasesOf, pcieBridgeAliasOf, withQuirks } from './quirks.js';
 import type { DeviceTable, GroupChoice, GroupingRules } from './types.js';
 import { acsFailure, formGroup as classic, isHostBridge, isMultifunction, onRootBus, slotSiblings, smallestFreeGroupId } from './linux-classic.js';
@@ -31,40 +38,91 @@ export type ReworkVersion = 2 | 3;
 /** A device "has no ACS capability" when neither a capability nor a quirk (declared or from the kernel's table) says anything. */
 const noAcsCapability = (devices: DeviceTable, d: Device): boolean => d.pci !== null && d.pci.acs === null && d.pci.acsQuirk === null && acsQuirkOf(devices, d) === null;
 
-/** Does port `d` isolate its own link (root port / DSP)? */
-const portIsolates = (devices: DeviceTable, d: Device, v: ReworkVersion): boolean => {
-  if (v === 3 && d.pci?.kind === 'root-port' && noAcsCapability(devices, d)) return true;
-  return acsFailure(devices, d) === null;
+const rulesOf = (v: ReworkVersion): string => `linux-acs-rework-v${v}`;
+
+/** A bus's isolation, with the port and ACS Enhanced controls that decided it when they did. */
+interface BusVerdict {
+  readonly isolation: BusIsolation;
+  readonly acs?: BusAcs;
+}
+
+const NON_ISOLATED: BusVerdict = { isolation: 'pcie-non-isolated' };
+const DSP_NON_ISOLATED: BusVerdict = { isolation: 'switch-dsp-non-isolated' };
+
+const byEnhanced = (isolation: BusIsolation, port: Device, bits: readonly EnhancedControl[], v: ReworkVersion, why: string): BusVerdict => ({
+  isolation,
+  acs: { port: port.id, bits, rules: rulesOf(v), why },
+});
+
+/**
+ * The link below root port / DSP `d` (pci_bus_isolated(), PCI_EXP_TYPE_ROOT_PORT / DOWNSTREAM):
+ * isolated when ACS gives egress control and, with ACS Enhanced, DSP_MT_RR keeps requests off
+ * the port's own MMIO. v3 takes a root port with no ACS capability as isolated, and (v3 11/11)
+ * reads DSP_MT_RR only on root ports: a DSP's own link counts as isolated, its switch bus decides.
+ */
+const portVerdict = (devices: DeviceTable, d: Device, v: ReworkVersion): BusVerdict | null => {
+  const rootPort = d.pci?.kind === 'root-port';
+  if (v === 3 && rootPort && noAcsCapability(devices, d)) return null;
+  if (acsFailure(devices, d) !== null) return NON_ISOLATED;
+  if (v === 3 && !rootPort) return null;
+  const off = enhancedOff(devices, d, ['DSP_MT_RR']);
+  if (off.length === 0) return null;
+  return byEnhanced('pcie-non-isolated', d, off, v, `${d.id} has ACS Enhanced with ${off.join(',')} off, so requests from below it can reach its own MMIO`);
 };
 
-/** The isolation of the bus bridge `b` creates, null when isolated (pci_bus_isolated()). */
-export const busIsolation = (devices: DeviceTable, b: Device, v: ReworkVersion): BusIsolation | null => {
+/**
+ * A switch's internal bus (pcie_switch_isolated()): every child must be a DSP without DMA aliases
+ * and pass SV, RR, CR, UF, DSP_MT_RR and USP_MT_RR. A failing DSP that still has USP_MT_RR leaves
+ * the USP out (switch-DSP-non-isolated); one without USP_MT_RR takes the USP in (non-isolated).
+ * The kernel returns at the first failing DSP; isogroup takes the widest answer of all of them.
+ */
+const switchVerdict = (devices: DeviceTable, usp: Device, v: ReworkVersion): BusVerdict | null => {
+  let open: BusVerdict | null = null;
+  for (const id of usp.children) {
+    const c = devices.get(id);
+    if (!c || !c.pci) continue;
+    if (c.pci.kind !== 'switch-downstream' || aliasesOf(c).length > 0) return NON_ISOLATED;
+    const standard = acsFailure(devices, c);
+    const mt = enhancedOff(devices, c, ['DSP_MT_RR', 'USP_MT_RR']);
+    if (standard === null && mt.length === 0) continue;
+    const uspOff = enhancedOff(devices, c, ['USP_MT_RR']);
+    if (uspOff.length > 0) {
+      const why = c.pci.acs
+        ? `${c.id} has ACS Enhanced with ${uspOff.join(',')} off, so requests from below it can reach the upstream port's MMIO`
+        : `${c.id} has no ACS capability, so nothing keeps requests from below it off the upstream port's MMIO`;
+      return byEnhanced('pcie-non-isolated', c, uspOff, v, why);
+    }
+    // The first failing port decides; a classic-controls failure is the plainer reason and wins.
+    if (open === null || (open.acs !== undefined && standard !== null)) {
+      open = standard !== null ? DSP_NON_ISOLATED : byEnhanced('switch-dsp-non-isolated', c, mt, v, `${c.id} has ACS Enhanced with ${mt.join(',')} off, so requests from below it can reach the downstream ports' own MMIO`);
+    }
+  }
+  return open;
+};
+
+/** The isolation of the bus bridge `b` creates, with what decided it; null when isolated (pci_bus_isolated()). */
+export const busVerdict = (devices: DeviceTable, b: Device, v: ReworkVersion): BusVerdict | null => {
   const pci = b.pci;
   if (!pci) return null;
   switch (pci.kind) {
     case 'root-port':
     case 'switch-downstream':
-      return portIsolates(devices, b, v) ? null : 'pcie-non-isolated';
-    case 'switch-upstream': {
-      let dspOpen = false;
-      for (const id of b.children) {
-        const c = devices.get(id);
-        if (!c || !c.pci) continue;
-        if (c.pci.kind !== 'switch-downstream' || aliasesOf(c).length > 0) return 'pcie-non-isolated';
-        if (acsFailure(devices, c) !== null) dspOpen = true;
-      }
-      return dspOpen ? 'switch-dsp-non-isolated' : null;
-    }
+      return portVerdict(devices, b, v);
+    case 'switch-upstream':
+      return switchVerdict(devices, b, v);
     case 'pcie-to-pci-bridge':
-      return 'pci-bus-non-isolated';
+      return { isolation: 'pci-bus-non-isolated' };
     case 'pci-bridge':
-      return pcieBridgeAliasOf(devices, b) ? 'pci-bus-non-isolated' : 'pci-bridge-non-isolated';
+      return { isolation: pcieBridgeAliasOf(devices, b) ? 'pci-bus-non-isolated' : 'pci-bridge-non-isolated' };
     case 'pci-to-pcie-bridge':
-      return 'pci-bridge-non-isolated';
+      return { isolation: 'pci-bridge-non-isolated' };
     default:
       return null;
   }
 };
+
+/** The isolation of the bus bridge `b` creates, null when isolated (pci_bus_isolated()). */
+export const busIsolation = (devices: DeviceTable, b: Device, v: ReworkVersion): BusIsolation | null => busVerdict(devices, b, v)?.isolation ?? null;
 
 /** Why the multi-function device `d` belongs to is not isolated; null when it is (or is no MFD). */
 export const mfdFailure = (devices: DeviceTable, d: Device, v: ReworkVersion): string | null => {
@@ -110,13 +168,15 @@ const formGroupRework =
       const node = path[i]!;
       if (i > 0) {
         const bridge = path[i - 1]!;
-        const iso = busIsolation(devices, bridge, v);
-        if (iso !== null) {
+        const verdict = busVerdict(devices, bridge, v);
+        if (verdict !== null) {
+          const iso = verdict.isolation;
+          const acs = verdict.acs ? { acs: verdict.acs } : {};
           const bridgeIn = iso === 'pcie-non-isolated' || iso === 'pci-bridge-non-isolated';
-          if (bridgeIn) return join(bridge.group, { kind: 'bus', bridge: bridge.id, isolation: iso, via: bridge.group !== null ? bridge.id : null });
+          if (bridgeIn) return join(bridge.group, { kind: 'bus', bridge: bridge.id, isolation: iso, via: bridge.group !== null ? bridge.id : null, ...acs });
           // The bridge stays out: join whatever on its bus already has the group.
           const rep = node !== d && node.group !== null ? node : groupedAmong(devices, bridge.children, d);
-          return join(rep?.group ?? null, { kind: 'bus', bridge: bridge.id, isolation: iso, via: rep?.id ?? null });
+          return join(rep?.group ?? null, { kind: 'bus', bridge: bridge.id, isolation: iso, via: rep?.id ?? null, ...acs });
         }
       }
       const why = mfdFailure(devices, node, v);

@@ -16,7 +16,7 @@ import {
   type Path,
   type Where,
 } from '../encoding.js';
-import { ACS_BITS, PCI_KINDS, REGION_KINDS, type Acs, type AcsBit, type PciInfo, type Region } from '../state.js';
+import { ACS_BITS, ACS_CAP_ONLY, ACS_CTL_ONLY, PCI_KINDS, REGION_KINDS, type Acs, type AcsBit, type PciInfo, type Region } from '../state.js';
 import { annotated, type Field } from './field.js';
 
 type Obj = Record<string, unknown>;
@@ -51,7 +51,11 @@ const DEVICE_JSON = Type.String({ minLength: 1, maxLength: 256, pattern: '^\\S+$
 // ---------------------------------------------------------------------------------------------
 // Composite readers (also used by the reducer and the ingest code)
 
-export const parseAcsBits = (value: unknown, field: Where): AcsBit[] => {
+/**
+ * A comma list of ACS bits. With `register`, a bit of the other register is refused: ENHANCED is
+ * a capability bit only, the enhanced controls (IORB, DSP_MT_RB, …) are control bits only.
+ */
+export const parseAcsBits = (value: unknown, field: Where, register?: 'cap' | 'ctl'): AcsBit[] => {
   const list = Array.isArray(value) ? value : typeof value === 'string' ? value.split(',') : null;
   if (list === null) throw new FieldError(field, `expected a comma list of ${ACS_BITS.join(',')}, got ${describe(value)}`, 'invalid_type');
   const out: AcsBit[] = [];
@@ -59,7 +63,14 @@ export const parseAcsBits = (value: unknown, field: Where): AcsBit[] => {
     if (typeof raw !== 'string') throw new FieldError(field, `ACS bit must be a string, got ${describe(raw)}`, 'invalid_type');
     const bit = raw.trim().toUpperCase();
     if (bit === '') continue;
-    if (!(ACS_BITS as readonly string[]).includes(bit)) throw new FieldError(field, `unknown ACS bit ${JSON.stringify(raw)} (known: ${ACS_BITS.join(',')})`, 'invalid_value');
+    if (!(ACS_BITS as readonly string[]).includes(bit)) {
+      const known = register === undefined ? ACS_BITS : ACS_BITS.filter((b) => !(register === 'cap' ? ACS_CTL_ONLY : ACS_CAP_ONLY).includes(b));
+      throw new FieldError(field, `unknown ACS bit ${JSON.stringify(raw)} (known: ${known.join(',')})`, 'invalid_value');
+    }
+    if (register !== undefined && (register === 'cap' ? ACS_CTL_ONLY : ACS_CAP_ONLY).includes(bit as AcsBit)) {
+      const other = register === 'cap' ? 'an ACS Enhanced control: it belongs in ctl (the capability register has only ENHANCED for it)' : 'the ACS Enhanced capability bit: it belongs in cap';
+      throw new FieldError(field, `${bit} is ${other}`, 'invalid_value');
+    }
     if (!out.includes(bit as AcsBit)) out.push(bit as AcsBit);
   }
   return out;
@@ -103,7 +114,7 @@ export const parsePci = (value: unknown, field: Where): PciInfo => {
   if (!absent(o.acs)) {
     if (typeof o.acs !== 'object' || Array.isArray(o.acs)) throw new FieldError(at(field, 'acs'), `expected {"cap":"SV,RR,…","ctl":"…"} or null`, 'invalid_type');
     const a = o.acs as Obj;
-    acs = { cap: parseAcsBits(a.cap ?? '', at(at(field, 'acs'), 'cap')), ctl: parseAcsBits(a.ctl ?? '', at(at(field, 'acs'), 'ctl')) };
+    acs = { cap: parseAcsBits(a.cap ?? '', at(at(field, 'acs'), 'cap'), 'cap'), ctl: parseAcsBits(a.ctl ?? '', at(at(field, 'acs'), 'ctl'), 'ctl') };
   }
   const aliases = absent(o.aliases) ? [] : o.aliases;
   if (!Array.isArray(aliases) || aliases.length > 256 || Array.from(aliases as unknown[]).some((a) => typeof a !== 'string' || a.length > 256)) {
@@ -216,6 +227,8 @@ export const regions = (): Field<Region[], true> => ({
 });
 
 export const acsBits = (): Field<AcsBit[]> => ({ json: ACS_JSON, read: (v, p) => parseAcsBits(v, p) });
+/** ACS control register bits (refuses ENHANCED, a capability bit). */
+export const acsCtlBits = (): Field<AcsBit[]> => ({ json: ACS_JSON, read: (v, p) => parseAcsBits(v, p, 'ctl') });
 export const prot = (): Field<number> => ({ json: PROT_JSON, read: (v, p) => parseProt(v, p) });
 
 export type { Actor } from '../envelope.js';

@@ -14,6 +14,7 @@ import type { AcsBit, PciKind } from '../../domain/state.js';
 import { readMmioLine, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 import { readResetFacts, resetFactEvents } from './reset-facts.js';
+import { ACS_ENHANCED_BITS, acsRegisters } from './acs-registers.js';
 
 interface Line {
   /** 1-based line number in the input (of the first physical line, for joined lines). */
@@ -109,6 +110,8 @@ interface Block {
   readonly first: string;
   readonly rest: string;
   readonly details: Line[];
+  /** `-x`/`-xxx`/`-xxxx` hex dump lines of the block (config space bytes). */
+  hex?: Line[];
 }
 
 interface Listed {
@@ -198,6 +201,8 @@ interface DetailState {
   acsTitle: number;
   acsCap: AcsBit[] | null;
   acsCtl: AcsBit[] | null;
+  /** Config-space offset of the ACS extended capability (from its `Capabilities: [off]` title). */
+  acsAt: number | null;
 }
 
 const readDetail = (f: PciFunctionInfo, st: DetailState, l: Line, warnings: string[]): void => {
@@ -229,7 +234,10 @@ const readDetail = (f: PciFunctionInfo, st: DetailState, l: Line, warnings: stri
       if (hit) f.express = hit[1];
       else warnings.push(`line ${n}: ${f.id}: unknown PCIe port type ${JSON.stringify(ex[1]!.slice(0, 40))}; kind taken from the class`);
     }
-    if (/^Access Control Services/.test(title)) st.acsTitle = n;
+    if (/^Access Control Services/.test(title)) {
+      st.acsTitle = n;
+      st.acsAt = parseInt(/^Capabilities: \[([0-9a-f]+)/i.exec(t)![1]!, 16);
+    }
   } else if ((m = /^ACSCap:\s*(.*)$/.exec(t))) st.acsCap = acsBits(m[1]!, n, 'ACSCap');
   else if ((m = /^ACSCtl:\s*(.*)$/.exec(t))) st.acsCtl = acsBits(m[1]!, n, 'ACSCtl');
   else if ((m = /^Kernel driver in use:\s*(\S+)/.exec(t))) f.driver = m[1]!;
@@ -301,6 +309,8 @@ export const parseLspci = (text: string): { functions: PciFunctionInfo[]; warnin
         break;
       }
       case 'hex':
+        if (cur !== null) (cur.hex ??= []).push(line);
+        break;
       case 'prompt':
         break;
       case 'elision':
@@ -327,7 +337,7 @@ export const parseLspci = (text: string): { functions: PciFunctionInfo[]; warnin
   for (const b of blocks) {
     const key = keyOf(b);
     if (byPath.has(key)) throw new IngestError(b.line, `${key} is listed twice`);
-    byPath.set(key, { block: b, id: null, st: { details: 0, verbose: false, control: false, denied: false, acsTitle: 0, acsCap: null, acsCtl: null }, f: null });
+    byPath.set(key, { block: b, id: null, st: { details: 0, verbose: false, control: false, denied: false, acsTitle: 0, acsCap: null, acsCtl: null, acsAt: null }, f: null });
   }
   const functions = new Map<string, PciFunctionInfo>();
   const order: PciFunctionInfo[] = [];
@@ -371,6 +381,7 @@ export const parseLspci = (text: string): { functions: PciFunctionInfo[]; warnin
       if (byPath.has(parentKey)) real.parent = resolve(parentKey);
     }
     finish(real, rec.st, rec.block);
+    acsFromHex(real, rec.st, rec.block, warnings);
     rec.f = real;
     functions.set(id, real);
     order.push(real);
@@ -410,6 +421,47 @@ const finish = (f: PciFunctionInfo, st: DetailState, b: Block): void => {
     if (st.control) throw new IngestError(st.acsTitle, `${f.id}: Access Control Services without its ACSCap/ACSCtl lines (cut off?)`);
     f.acs = 'unknown';
   } else f.acs = null;
+};
+
+/** The bytes of a block's hex dump by config-space offset (`-xxxx` reaches the extended capabilities). */
+const hexBytes = (b: Block): Map<number, number> => {
+  const out = new Map<number, number>();
+  for (const l of b.hex ?? []) {
+    const [head, ...bytes] = l.text.trim().split(/\s+/);
+    const base = parseInt(head!.slice(0, -1), 16);
+    bytes.forEach((x, i) => out.set(base + i, parseInt(x, 16)));
+  }
+  return out;
+};
+
+/**
+ * pciutils prints only the seven classic ACS bits (ls-ecaps.c cap_acs: ACSCap/ACSCtl with
+ * SrcValid … DirectTrans); the ACS Enhanced capability and its controls are visible only in a hex
+ * dump of the extended config space (`lspci -xxxx`). When the dump covers the ACS registers, they
+ * are read from it: the enhanced bits are added, and without ACSCap/ACSCtl lines (`-v`) the
+ * classic bits come from it too. A dump that disagrees with the printed bits is only warned about.
+ */
+const acsFromHex = (f: PciFunctionInfo, st: DetailState, b: Block, warnings: string[]): void => {
+  if (st.acsAt === null || !b.hex) return;
+  const bytes = hexBytes(b);
+  const at = st.acsAt;
+  const word = (o: number): number | null => {
+    const lo = bytes.get(at + o);
+    const hi = bytes.get(at + o + 1);
+    return lo === undefined || hi === undefined ? null : lo | (hi << 8);
+  };
+  const cap = word(4);
+  const ctl = word(6);
+  if (cap === null || ctl === null) return;
+  const regs = acsRegisters(cap, ctl);
+  const classic = (bits: readonly AcsBit[]): string => bits.filter((x) => !ACS_ENHANCED_BITS.includes(x)).join(',');
+  if (f.acs !== null && f.acs !== 'unknown') {
+    if (classic(f.acs.cap) !== classic(regs.cap) || classic(f.acs.ctl) !== classic(regs.ctl)) {
+      warnings.push(`line ${st.acsTitle}: ${f.id}: the hex dump's ACS registers (cap ${cap.toString(16).padStart(4, '0')}, ctl ${ctl.toString(16).padStart(4, '0')}) disagree with ACSCap/ACSCtl; the printed bits are kept`);
+      return;
+    }
+    f.acs = { cap: [...f.acs.cap, ...regs.cap.filter((x) => ACS_ENHANCED_BITS.includes(x))], ctl: [...f.acs.ctl, ...regs.ctl.filter((x) => ACS_ENHANCED_BITS.includes(x))] };
+  } else if (f.acs === 'unknown' && !st.denied) f.acs = regs;
 };
 
 /** `ingest lspci`: lspci output → observed events (all or nothing). */

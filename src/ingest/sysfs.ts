@@ -13,10 +13,11 @@ import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync, stat
 import { basename, join, sep } from 'node:path';
 import { hex, isPciFunctionId, isPciHostBridgeId } from '../../domain/encoding.js';
 import type { RegionJson } from '../../domain/events.js';
-import { REGION_KINDS, type AcsBit, type PciKind, type RegionKind } from '../../domain/state.js';
+import { REGION_KINDS, type PciKind, type RegionKind } from '../../domain/state.js';
 import { parseResource, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 import { readConfigBusMaster, resetFactEvents } from './reset-facts.js';
+import { acsRegisters } from './acs-registers.js';
 
 /** PCIe capabilities register bits 7:4 (PCI_EXP_FLAGS_TYPE). */
 const PORT_TYPES: Readonly<Record<number, PciKind>> = {
@@ -31,10 +32,6 @@ const PORT_TYPES: Readonly<Record<number, PciKind>> = {
   // Root Complex Event Collector: never provides ACS, groups like an RCiEP on its root bus.
   10: 'rc-endpoint',
 };
-
-/** ACS capability and control register bit order (PCI_ACS_SV … PCI_ACS_DT). */
-const ACS_ORDER: readonly AcsBit[] = ['SV', 'TB', 'RR', 'CR', 'UF', 'EC', 'DT'];
-const acsBitsOf = (reg: number): AcsBit[] => ACS_ORDER.filter((_b, i) => (reg >> i) & 1);
 
 const PCI_CAP_ID_EXP = 0x10;
 const PCI_EXT_CAP_ID_ACS = 0x000d;
@@ -88,7 +85,7 @@ export const parseConfig = (buf: Uint8Array, id: string, warnings: string[]): Co
     const h = u32(off);
     if (h === 0 || h === 0xffffffff) break;
     if ((h & 0xffff) === PCI_EXT_CAP_ID_ACS) {
-      return { capsKnown: true, express, acs: { cap: acsBitsOf(u16(off + 4)), ctl: acsBitsOf(u16(off + 6)) }, bridge, busRange };
+      return { capsKnown: true, express, acs: acsRegisters(u16(off + 4), u16(off + 6)), bridge, busRange };
     }
     off = (h >>> 20) & 0xffc;
   }

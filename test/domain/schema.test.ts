@@ -24,7 +24,7 @@ describe('issues', () => {
     ['an unknown type', { type: 'nope' }, { code: 'invalid_value', path: ['type'], message: 'unknown command type "nope"' }, 'type: unknown command type "nope"'],
     ['an array', [], { code: 'invalid_type', path: ['command'], message: 'expected a JSON object, got an array' }, 'command: expected a JSON object, got an array'],
     ['a nested field', { type: 'iommu.add', iommu: 'x', reserved: [{ start: '0x0', last: '0xfff', kind: 'hole' }] }, { code: 'invalid_value', path: ['reserved', 0, 'kind'], message: 'expected one of direct, direct-relaxable, reserved, msi, sw-msi, got the string "hole"' }, 'reserved[0].kind: expected one of direct, direct-relaxable, reserved, msi, sw-msi, got the string "hole"'],
-    ['a deeper field', { type: 'device.add', device: '0000:01:00.0', pci: { kind: 'endpoint', acs: { cap: 'XX' } } }, { code: 'invalid_value', path: ['pci', 'acs', 'cap'], message: 'unknown ACS bit "XX" (known: SV,TB,RR,CR,UF,EC,DT)' }, 'pci.acs.cap: unknown ACS bit "XX" (known: SV,TB,RR,CR,UF,EC,DT)'],
+    ['a deeper field', { type: 'device.add', device: '0000:01:00.0', pci: { kind: 'endpoint', acs: { cap: 'XX' } } }, { code: 'invalid_value', path: ['pci', 'acs', 'cap'], message: 'unknown ACS bit "XX" (known: SV,TB,RR,CR,UF,EC,DT,ENHANCED)' }, 'pci.acs.cap: unknown ACS bit "XX" (known: SV,TB,RR,CR,UF,EC,DT,ENHANCED)'],
     ['the actor', { type: 'ctx.close', ctx: 'c', actor: { uid: -1 } }, { code: 'too_small', path: ['actor', 'uid'], message: 'expected an integer from 0 to 2147483647, got number -1' }, 'actor.uid: expected an integer from 0 to 2147483647, got number -1'],
   ])('%s: the issue, and the message as printed', (_name, input, issue, message) => {
     const err = fail(() => parseCommand(input));
