@@ -3,6 +3,7 @@
  * (drivers/pci/quirks.c) isolates, or aliases, under a kernel that carries the entry — from the
  * entry's release on, not before — and the group reason names the entry.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from '@jest/globals';
 import { explainSync, whatIf } from '../../projections/index.js';
 import { ACS_QUIRKS, ALIAS_QUIRKS, QUIRK_TREES, describeEvidence, describeQuirk, kernelRelease, quirkApplicability, quirkApplies, quirkEntry, quirksFor } from '../../domain/rules/quirks.js';
@@ -54,6 +55,17 @@ describe('the table itself', () => {
 });
 
 describe('releases established from kernel trees', () => {
+  test('docs/quirks.md lists every entry with its release, and every tree with its repository and commit', () => {
+    const doc = readFileSync(new URL('../../docs/quirks.md', import.meta.url), 'utf8');
+    for (const e of [...ACS_QUIRKS, ...ALIAS_QUIRKS]) {
+      const row = doc.split('\n').find((l) => l.startsWith(`| \`${e.id}\` |`));
+      expect({ id: e.id, row: row !== undefined }).toEqual({ id: e.id, row: true });
+      const r = e.sinceRange!;
+      expect(row).toContain(e.since !== null ? `**${e.since}**` : r.by === null ? `after ${r.after}` : `${r.after} < … ≤ ${r.by}`);
+      expect(row).toContain(`absent: ${r.afterTree}`);
+    }
+    for (const [label, t] of Object.entries(QUIRK_TREES)) expect(doc).toContain(`| ${label} | ${t.kind} | [${t.repo}@${t.commit}](https://github.com/${t.repo}/tree/${t.commit}) |`);
+  });
   test('exact where two consecutive releases bracket it: the AMD southbridge entry is v3.12 (absent from 3.11.0, present in 3.12.0)', () => {
     const e = quirkEntry('acs:1002:4385,439c,4383,439d,4384,4399')!;
     expect({ since: e.since, after: e.sinceRange?.after, by: e.sinceRange?.by }).toEqual({ since: 'v3.12', after: 'v3.11', by: 'v3.12' });
