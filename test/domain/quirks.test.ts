@@ -206,9 +206,9 @@ describe('ACS quirk: Intel PCH root ports (pci_quirk_intel_pch_acs), added after
       if (isolated) expect(h.state.devices.get('0000:02:00.0')!.reason).toEqual({ kind: 'new', quirks: [id] });
     }
   });
-  test('the 9 series / Wellsburg ids were added to the same list later (after v3.19, by v4.4)', () => {
+  test('the 9 series / Wellsburg ids were added to the same list later (after v3.19, by v4.3)', () => {
     const pch = (kernel: string): string[] => quirksFor({ vendor: '8086', product: '8c90' }, kernel).filter((id) => quirkEntry(id)!.fn === 'pci_quirk_intel_pch_acs');
-    expect(quirkEntry(pch('6.8.0')[0]!)!.sinceRange).toMatchObject({ after: 'v3.19', by: 'v4.4' });
+    expect(quirkEntry(pch('6.8.0')[0]!)!.sinceRange).toMatchObject({ after: 'v3.19', by: 'v4.3' });
     expect(pch('3.16.0')).toEqual([]);
   });
 });
