@@ -92,7 +92,7 @@ describe('releases established from kernel trees', () => {
   });
   test('entries whose ids came in different releases are split: Broadcom NICs in three, Zhaoxin ports in two, Marvell SATA by id', () => {
     expect(quirksFor({ vendor: '14e4', product: '16d7' }, '6.19.0')).toEqual(['acs:14e4:16d7']);
-    expect(quirkEntry('acs:14e4:16d7')!.sinceRange).toMatchObject({ after: 'v5.11', by: 'v5.15' });
+    expect(quirkEntry('acs:14e4:16d7')!.sinceRange).toMatchObject({ after: 'v5.12', by: 'v5.15' });
     expect(quirkEntry('acs:14e4:1760,1761,1762,1763')!.sinceRange).toMatchObject({ after: 'v6.9', by: 'v6.12' });
     expect(quirkEntry('acs:1d17:0733-0752')!.sinceRange).toMatchObject({ after: 'v6.4', by: 'v6.9' });
     // A Zhaoxin port 0x0740 is covered from v6.9, 0x0715 already from v5.7.
