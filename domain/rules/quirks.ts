@@ -53,6 +53,8 @@ export type AcsCondition = 'root-port' | 'root-or-downstream-port' | 'rc-endpoin
 export interface QuirkTree {
   readonly repo: string;
   readonly commit: string;
+  /** The folder of the repository holding the tree, when it is not the top. */
+  readonly path?: string;
   readonly kind: 'release' | 'rc' | 'modified' | 'stable';
 }
 
@@ -64,11 +66,13 @@ export const QUIRK_TREES: Readonly<Record<string, QuirkTree>> = {
   '3.16.0': { repo: 'jyizheng/linux-3.16', commit: '82df2fe423b2', kind: 'release' },
   '3.17.0': { repo: 'lexi6725/linux-3.17.0', commit: '0d353ed372f5', kind: 'release' },
   '3.19.8': { repo: 'yuanguohuo/linux-3.19.8', commit: 'a38bf8b12dbc', kind: 'stable' },
+  '4.1.15': { repo: 'oxforever/linux-4.1', commit: 'b44644cc368c', kind: 'stable' },
   '4.2.8': { repo: 'mlpzaq9998/linux-4.2', commit: '7df6e3aebda4', kind: 'stable' },
   '4.3.0': { repo: 'YoungjaeLee/linux-4.3-cxlbdev', commit: 'eb2d87142cd8', kind: 'modified' },
   '4.4.0': { repo: 'siyual-park/linux-4.4.0.osta', commit: 'c776637221d8', kind: 'modified' },
   '4.6.2': { repo: 'xing393939/linux-4.6.2', commit: '857de4c2409b', kind: 'stable' },
   '4.8.17': { repo: 'raminfp/linux-4.8.0-netfilter_icmp', commit: 'e383acacd6bb', kind: 'stable' },
+  '4.9.0': { repo: 'huhanwj/linux-4.9', commit: '0230ac2183fa', path: 'linux-4.9', kind: 'release' },
   '4.10.0': { repo: 'duzhen16/linux-4.10', commit: 'cc6bc94aac1e', kind: 'release' },
   '4.11.0': { repo: 'HCLS/linux-4.11', commit: 'e81cedcca218', kind: 'release' },
   '4.12.0': { repo: 'jason50123/linux-4.12', commit: 'd7bbb6bbf66c', kind: 'release' },
@@ -80,10 +84,13 @@ export const QUIRK_TREES: Readonly<Record<string, QuirkTree>> = {
   '4.20.0': { repo: 'a4913994/linux-4.20', commit: '681419ebe67f', kind: 'release' },
   '5.0.1': { repo: 'VVvector/linux-5.0.1', commit: '0fa9cb14d4ed', kind: 'stable' },
   '5.3.1': { repo: 'github-lvbing/linux-5.3.1', commit: '676199489bfb', kind: 'stable' },
+  '5.4.0': { repo: 'huhanwj/linux-4.9', commit: '0230ac2183fa', path: 'linux-5.4', kind: 'modified' },
   '5.6.4': { repo: 'shmily1012/linux-5.6.4', commit: '93830a5cf2aa', kind: 'stable' },
   '5.9.1': { repo: 'ach84/linux-5.9.1', commit: '1722444408da', kind: 'stable' },
+  '5.10.0': { repo: 'wqhot/linux-5.10', commit: '844695f6e000', kind: 'release' },
   '5.11.0': { repo: 'CompressionDuck/linux-5.11', commit: '2dbae366306d', kind: 'release' },
   '5.12.9': { repo: 'zhangyinjun/linux-5.12.9', commit: '38c16b0cce67', kind: 'stable' },
+  '5.14-rc5': { repo: 'lsk-legends/linux-5.14', commit: '45477c32dd5d', kind: 'rc' },
   '5.15.0': { repo: 'sndrzt/linux-5.15', commit: '75c6ad16ec64', kind: 'release' },
   '5.17-rc5': { repo: 'dunli/linux-5.17', commit: 'a5835cacde99', kind: 'rc' },
   '5.19.0': { repo: 'yishangzhang/linux-5.19', commit: '4a8550523ce9', kind: 'release' },
@@ -91,9 +98,11 @@ export const QUIRK_TREES: Readonly<Record<string, QuirkTree>> = {
   '6.1-rc7': { repo: 'krr-io/linux-6.1.0', commit: '2a410d07ec5e', kind: 'rc' },
   '6.2.1': { repo: 'daniellucs2002/linux-6.2.1-customized', commit: '9a50c8f9bea1', kind: 'stable' },
   '6.4.0': { repo: 'julianw1010/WASP-linux-6.4.0', commit: 'ff0057e91bb8', kind: 'modified' },
+  '6.5.0': { repo: 'sndrzt/linux-6.5', commit: '4f5cdb332210', kind: 'release' },
   '6.9.0': { repo: 'ec-jt/linux-6.9.0', commit: 'b12020242247', kind: 'release' },
   '6.12.0': { repo: 'shilei-massclouds/linux-6.12', commit: 'e02d6450498d', kind: 'release' },
   '6.14.0': { repo: 'perishh/linux-6.14', commit: '347b100ec166', kind: 'release' },
+  '6.17.0': { repo: 'busysteve/linux-6.17.0-rust-ported-c', commit: '1e9822c103f8', path: 'linux', kind: 'modified' },
   '6.18.35': { repo: 'leftymods/linux-6.18.y', commit: '40a9e9f43d44', kind: 'stable' },
   '6.19.0': { repo: 'matankalina/linux-6.19.10-fork', commit: '483059de9f93', kind: 'release' },
 };
@@ -246,7 +255,7 @@ export const ACS_QUIRKS: readonly AcsQuirkEntry[] = [
   acs('1002', ['4385', '439c', '4383', '439d', '4384', '4399'], 'pci_quirk_amd_sb_acs', 'AMD/ATI southbridge multifunction devices on the root bus: no peer-to-peer between functions (RR, CR); the kernel also requires an AMD IOMMU (IVRS table), taken as present', 'root-bus-multifunction', between('3.11.0', '3.12.0')),
   acs('1022', ['780f', '7809'], 'pci_quirk_amd_sb_acs', 'AMD FCH multifunction devices on the root bus (as the ATI southbridge entry)', 'root-bus-multifunction', between('3.17.0', '4.3.0')),
   acs('1924', ['0903', '0923'], MF, `Solarflare SFC9020/SFL9021: ${MF_NOTE}`, null, between('3.17.0', '4.3.0')),
-  acs('1924', ['0a03'], MF, `Solarflare SFC9120: ${MF_NOTE}`, null, between('4.6.2', '4.10.0')),
+  acs('1924', ['0a03'], MF, `Solarflare SFC9120: ${MF_NOTE}`, null, between('4.6.2', '4.9.0')),
   acs('8086', ['10c6', '10db', '10dd', '10e1', '10f1', '10f7', '10f8', '10f9', '10fa', '10fb', '10fc', '1507', '1514', '151c', '1529', '152a', '154d', '154f', '1551', '1558'], MF, `Intel 82598/82599/X540-class NICs: ${MF_NOTE}`, null, between('3.17.0', '4.3.0')),
   acs('8086', ['1509', '150e', '150f', '1510', '1511', '1516', '1527'], MF, `Intel 82580: ${MF_NOTE}`, null, between('3.19.8', '4.3.0')),
   acs('8086', ['10c9', '10e6', '10e7', '10e8', '150a', '150d', '1518', '1526'], MF, `Intel 82576: ${MF_NOTE}`, null, between('3.19.8', '4.3.0')),
@@ -254,12 +263,12 @@ export const ACS_QUIRKS: readonly AcsQuirkEntry[] = [
   acs('8086', ['1521', '1522', '1523', '1524'], MF, `Intel I350: ${MF_NOTE}`, null, between('3.19.8', '4.3.0')),
   acs('8086', ['105e', '105f', '1060', '10d9'], MF, `Intel 82571 (quads omitted by the kernel: non-ACS switch): ${MF_NOTE}`, null, between('3.19.8', '4.3.0')),
   acs('8086', ['15b7', '15b8'], MF, `Intel I219: ${MF_NOTE}`, null, between('4.2.8', '4.3.0')),
-  acs('8086', ['0000-ffff'], 'pci_quirk_rciep_acs', 'Intel root-complex integrated endpoints: peer-to-peer only on translated addresses (VT-d r3.1 sec 3.16)', 'rc-endpoint', between('5.6.4', '5.11.0')),
+  acs('8086', ['0000-ffff'], 'pci_quirk_rciep_acs', 'Intel root-complex integrated endpoints: peer-to-peer only on translated addresses (VT-d r3.1 sec 3.16)', 'rc-endpoint', between('5.6.4', '5.10.0')),
   acs('17cb', ['0400', '0401'], 'pci_quirk_qcom_rp_acs', `QCOM QDF2xxx root ports: ${RP_NOTE}`, null, between('4.10.0', '4.11.0')),
   acs('17cb', ['0115'], 'pci_quirk_qcom_rp_acs', `QCOM SA8775P root port: ${RP_NOTE}`, null, between('6.9.0', '6.12.0')),
   acs('17cb', ['0111'], 'pci_quirk_qcom_rp_acs', `QCOM Hamoa root port: ${RP_NOTE}. Not in the v6.19 release; read from the 6.18.35 stable tree, where it is a backport of a later mainline commit`, null, between('6.19.0', null, undefined, '6.18.35')),
   acs('17cb', ['0120'], 'pci_quirk_qcom_rp_acs', `QCOM Glymur root port: ${RP_NOTE}. Not in the v6.19 release; read from the 6.18.35 stable tree, where it is a backport of a later mainline commit`, null, between('6.19.0', null, undefined, '6.18.35')),
-  acs('1dbf', ['0401'], 'pci_quirk_qcom_rp_acs', `HXT SD4800 root ports (same ACS design as QCOM QDF2xxx): ${RP_NOTE}`, null, between('5.0.1', '5.11.0')),
+  acs('1dbf', ['0401'], 'pci_quirk_qcom_rp_acs', `HXT SD4800 root ports (same ACS design as QCOM QDF2xxx): ${RP_NOTE}`, null, between('5.0.1', '5.4.0')),
   acs(
     '8086',
     ['3b42-3b51', '1c10-1c1f', '1e10-1e1f', '8c10-8c1f', '9c10-9c1b', '9c90-9c9b', ...range(0x1d10, 0x1d1e, 2)],
@@ -270,11 +279,19 @@ export const ACS_QUIRKS: readonly AcsQuirkEntry[] = [
   ),
   acs(
     '8086',
-    ['8d10-8d1e', ...range(0x8c90, 0x8c9e, 2)],
+    ['8d10-8d1e'],
     'pci_quirk_intel_pch_acs',
-    'Intel PCH root ports added to the same list later (Wellsburg/X99, Lynx Point 9 series): isolate once the kernel\'s boot-time workaround succeeds, taken as succeeded',
+    'Intel Wellsburg (X99) PCH root ports, added to the same list later: isolate once the kernel\'s boot-time workaround succeeds, taken as succeeded',
     'root-port',
     between('3.19.8', '4.3.0'),
+  ),
+  acs(
+    '8086',
+    range(0x8c90, 0x8c9e, 2),
+    'pci_quirk_intel_pch_acs',
+    'Intel Lynx Point (9 series) PCH root ports, added to the same list later still: isolate once the kernel\'s boot-time workaround succeeds, taken as succeeded',
+    'root-port',
+    between('4.1.15', '4.3.0'),
   ),
   acs('8086', ['a110-a11f', 'a167-a16a'], 'pci_quirk_intel_spt_pch_acs', 'Intel Sunrise Point-H PCH root ports: ACS registers at dword offsets (100 series errata #23); the kernel enables SV, RR, CR, UF at boot and reads them there. The kernel also requires the ACS capability, taken as present', 'root-port', between('4.6.2', '4.10.0', { since: 'v4.7', commit: '1bf2bf229b64', source: 'commit 1bf2bf229b64 "PCI: Work around Intel Sunrise Point PCH incorrect ACS capability", Patch-mainline: v4.7-rc1' })),
   acs('8086', ['a290-a29f', 'a2e7-a2ee'], 'pci_quirk_intel_spt_pch_acs', 'Intel Union Point (200 series) PCH root ports: the Sunrise Point ACS erratum (errata 22)', 'root-port', between('4.10.0', '4.11.0')),
@@ -282,27 +299,27 @@ export const ACS_QUIRKS: readonly AcsQuirkEntry[] = [
   acs('19a2', ['0710'], MF, `Emulex BE3-R: ${MF_NOTE}`, null, between('3.19.8', '4.3.0')),
   acs('10df', ['0720'], MF, `Emulex Skyhawk-R: ${MF_NOTE}`, null, between('3.19.8', '4.3.0')),
   acs('177d', ['a000-a7ff'], 'pci_quirk_cavium_acs', 'Cavium ThunderX1 root ports: internal SV, RR, CR, UF-equivalent protection. The 4.12.0 and 4.14.0 trees match only a000-a0ff; the 4.20.0 tree the whole range', 'root-port', between('4.4.0', '4.20.0')),
-  acs('177d', ['af84', 'b884'], 'pci_quirk_cavium_acs', 'Cavium ThunderX2/X3 root ports: internal SV, RR, CR, UF-equivalent protection', 'root-port', between('5.3.1', '5.11.0')),
-  acs('177d', ['a026', 'a059', 'a060'], MF, `Cavium: ${MF_NOTE}`, null, between('5.12.9', '5.15.0')),
+  acs('177d', ['af84', 'b884'], 'pci_quirk_cavium_acs', 'Cavium ThunderX2/X3 root ports: internal SV, RR, CR, UF-equivalent protection', 'root-port', between('5.4.0', '5.10.0')),
+  acs('177d', ['a026', 'a059', 'a060'], MF, `Cavium: ${MF_NOTE}`, null, between('5.14-rc5', '5.15.0')),
   acs('10e8', ['e004'], 'pci_quirk_xgene_acs', `APM X-Gene root ports: ${RP_NOTE}`, null, between('4.12.0', '4.14.0')),
   acs('1def', ['e005-e00c'], 'pci_quirk_xgene_acs', `Ampere Computing root ports: ${RP_NOTE}`, null, between('4.15.1', '4.17.0')),
-  acs('14e4', ['16d7'], MF, `Broadcom BCM57414: ${MF_NOTE}`, null, between('5.12.9', '5.15.0')),
+  acs('14e4', ['16d7'], MF, `Broadcom BCM57414: ${MF_NOTE}`, null, between('5.12.9', '5.14-rc5')),
   acs('14e4', ['1750', '1751', '1752'], MF, `Broadcom BCM5750x: ${MF_NOTE}`, null, between('5.19.0', '6.0-rc1')),
   acs('14e4', ['1760', '1761', '1762', '1763'], MF, `Broadcom BCM5760x: ${MF_NOTE}`, null, between('6.9.0', '6.12.0')),
-  acs('14e4', ['d714'], 'pci_quirk_brcm_acs', `Broadcom iProc PAXB root ports: ${RP_NOTE}`, null, between('5.3.1', '5.11.0')),
-  acs('0014', ['3c09', '3c19', '3c29', '7a09', '7a19', '7a29', '7a39', '7a49', '7a59', '7a69'], 'pci_quirk_loongson_acs', `Loongson root ports: ${RP_NOTE}`, null, between('6.14.0', '6.19.0')),
-  acs('1c36', ['0031'], 'pci_quirk_al_acs', `Amazon Annapurna Labs root ports: ${RP_NOTE}`, 'root-port', between('5.3.1', '5.11.0')),
-  acs('1d17', ['3038', '3104', '9083'], MF, `Zhaoxin: ${MF_NOTE}`, null, between('5.6.4', '5.11.0', ZHAOXIN_V57)),
+  acs('14e4', ['d714'], 'pci_quirk_brcm_acs', `Broadcom iProc PAXB root ports: ${RP_NOTE}`, null, between('5.3.1', '5.4.0')),
+  acs('0014', ['3c09', '3c19', '3c29', '7a09', '7a19', '7a29', '7a39', '7a49', '7a59', '7a69'], 'pci_quirk_loongson_acs', `Loongson root ports: ${RP_NOTE}`, null, between('6.14.0', '6.17.0')),
+  acs('1c36', ['0031'], 'pci_quirk_al_acs', `Amazon Annapurna Labs root ports: ${RP_NOTE}`, 'root-port', between('5.3.1', '5.4.0')),
+  acs('1d17', ['3038', '3104', '9083'], MF, `Zhaoxin: ${MF_NOTE}`, null, between('5.6.4', '5.10.0', ZHAOXIN_V57)),
   acs(
     '1957',
     ['8d81', '8da1', '8d83', '8d80', '8da0', '8d82', '8d90', '8db0', '8d92', '8d91', '8db1', '8d93', '8d89', '8da9', '8d8b', '8d88', '8da8', '8d8a', '8d98', '8db8', '8d9a', '8d99', '8db9', '8d9b'],
     'pci_quirk_nxp_rp_acs',
     `NXP LX2xx0/LX2xx2 root ports (each in its own root complex): ${RP_NOTE}`,
     null,
-    between('5.12.9', '5.15.0'),
+    between('5.14-rc5', '5.15.0'),
   ),
-  acs('1d17', ['0710-071e', '0721', '0723-0732'], 'pci_quirk_zhaoxin_pcie_ports_acs', 'Zhaoxin root and switch downstream ports without an ACS capability that block peer-to-peer', 'root-or-downstream-port', between('5.6.4', '5.11.0', ZHAOXIN_V57)),
-  acs('1d17', ['0733-0752'], 'pci_quirk_zhaoxin_pcie_ports_acs', 'More Zhaoxin root and switch downstream ports without an ACS capability that block peer-to-peer', 'root-or-downstream-port', between('6.4.0', '6.9.0')),
+  acs('1d17', ['0710-071e', '0721', '0723-0732'], 'pci_quirk_zhaoxin_pcie_ports_acs', 'Zhaoxin root and switch downstream ports without an ACS capability that block peer-to-peer', 'root-or-downstream-port', between('5.6.4', '5.10.0', ZHAOXIN_V57)),
+  acs('1d17', ['0733-0752'], 'pci_quirk_zhaoxin_pcie_ports_acs', 'More Zhaoxin root and switch downstream ports without an ACS capability that block peer-to-peer', 'root-or-downstream-port', between('6.5.0', '6.9.0')),
   acs('8088', ['0100-010f', '1001', '2001'], 'pci_quirk_wangxun_nic_acs', 'Wangxun NICs (SFxxx 1G, RP1000/RP2000 10G): functions isolated as if RR and CR were set', null, between('6.2.1', '6.4.0')),
   acs('8088', ['5010', '5025', '5040', '5110', '5125', '5140'], 'pci_quirk_wangxun_nic_acs', 'Wangxun FF5xxx 40G/25G/10G NICs: functions isolated as if RR and CR were set', null, between('6.12.0', '6.14.0')),
 ];
@@ -312,18 +329,18 @@ export const ALIAS_QUIRKS: readonly AliasQuirkEntry[] = [
   alias('1180', ['e832', 'e476'], 'quirk_dma_func0_alias', { kind: 'func', fn: 0 }, 'Ricoh: function 0 is the requester ID for DMA (Red Hat bugzilla 605888)', between('3.14.1', '3.16.0')),
   alias('6766', ['3d40', '3d41'], 'quirk_dma_func0_alias', { kind: 'func', fn: 0 }, 'Glenfly: function 0 is the requester ID for DMA', between('6.9.0', '6.12.0')),
   alias('1b4b', ['9123', '9130', '9172', '917a', '91a0', '9230'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell SATA controllers: function 1 is the requester ID for DMA, present or not (kernel bugzilla 42679)', between('3.14.1', '3.16.0')),
-  alias('1b4b', ['9120'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9120: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('3.19.8', '4.3.0')),
-  alias('1b4b', ['9182'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9182: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('4.6.2', '4.10.0')),
+  alias('1b4b', ['9120'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9120: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('4.1.15', '4.3.0')),
+  alias('1b4b', ['9182'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9182: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('4.6.2', '4.9.0')),
   alias('1b4b', ['9128', '9220'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9128/88SE9220: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('4.15.1', '4.17.0')),
   alias('1b4b', ['9183'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9183: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('4.17.0', '4.19-rc3')),
-  alias('1b4b', ['9170'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9170: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('5.0.1', '5.11.0')),
-  alias('1b4b', ['9215'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9215: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('5.9.1', '5.11.0')),
+  alias('1b4b', ['9170'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9170: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('5.0.1', '5.4.0')),
+  alias('1b4b', ['9215'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9215: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('5.10.0', '5.11.0')),
   alias('1b4b', ['9125'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9125: function 1 is the requester ID for DMA (kernel bugzilla 42679)', between('5.15.0', '5.17-rc5')),
-  alias('1b4b', ['9235'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9235: function 1 is the requester ID for DMA', between('6.4.0', '6.9.0')),
+  alias('1b4b', ['9235'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Marvell 88SE9235: function 1 is the requester ID for DMA', between('6.4.0', '6.5.0')),
   alias('1103', ['0642'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'HighPoint (TTI) RocketRAID 642L: function 1 is the requester ID for DMA', between('3.14.1', '3.16.0')),
   alias('1103', ['0645'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'HighPoint (TTI) RocketRAID 644L: function 1 is the requester ID for DMA', between('4.15.1', '4.17.0')),
   alias('197b', ['2392'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'JMicron JMB388 eSD: function 1 is the requester ID for DMA (Gentoo bug 497630)', between('3.14.1', '3.16.0')),
-  alias('1c28', ['0122'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Lite-On Plextor M6E (Marvell 88SS9183): function 1 is the requester ID for DMA', between('4.4.0', '4.10.0')),
+  alias('1c28', ['0122'], 'quirk_dma_func1_alias', { kind: 'func', fn: 1 }, 'Lite-On Plextor M6E (Marvell 88SS9183): function 1 is the requester ID for DMA', between('4.4.0', '4.9.0')),
   alias(
     '9005',
     ['0285'],
@@ -337,16 +354,16 @@ export const ALIAS_QUIRKS: readonly AliasQuirkEntry[] = [
   alias('1283', ['8892'], 'quirk_use_pcie_bridge_dma_alias', { kind: 'pcie-bridge' }, 'ITE 8892: a PCIe-to-PCI bridge without a PCIe capability (kernel bugzilla 73551)', between('3.14.1', '3.16.0')),
   alias('1283', ['8893'], 'quirk_use_pcie_bridge_dma_alias', { kind: 'pcie-bridge' }, 'ITE 8893: the same problem as the 8892', between('4.11.0', '4.12.0')),
   alias('8086', ['244e'], 'quirk_use_pcie_bridge_dma_alias', { kind: 'pcie-bridge' }, 'Intel 82801 PCI bridge used as a PCIe-to-PCI bridge', between('3.16.0', '3.17.0')),
-  alias('8086', ['2260', '2264'], 'quirk_mic_x200_dma_alias', { kind: 'fixed', devfns: ['10.0', '11.0', '12.3'] }, 'Intel MIC x200 NTB: forwards traffic with the requester IDs 10.0, 11.0, 12.3', between('4.6.2', '4.10.0')),
+  alias('8086', ['2260', '2264'], 'quirk_mic_x200_dma_alias', { kind: 'fixed', devfns: ['10.0', '11.0', '12.3'] }, 'Intel MIC x200 NTB: forwards traffic with the requester IDs 10.0, 11.0, 12.3', between('4.6.2', '4.9.0')),
   alias(
     '8086',
     ['2954', '2955', '2956', '2958', '2959', '295a'],
     'quirk_pex_vca_alias',
     { kind: 'fixed', devfns: devfns(5) },
     'Intel Visual Compute Accelerator: functions 0-4 of every slot alias the device (the whole card one group)',
-    between('5.3.1', '5.11.0'),
+    between('5.4.0', '5.10.0'),
   ),
-  alias('10b5', ['87b0', '87b1'], 'quirk_plx_ntb_dma_alias', { kind: 'fixed', devfns: devfns(8) }, 'PLX NTB: all 256 devfns of its bus are proxy IDs', between('5.3.1', '5.11.0')),
+  alias('10b5', ['87b0', '87b1'], 'quirk_plx_ntb_dma_alias', { kind: 'fixed', devfns: devfns(8) }, 'PLX NTB: all 256 devfns of its bus are proxy IDs', between('5.4.0', '5.10.0')),
 ];
 
 export const QUIRK_ENTRIES: readonly QuirkEntry[] = [...ACS_QUIRKS, ...ALIAS_QUIRKS];
@@ -423,7 +440,7 @@ export const describeEvidence = (e: QuirkEntry): string => {
   const r = e.sinceRange;
   const tree = (label: string): string => {
     const t = QUIRK_TREES[label];
-    return t ? `the ${label} tree (${t.repo}@${t.commit})` : `the ${label} tree`;
+    return t ? `the ${label} tree (${t.repo}@${t.commit}${t.path ? `:${t.path}` : ''})` : `the ${label} tree`;
   };
   const parts: string[] = [];
   if (r) {

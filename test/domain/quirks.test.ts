@@ -64,7 +64,10 @@ describe('releases established from kernel trees', () => {
       expect(row).toContain(e.since !== null ? `**${e.since}**` : r.by === null ? `after ${r.after}` : `${r.after} < … ≤ ${r.by}`);
       expect(row).toContain(`absent: ${r.afterTree}`);
     }
-    for (const [label, t] of Object.entries(QUIRK_TREES)) expect(doc).toContain(`| ${label} | ${t.kind} | [${t.repo}@${t.commit}](https://github.com/${t.repo}/tree/${t.commit}) |`);
+    for (const [label, t] of Object.entries(QUIRK_TREES)) {
+      const at = t.path ? `${t.commit}:${t.path}` : t.commit;
+      expect(doc).toContain(`| ${label} | ${t.kind} | [${t.repo}@${at}](https://github.com/${t.repo}/tree/${t.commit}${t.path ? `/${t.path}` : ''}) |`);
+    }
   });
   test('exact where two consecutive releases bracket it: the AMD southbridge entry is v3.12 (absent from 3.11.0, present in 3.12.0)', () => {
     const e = quirkEntry('acs:1002:4385,439c,4383,439d,4384,4399')!;
@@ -92,9 +95,9 @@ describe('releases established from kernel trees', () => {
   });
   test('entries whose ids came in different releases are split: Broadcom NICs in three, Zhaoxin ports in two, Marvell SATA by id', () => {
     expect(quirksFor({ vendor: '14e4', product: '16d7' }, '6.19.0')).toEqual(['acs:14e4:16d7']);
-    expect(quirkEntry('acs:14e4:16d7')!.sinceRange).toMatchObject({ after: 'v5.12', by: 'v5.15' });
+    expect(quirkEntry('acs:14e4:16d7')!.sinceRange).toMatchObject({ after: 'v5.12', by: 'v5.14' });
     expect(quirkEntry('acs:14e4:1760,1761,1762,1763')!.sinceRange).toMatchObject({ after: 'v6.9', by: 'v6.12' });
-    expect(quirkEntry('acs:1d17:0733-0752')!.sinceRange).toMatchObject({ after: 'v6.4', by: 'v6.9' });
+    expect(quirkEntry('acs:1d17:0733-0752')!.sinceRange).toMatchObject({ after: 'v6.5', by: 'v6.9' });
     // A Zhaoxin port 0x0740 is covered from v6.9, 0x0715 already from v5.7.
     expect(quirksFor({ vendor: '1d17', product: '0740' }, '6.1.0')).toEqual([]);
     expect(quirksFor({ vendor: '1d17', product: '0740' }, '6.9.0')).toEqual(['acs:1d17:0733-0752']);
@@ -206,10 +209,11 @@ describe('ACS quirk: Intel PCH root ports (pci_quirk_intel_pch_acs), added after
       if (isolated) expect(h.state.devices.get('0000:02:00.0')!.reason).toEqual({ kind: 'new', quirks: [id] });
     }
   });
-  test('the 9 series / Wellsburg ids were added to the same list later (after v3.19, by v4.3)', () => {
-    const pch = (kernel: string): string[] => quirksFor({ vendor: '8086', product: '8c90' }, kernel).filter((id) => quirkEntry(id)!.fn === 'pci_quirk_intel_pch_acs');
-    expect(quirkEntry(pch('6.8.0')[0]!)!.sinceRange).toMatchObject({ after: 'v3.19', by: 'v4.3' });
-    expect(pch('3.16.0')).toEqual([]);
+  test('the Wellsburg ids (after v3.19, by v4.3) and the 9 series ids (after v4.1, by v4.3) were added to the same list later', () => {
+    const pch = (product: string, kernel: string): string[] => quirksFor({ vendor: '8086', product }, kernel).filter((id) => quirkEntry(id)!.fn === 'pci_quirk_intel_pch_acs');
+    expect(quirkEntry(pch('8d10', '6.8.0')[0]!)!.sinceRange).toMatchObject({ after: 'v3.19', by: 'v4.3' });
+    expect(quirkEntry(pch('8c90', '6.8.0')[0]!)!.sinceRange).toMatchObject({ after: 'v4.1', by: 'v4.3', afterTree: '4.1.15' });
+    expect([pch('8c90', '3.16.0'), pch('8c90', '4.2.0'), pch('8c90', '4.3.0')].map((x) => x.length)).toEqual([0, 0, 1]);
   });
 });
 
