@@ -82,7 +82,7 @@ export const QUIRK_TREES: Readonly<Record<string, QuirkTree>> = {
   '4.19-rc3': { repo: 'fitchwa/linux-4.19', commit: '111061b22e40', kind: 'rc' },
   '4.19.1': { repo: 'chens37/linux-4.19.1', commit: '36e37757ab77', kind: 'stable' },
   '4.20.0': { repo: 'a4913994/linux-4.20', commit: '681419ebe67f', kind: 'release' },
-  '5.0.1': { repo: 'VVvector/linux-5.0.1', commit: '0fa9cb14d4ed', kind: 'stable' },
+  '5.0.1': { repo: 'VVvector/linux-5.0.1', commit: '0fa9cb14d4ed', path: 'linux-5.0.1', kind: 'stable' },
   '5.3.1': { repo: 'github-lvbing/linux-5.3.1', commit: '676199489bfb', kind: 'stable' },
   '5.4.0': { repo: 'huhanwj/linux-4.9', commit: '0230ac2183fa', path: 'linux-5.4', kind: 'modified' },
   '5.6.4': { repo: 'shmily1012/linux-5.6.4', commit: '93830a5cf2aa', kind: 'stable' },
