@@ -63,3 +63,5 @@ export {
   quirksFor,
 } from './quirks.js';
 export type { AcsCondition, AcsQuirkEntry, AliasKind, AliasQuirkEntry, QuirkEntry } from './quirks.js';
+export { QUIRK_TREES, describeEvidence, describeRelease, quirkApplicability } from './quirks.js';
+export type { QuirkApplicability, QuirkTree, SinceRange } from './quirks.js';

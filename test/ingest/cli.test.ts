@@ -108,6 +108,16 @@ describe('isogroup quirks, and verify saying how isolation was known', () => {
     expect(bad.stderr).toMatch(/--ids: expected vvvv:dddd/);
   });
 
+  test('the table shows each entry\'s release or bracket and the trees behind it; a kernel inside a bracket "may or may not" have it', async () => {
+    const pre = await cli(['quirks', '--ids', '8086:9d16', '--kernel', '4.17.0']);
+    expect(pre.stdout).toMatch(/^acs:8086:9d10-9d1b \[not in this kernel\] {2}pci_quirk_intel_spt_pch_acs {2}added after v4\.17, by v4\.19 \(read from v6\.19\)$/m);
+    expect(pre.stdout).toMatch(/evidence: absent from the 4\.17\.0 tree \(LakshK98\/linux-4\.17@0a8dffc2b10e\); present in the 4\.19-rc3 tree \(fitchwa\/linux-4\.19@111061b22e40\)/);
+    expect((await cli(['quirks', '--ids', '8086:9d16', '--kernel', '4.18.3'])).stdout).toMatch(/^acs:8086:9d10-9d1b \[may or may not apply: the release is inside the bracket\]/m);
+    expect((await cli(['quirks', '--ids', '8086:9d16', '--kernel', '4.19.0'])).stdout).toMatch(/^acs:8086:9d10-9d1b \[applies\]/m);
+    const amd = (await cli(['--json', 'quirks', '--ids', '1002:4385', '--kernel', '3.11.0'])).json()[0] as { entries: { since: string; applicability: string; release: string; sinceRange: unknown }[] };
+    expect(amd.entries[0]).toMatchObject({ since: 'v3.12', applicability: 'no', release: 'since v3.12', sinceRange: { after: 'v3.11', by: 'v3.12', afterTree: '3.11.0', byTree: '3.12.0' } });
+  });
+
   test('T480: verify reports the PCH root ports as from the quirk table, naming the entry, and nothing inferred', async () => {
     const s = store();
     expect((await cli(['--store', s, 'ingest', 'lspci', lspci('lenovo-t480-thunderbolt-listing.txt')])).code).toBe(0);
@@ -120,7 +130,7 @@ describe('isogroup quirks, and verify saying how isolation was known', () => {
     expect(j.assumptions).toEqual([]);
     expect(j.isolationSources.filter((x) => x.from === 'quirk-table').map((x) => x.device)).toEqual(['0000:00:1c.0', '0000:00:1c.6', '0000:00:1d.0']);
     const d = await cli(['--store', s, 'quirks', '--devices']);
-    expect(d.stdout).toMatch(/^kernel unknown \(taken as the v6\.18 tree the table was read from\): \d+ device\(s\) on the quirk table/);
+    expect(d.stdout).toMatch(/^kernel unknown \(taken as the v6\.19 tree the table was read from\): \d+ device\(s\) on the quirk table/);
     const ex = await cli(['--store', s, 'explain', '--device', '0000:00:1c.0']);
     expect(ex.stdout).toMatch(/by kernel quirk acs:8086:9d10-9d1b/);
   });

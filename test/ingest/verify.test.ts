@@ -108,14 +108,14 @@ describe('the partition, not the numbers', () => {
     h.observe(r.events as never);
     expect(verify(h.state).agree).toBe(true);
     // verify says how each isolation was known: the three PCH root ports from the quirk table
-    // (Sunrise Point-LP, release not established here), none inferred.
+    // (Sunrise Point-LP: added after v4.17, by v4.19, from kernel trees), none inferred.
     const sources = isolationSources(h.state, logOf(r.events));
     expect(sources.filter((x) => x.from === 'quirk-table')).toEqual(
       ['0000:00:1c.0', '0000:00:1c.6', '0000:00:1d.0'].map((device) => ({ device, from: 'quirk-table', entry: 'acs:8086:9d10-9d1b', since: null })),
     );
     expect(sources.filter((x) => x.from === 'inferred')).toEqual([]);
     expect(formatIsolationSources(sources)).toMatch(/3 from the kernel quirk table, 0 inferred/);
-    expect(formatIsolationSources(sources)).toMatch(/0000:00:1c\.0: kernel quirk acs:8086:9d10-9d1b \(pci_quirk_intel_spt_pch_acs, release not established, read from the v6\.18 tree\)/);
+    expect(formatIsolationSources(sources)).toMatch(/0000:00:1c\.0: kernel quirk acs:8086:9d10-9d1b \(pci_quirk_intel_spt_pch_acs, added after v4\.17, by v4\.19\)/);
     // A root port with the same place in the tree but ids off the table: the two functions of slot
     // 00:1c would share a group, which is what the kernel did not do.
     const offTable = logOf(r.events).map((e) =>

@@ -20,7 +20,7 @@ import {
   type Isolation,
   type LoggedEvent,
 } from '../../ingest/index.js';
-import { QUIRK_ENTRIES, QUIRK_TABLE_TREE, acsQuirkOf, describeQuirk, pciId, quirkApplies, type QuirkEntry } from '../../../domain/rules/index.js';
+import { QUIRK_ENTRIES, QUIRK_TABLE_TREE, acsQuirkOf, describeEvidence, describeQuirk, describeRelease, pciId, quirkApplicability, quirkApplies, type QuirkEntry } from '../../../domain/rules/index.js';
 import type { Device } from '../../../domain/state.js';
 import type { NewEvent } from '../../store/types.js';
 import type { CliContext } from '../context.js';
@@ -139,7 +139,9 @@ const runVerify = async (ctx: CliContext, o: { isolation?: Isolation }): Promise
   return report.agree ? 0 : 1;
 };
 
-const entryJson = (e: QuirkEntry, kernel: string | null): Record<string, unknown> => ({ ...e, applies: quirkApplies(e, kernel) });
+const entryJson = (e: QuirkEntry, kernel: string | null): Record<string, unknown> => ({ ...e, applies: quirkApplies(e, kernel), applicability: quirkApplicability(e, kernel), release: describeRelease(e) });
+
+const APPLICABILITY = { yes: ' [applies]', no: ' [not in this kernel]', maybe: ' [may or may not apply: the release is inside the bracket]' } as const;
 
 /** `quirks`: the kernel's quirk table, or (with --devices) which entries this host's devices match. */
 const runQuirks = async (ctx: CliContext, o: { kernel?: string; ids?: string; devices?: boolean }): Promise<number> => {
@@ -173,8 +175,9 @@ const runQuirks = async (ctx: CliContext, o: { kernel?: string; ids?: string; de
   if (ctx.json) ctx.emit({ kernel, tree: QUIRK_TABLE_TREE, entries: entries.map((e) => entryJson(e, kernel)) });
   else {
     for (const e of entries) {
-      const on = kernel === null ? '' : quirkApplies(e, kernel) ? ' [applies]' : ' [not in this kernel]';
-      ctx.out(`${e.id}${on}  ${e.fn}  since ${e.since ?? 'unknown'} (read from ${e.readFrom})\n    ${e.note}\n`);
+      const on = kernel === null ? '' : APPLICABILITY[quirkApplicability(e, kernel)];
+      const evidence = describeEvidence(e);
+      ctx.out(`${e.id}${on}  ${e.fn}  ${describeRelease(e)} (read from ${e.readFrom})\n    ${e.note}\n${evidence ? `    evidence: ${evidence}\n` : ''}`);
     }
   }
   return 0;
