@@ -152,6 +152,7 @@ const Flags = ({ d, g }) => html`<span class="flags">
   ${g && g.size === 1 ? html`<span class="flag isolated" title="alone in its group">isolated</span>` : null}
   ${g && g.size > 1 ? html`<span class="flag shared" title="shares its group: no isolation between the members">shared ×${g.size}</span>` : null}
   ${g?.owner ? html`<span class="flag owned" title="the group's DMA belongs to a user context">${g.owner}${g.vm ? ` → VM ${g.vm}` : ''}</span>` : null}
+  ${d.critical ? html`<span class="flag critical" data-testid="critical-flag" title=${`the host needs it: ${d.critical.map((m) => `${m.role}${m.detail ? ` (${m.detail})` : ''}`).join(', ')}`}>${d.critical.map((m) => m.role).join(' ')}</span>` : null}
 </span>`;
 
 const TreeRow = ({ row, selected, onSelect, onToggle, groupsById }) => {
