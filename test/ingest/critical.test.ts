@@ -7,7 +7,7 @@
  * what cannot be resolved (a network root, an overlay, a loop device) said, not guessed.
  */
 import { afterAll, describe, expect, test } from '@jest/globals';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFollower, ingestSysfs, resumeFromLog, parseMounts, pciAncestorOfPath, rootMount, scanCritical, verify } from '../../src/ingest/index.js';
@@ -106,7 +106,7 @@ describe('a workstation with its root on NVMe and its firmware on the GPU', () =
     expect(host.critical('0000:04:00.0', 'root-storage', { clear: true }).status).toBe('ENOENT');
   });
 
-  test('follow picks the marks up at its initial ingest, and a restart writes them once', () => {
+  test('follow picks the marks up at its initial ingest, a restart writes them once, and moves them when / moved', () => {
     const sys = workstation('/dev/nvme0n1p2 / ext4 rw 0 0\n');
     const opts = { sysfs: sys, boot: 'b1', uptime: () => 100, clock: () => new Date(AT) };
     const first = createFollower(opts).start();
@@ -116,6 +116,13 @@ describe('a workstation with its root on NVMe and its firmware on the GPU', () =
     expect(host.state.devices.get('0000:01:00.0')?.critical?.[0]?.role).toBe('boot-vga');
     // A restart over the same log: nothing new.
     expect(createFollower(opts, resumeFromLog(first)).start().filter((e) => e.type.startsWith('Critical'))).toEqual([]);
+    // The host was reinstalled on the SATA disk: the next start moves the mark.
+    writeFileSync(join(sys, '..', 'proc', 'self', 'mounts'), '/dev/sda1 / ext4 rw 0 0\n');
+    const moved = createFollower(opts, resumeFromLog(first)).start();
+    expect(moved.map((e) => `${e.type} ${e.data.device} ${e.data.role}`)).toEqual(['CriticalMarked 0000:00:17.0 root-storage', 'CriticalCleared 0000:04:00.0 root-storage']);
+    host.observe(moved as never);
+    expect(host.state.devices.get('0000:04:00.0')?.critical).toBeUndefined();
+    expect(host.state.devices.get('0000:00:17.0')?.critical?.map((m) => m.detail)).toEqual(['/ on /dev/sda1 (ext4)']);
   });
 });
 
