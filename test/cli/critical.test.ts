@@ -1,7 +1,7 @@
 /**
  * Host-critical devices on the command line: `ingest sysfs --mounts` marks the boot GPU and the
  * root storage and says what it could not resolve; `groups` and `explain` show the mark;
- * `what-if` (human and --json) names the devices that would newly share the root storage's group,
+ * `diff` lists the mark; `what-if` (human and --json) names the devices that would newly share the root storage's group,
  * at a position before the mark there is none; `what-if --fleet` names the hosts where it happens.
  */
 import { afterAll, describe, expect, test } from '@jest/globals';
@@ -60,6 +60,8 @@ describe('isogroup and host-critical devices', () => {
     const x = await cli(['--store', store, 'explain', '--device', '0000:03:00.0'], { env: { NO_COLOR: '1' } });
     expect(x.stdout.split('\n')[0]).toMatch(/; host-critical: the root storage \(\/ on \/dev\/nvme0n1p2 \(ext4\)\)$/);
     expect(x.stdout).toMatch(/#13 .*0000:03:00\.0 is host-critical: the root storage/);
+    const d = await cli(['--store', store, 'diff', '--from', '12', '--to', '13']);
+    expect(d.stdout).toBe('from #12 to #13:\n  host-critical marks (1):\n    0000:03:00.0 root-storage: marked (/ on /dev/nvme0n1p2 (ext4))\n');
   });
 
   test('what-if --fleet names the hosts where a host-critical device would share its group', async () => {
