@@ -203,6 +203,9 @@ suite('dashboard in chromium', () => {
     await posShown(40);
     expect(await soon(treeRow('0000:04:00.0').locator('[data-testid="critical-flag"]'), matches(/host-nic/))).toBe('host-nic');
     expect(await treeRow('0000:00:01.0').locator('[data-testid="critical-flag"]').count()).toBe(0);
+    // Its group's member table says so too.
+    await treeRow('0000:04:00.0').click();
+    expect(await soon(b.page.locator('table.members .flag.critical'), matches(/host-nic/))).toBe('host-nic');
     await b.page.locator('[data-testid="what-if-rules"]').selectOption('linux-acs-rework-v2');
     await b.page.locator('[data-testid="what-if-kernel"]').fill('');
     await b.page.locator('[data-testid="what-if"] button[type="submit"]').click();

@@ -267,7 +267,7 @@ const GroupPanel = ({ host, pos, groups, selectedGroup, selectedDevice, onSelect
             <thead><tr><th>member</th><th>driver</th><th>why it is in this group</th></tr></thead>
             <tbody>
               ${g.members.map((m) => html`<tr key=${m.device} class=${m.device === selectedDevice ? 'sel' : ''}>
-                <td><button class="link mono" onClick=${() => onSelectDevice(m.device)}>${m.device}</button></td>
+                <td><button class="link mono" onClick=${() => onSelectDevice(m.device)}>${m.device}</button>${m.critical ? html` <span class="flag critical" title=${m.critical.map((c) => `${c.role}${c.detail ? ` (${c.detail})` : ''}`).join(', ')}>${m.critical.map((c) => c.role).join(' ')}</span>` : null}</td>
                 <td>${m.driver ?? html`<span class="muted">none</span>`}</td>
                 <td class="why">${m.why}</td>
               </tr>`)}
