@@ -29,6 +29,7 @@ import {
   type Actor,
 } from './schema/leaves.js';
 import { barsField, windowsField } from './bars.js';
+import { CRITICAL_ROLES } from './critical.js';
 
 import { bar, optUuid, uuid } from './iommufd/leaves.js';
 
@@ -200,6 +201,8 @@ export const COMMAND_SCHEMAS = {
   'vm.reset': shape({ ctx: name(), resetDevices: flag(true) }),
   /** A device's memory BARs, bridge windows and ATS (replaces what was described before). */
   'device.mmio': shape({ device, bars: barsField(), windows: windowsField(), ats: flag(false), acsOverride: flag(false) }),
+  /** The host needs the device while it runs (docs/model.md#host-critical-devices); `clear` takes the role back. */
+  'device.critical': shape({ device, role: choice(CRITICAL_ROLES), detail: optName(), clear: flag(false) }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof COMMAND_SCHEMAS;
@@ -232,6 +235,7 @@ export const PRIVILEGED: ReadonlySet<CommandType> = new Set<CommandType>([
   'device.iopf',
   'device.reset-caps',
   'device.mmio',
+  'device.critical',
 ]);
 
 /** Parses one command object. Throws FieldError (EINVAL) naming the field on bad input. */

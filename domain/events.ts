@@ -29,6 +29,7 @@ import {
 } from './schema/stored.js';
 import { barJson } from './iommufd/leaves.js';
 import type { BarJson, WindowJson } from './bars.js';
+import { CRITICAL_ROLES } from './critical.js';
 
 export type { AreaJson, PciJson, RegionJson } from './schema/stored.js';
 
@@ -199,6 +200,10 @@ export const EVENT_SCHEMAS = {
     ats: withFallback(bool(), false),
     acsOverride: withFallback(bool(), false),
   }),
+  /** A device became host-critical (device.critical, or observed by ingest: boot_vga, the mounted root's storage). */
+  CriticalMarked: shape({ device: text(), role: oneOf(...CRITICAL_ROLES), detail: withFallback(optText(), null) }),
+  /** A device is no longer host-critical in that role. */
+  CriticalCleared: shape({ device: text(), role: oneOf(...CRITICAL_ROLES) }),
 } as const satisfies Record<string, Shape<Fields>>;
 
 type Schemas = typeof EVENT_SCHEMAS;
@@ -253,6 +258,8 @@ export const EVENT_TYPES = [
   'VmReset',
   'DriftObserved',
   'MmioDescribed',
+  'CriticalMarked',
+  'CriticalCleared',
 ] as const satisfies readonly EventType[];
 
 /** A domain event before it is enveloped: what `decide` returns. */

@@ -21,3 +21,4 @@ export * from './bars.js';
 export * from './routing.js';
 export * from './p2p-verdict.js';
 export * from './peer-reach.js';
+export * from './critical.js';

@@ -7,6 +7,7 @@ import type { IntervalMap } from './intervalMap.js';
 import type { Range } from './encoding.js';
 import type { IommufdState } from './iommufd/state.js';
 import type { DeviceMmio } from './bars.js';
+import type { CriticalMark } from './critical.js';
 
 export type Personality = 'linux' | 'virtio';
 export type RegionKind = 'direct' | 'direct-relaxable' | 'reserved' | 'msi' | 'sw-msi';
@@ -169,6 +170,8 @@ export interface Device {
   readonly boundAt: number;
   /** Kernel quirk-table entries matching the device's ids under the boot's kernel (domain/rules/quirks.ts). */
   readonly quirks?: readonly string[];
+  /** Host-critical marks (domain/critical.ts): the boot GPU, the root storage…; absent when none. */
+  readonly critical?: readonly CriticalMark[];
 }
 
 /** Attachments of a group for one PASID (0 = the RID). */

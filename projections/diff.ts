@@ -13,7 +13,27 @@ export interface StateDiff {
   /** Only when a boot lies between the two points: the epochs, and the devices whose group-mates changed. */
   readonly boot?: { readonly from: BootView | null; readonly to: BootView | null };
   readonly moved?: { readonly device: string; readonly from: readonly string[]; readonly to: readonly string[] }[];
+  /** Only when a host-critical mark was set, changed or cleared between the two points (null: no mark). */
+  readonly critical?: { readonly device: string; readonly role: string; readonly from: string | null; readonly to: string | null }[];
 }
+
+/** Host-critical marks that differ between two states ("" stands for a mark without detail). */
+const criticalChanges = (a: State, b: State): NonNullable<StateDiff['critical']> => {
+  const marks = (s: State): Map<string, string> => {
+    const out = new Map<string, string>();
+    for (const d of s.devices.values()) for (const m of d.critical ?? []) out.set(`${d.id} ${m.role}`, m.detail ?? '');
+    return out;
+  };
+  const x = marks(a);
+  const y = marks(b);
+  const out: NonNullable<StateDiff['critical']> = [];
+  for (const k of [...new Set([...x.keys(), ...y.keys()])].sort()) {
+    if (x.get(k) === y.get(k)) continue;
+    const [device, role] = k.split(' ') as [string, string];
+    out.push({ device, role, from: x.get(k) ?? null, to: y.get(k) ?? null });
+  }
+  return out;
+};
 
 type BootView = { readonly n: number; readonly kernel: string; readonly rules: string; readonly at: number };
 
@@ -86,7 +106,8 @@ export const diffStates = (a: State, b: State): StateDiff => {
       else mappings.truncated = true;
     }
   }
-  const base: StateDiff = { from: a.pos, to: b.pos, groups, devices, owners, domains, mappings, alerts: b.alerts.filter((x) => x.pos > a.pos) };
+  const critical = criticalChanges(a, b);
+  const base: StateDiff = { from: a.pos, to: b.pos, groups, devices, owners, domains, mappings, alerts: b.alerts.filter((x) => x.pos > a.pos), ...(critical.length > 0 ? { critical } : {}) };
   if ((a.boot?.at ?? 0) === (b.boot?.at ?? 0)) return base;
   return { ...base, boot: { from: a.boot, to: b.boot }, moved: movedDevices(a, b) };
 };

@@ -4,7 +4,7 @@
  * owner, the ctx and its VM, the domain and the attach, the maps behind each segment — each with
  * position, time, actor and one plain sentence.
  */
-import { canDmaAt, describeReason, type Actor, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
+import { canDmaAt, describeReason, ROLE_NOUNS, type Actor, type Device, type DmaQuery, type DmaVerdict, type State } from '../domain/index.js';
 import { entriesAt, type LogSource } from './log.js';
 import { bindClaim, iommufdPositions, iommufdVerdictSentence, revocableClause, type BindClaim } from './iommufd.js';
 import { ownershipIndex, sentence, type Entry } from './sentences.js';
@@ -62,9 +62,13 @@ const epochClause = (s: State, device: string): string => {
 export const membershipSentence = (s: State, device: string): string => {
   const d = s.devices.get(device);
   if (!d) return `${device} is not present`;
-  if (d.group === null) return d.pci?.kind === 'host-bridge' ? `${device} is a host bridge: never in a group, not a DMA source` : `${device} has no IOMMU group: no IOMMU translates it (and no ancestor has a group), so its DMA is untranslated and it can never be given to a user`;
-  return (d.reason ? describeReason(device, d.group, d.reason) : `${device} is in group ${d.group}`) + epochClause(s, device);
+  if (d.group === null) return (d.pci?.kind === 'host-bridge' ? `${device} is a host bridge: never in a group, not a DMA source` : `${device} has no IOMMU group: no IOMMU translates it (and no ancestor has a group), so its DMA is untranslated and it can never be given to a user`) + criticalClause(d.critical);
+  return (d.reason ? describeReason(device, d.group, d.reason) : `${device} is in group ${d.group}`) + epochClause(s, device) + criticalClause(d.critical);
 };
+
+/** "; host-critical: the boot GPU (boot_vga = 1)" for a marked device, else "". */
+const criticalClause = (marks: Device['critical']): string =>
+  marks && marks.length > 0 ? `; host-critical: ${marks.map((m) => `${ROLE_NOUNS[m.role]}${m.detail ? ` (${m.detail})` : ''}`).join(', ')}` : '';
 
 /** A DMA verdict in one sentence. */
 export const verdictSentence = (q: DmaQuery, v: DmaVerdict): string => {
@@ -129,6 +133,7 @@ export const explainPositions = (s: State, q: ExplainQuery): ExplainPlan => {
   const d = s.devices.get(q.device);
   const positions = new Set<number>();
   membershipPositions(s, q.device, positions);
+  for (const m of d?.critical ?? []) positions.add(m.at);
   let verdict: DmaVerdict | undefined;
   let summary: string | undefined;
   if (d && d.group !== null) {

@@ -1,5 +1,5 @@
 /** The group listing (SPEC §10 `groups`): members with why, viability and blockers, owner, domain. */
-import { describeReason, groupDomainLabel, isViable, type GroupReason, type State } from '../domain/index.js';
+import { describeReason, groupDomainLabel, isViable, type CriticalRole, type Device, type GroupReason, type State } from '../domain/index.js';
 import { memlockJson } from './iommufd.js';
 
 export interface GroupMemberView {
@@ -9,6 +9,8 @@ export interface GroupMemberView {
   readonly driver: string | null;
   readonly boundCtx: string | null;
   readonly name: string | null;
+  /** Host-critical marks (the boot GPU, the root storage…), when the device has any. */
+  readonly critical?: readonly { readonly role: CriticalRole; readonly detail: string | null }[];
 }
 
 export interface GroupView {
@@ -34,6 +36,12 @@ export interface GroupsView {
   readonly groupless: readonly string[];
 }
 
+const criticalField = (d: Device): { critical?: GroupMemberView['critical'] } =>
+  d.critical && d.critical.length > 0 ? { critical: d.critical.map((c) => ({ role: c.role, detail: c.detail })) } : {};
+
+/** A member's critical marks as a tag for listings ("[host-critical: boot-vga]"), or "". */
+export const criticalTag = (m: Pick<GroupMemberView, 'critical'>): string => (m.critical && m.critical.length > 0 ? `[host-critical: ${m.critical.map((c) => c.role).join(', ')}]` : '');
+
 const withMemlock = (state: State, owner: string | null): { memlock?: Record<string, unknown> } => {
   const m = memlockJson(state, owner);
   return m ? { memlock: m } : {};
@@ -44,7 +52,7 @@ export const groupView = (state: State, id: number): GroupView | null => {
   if (!g) return null;
   const members = g.members.map((m) => {
     const d = state.devices.get(m)!;
-    return { device: m, reason: d.reason, why: d.reason ? describeReason(m, g.id, d.reason) : '', driver: d.driver, boundCtx: d.boundCtx, name: d.name };
+    return { device: m, reason: d.reason, why: d.reason ? describeReason(m, g.id, d.reason) : '', driver: d.driver, boundCtx: d.boundCtx, name: d.name, ...criticalField(d) };
   });
   const blockers = g.members
     .map((m) => state.devices.get(m)!)
@@ -75,7 +83,7 @@ export const groupsView = (state: State): GroupsView => ({
 export const groupsJson = (v: GroupsView): unknown => ({
   groups: v.groups.map((g) => ({
     id: g.id,
-    members: g.members.map((m) => ({ device: m.device, reason: m.reason, why: m.why, driver: m.driver })),
+    members: g.members.map((m) => ({ device: m.device, reason: m.reason, why: m.why, driver: m.driver, ...(m.critical ? { critical: m.critical } : {}) })),
     viable: g.viable,
     blockers: g.blockers,
     owner: g.owner,

@@ -12,3 +12,4 @@ export * from './whatif.js';
 export * from './iommufd.js';
 export * from './reset.js';
 export * from './mmio.js';
+export * from './critical.js';

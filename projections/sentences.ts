@@ -5,7 +5,7 @@
  */
 import { mmioSentence } from './mmio.js';
 import type { EventDataMap, EventType, GroupReason, LogEntry } from '../domain/index.js';
-import { describeReason } from '../domain/index.js';
+import { describeReason, ROLE_NOUNS } from '../domain/index.js';
 import { RESET_SENTENCES } from './reset.js';
 
 /** A log entry as sentences read it: the envelope's reader view (every recorded event is one). */
@@ -102,6 +102,8 @@ const R: Renderers = {
   ...RESET_SENTENCES,
   DriftObserved: (d) => `the live kernel differs from the model (${d.what}${d.device ? `, ${d.device}` : ''}): ${d.message}`,
   MmioDescribed: (d) => mmioSentence(d),
+  CriticalMarked: (d, e) => `${d.device} is host-critical: ${ROLE_NOUNS[d.role] ?? d.role}${d.detail ? ` (${d.detail})` : ''}${e.meta.observed ? ', as observed' : ''}`,
+  CriticalCleared: (d) => `${d.device} is no longer host-critical as ${ROLE_NOUNS[d.role] ?? d.role}`,
 };
 
 /** The sentence for one entry (unknown types get a neutral line). */

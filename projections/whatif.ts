@@ -7,6 +7,7 @@
  * impossible (devices of different contexts, or of a context and the kernel, in one group).
  */
 import { describeReason, evolve, isGroupingRulesName, type GroupingRulesName, type State } from '../domain/index.js';
+import { criticalWhatIf, criticalWhatIfLines, type WhatIfCritical } from './critical.js';
 
 export interface WhatIfGroup {
   readonly id: number;
@@ -46,6 +47,8 @@ export interface WhatIf {
   readonly impossible: readonly { readonly device: string; readonly ctx: string; readonly why: string }[];
   /** Unowned groups that are viable now and whose devices would land in a group that is not (kernel drivers block it). */
   readonly lostViability: readonly { readonly group: number; readonly newGroup: number; readonly blockers: readonly { readonly device: string; readonly driver: string }[] }[];
+  /** Host-critical devices that would newly share a group, and the assignments that would take them or be blocked by them (projections/critical.ts). */
+  readonly critical: readonly WhatIfCritical[];
 }
 
 /** The state's groups as they would form under `rules` (a boot applied to a copy; nothing written). */
@@ -124,11 +127,12 @@ export const whatIf = (s: State, rules: string, kernel: string | null = null): W
     owners,
     impossible,
     lostViability,
+    critical: criticalWhatIf(s, after),
   };
 };
 
 /** Nothing moves and nothing running breaks. */
-export const whatIfIsQuiet = (w: WhatIf): boolean => w.changes.length === 0 && w.owners.length === 0 && w.lostViability.length === 0;
+export const whatIfIsQuiet = (w: WhatIf): boolean => w.changes.length === 0 && w.owners.length === 0 && w.lostViability.length === 0 && w.critical.length === 0;
 
 /** What-if in sentences, one a line. */
 export const whatIfLines = (w: WhatIf): string[] => {
@@ -149,6 +153,7 @@ export const whatIfLines = (w: WhatIf): string[] => {
     out.push(`  group ${l.group} (viable now) would be part of group ${l.newGroup}, which is not viable: ${l.blockers.map((b) => `${b.device} uses kernel driver ${b.driver}`).join(', ')}`);
   }
   for (const i of w.impossible) out.push(`  ${i.device} could no longer be assigned to ctx ${i.ctx}: ${i.why}`);
+  out.push(...criticalWhatIfLines(w.critical));
   return out;
 };
 
@@ -159,6 +164,8 @@ export interface FleetWhatIfHost {
   readonly breaks: boolean;
   /** Groups would split or merge. */
   readonly changes: number;
+  /** Devices would newly share a group with a host-critical device. */
+  readonly critical: boolean;
   readonly whatIf: WhatIf;
 }
 
@@ -168,6 +175,8 @@ export interface FleetWhatIf {
   readonly hosts: readonly FleetWhatIfHost[];
   /** The hosts the upgrade would break, by name. */
   readonly breaks: readonly string[];
+  /** The hosts where devices would newly share a group with a host-critical device, by name. */
+  readonly critical: readonly string[];
 }
 
 /** What-if over many hosts (each under its own log): which ones an upgrade to `rules`/`kernel` would break. */
@@ -176,18 +185,21 @@ export const fleetWhatIf = (states: Iterable<{ readonly host: string; readonly s
   const hosts: FleetWhatIfHost[] = [];
   for (const { host, state } of states) {
     const w = whatIf(state, rules, kernel);
-    hosts.push({ host, breaks: w.owners.length > 0 || w.impossible.length > 0 || w.lostViability.length > 0, changes: w.changes.length, whatIf: w });
+    // An assignment that would take a host-critical device along breaks the host as surely as a lost group.
+    const takes = w.critical.some((c) => c.assignments.length > 0);
+    hosts.push({ host, breaks: w.owners.length > 0 || w.impossible.length > 0 || w.lostViability.length > 0 || takes, changes: w.changes.length, critical: w.critical.length > 0, whatIf: w });
   }
   hosts.sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
-  return { rules, kernel, hosts, breaks: hosts.filter((h) => h.breaks).map((h) => h.host) };
+  return { rules, kernel, hosts, breaks: hosts.filter((h) => h.breaks).map((h) => h.host), critical: hosts.filter((h) => h.critical).map((h) => h.host) };
 };
 
 /** A fleet what-if in sentences: one line a host, then what breaks on the hosts that break. */
 export const fleetWhatIfLines = (f: FleetWhatIf): string[] => {
   const out = [`under ${f.rules}${f.kernel ? ` (kernel ${f.kernel})` : ''}: ${f.breaks.length} of ${f.hosts.length} host(s) would break${f.breaks.length ? ` (${f.breaks.join(', ')})` : ''}`];
+  if (f.critical.length > 0) out.push(`host-critical devices would share a group on ${f.critical.length} host(s) (${f.critical.join(', ')})`);
   for (const h of f.hosts) {
-    out.push(`${h.host}: ${h.breaks ? 'BREAKS' : h.changes > 0 ? 'groups change, nothing running breaks' : 'no change'}`);
-    if (h.breaks) for (const l of whatIfLines(h.whatIf).slice(1)) out.push(`  ${l}`);
+    out.push(`${h.host}: ${h.breaks ? 'BREAKS' : h.changes > 0 ? 'groups change, nothing running breaks' : 'no change'}${h.critical ? '; a host-critical device would share its group' : ''}`);
+    if (h.breaks || h.critical) for (const l of whatIfLines(h.whatIf).slice(1)) out.push(`  ${l}`);
   }
   return out;
 };

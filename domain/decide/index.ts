@@ -15,6 +15,7 @@ import { decideCtxClose, decideCtxOpen, decideDeviceBind, decideDeviceUnbind, de
 import { isUnreadable, rejectUnparsed, rejectUnreadable, addressedPersonality } from './rejection.js';
 import { decideBusMaster, decideReset, decideResetCaps, decideResetDone, decideVmReset, refuseDuringReset } from './reset.js';
 import { decideMmio } from './mmio.js';
+import { decideCritical } from './critical.js';
 import { decideAcs, decideDeviceAdd, decideDeviceRemove, decideDriverBind, decideDriverUnbind, decideGrant, decideHostBoot, decideIommuAdd } from './topology.js';
 
 export { isUnreadable, rejectUnparsed, rejectUnreadable, rejectionEvent, unreadable, type UnreadableInput } from './rejection.js';
@@ -101,6 +102,8 @@ const dispatch = (w: Working, c: Command): void => {
       return decideVmReset(w, c);
     case 'device.mmio':
       return decideMmio(w, c);
+    case 'device.critical':
+      return decideCritical(w, c);
     default:
       return assertNever(c);
   }

@@ -17,6 +17,7 @@ import * as reset from './reset.js';
 import * as topology from './topology.js';
 import * as translation from './translation.js';
 import * as mmio from './mmio.js';
+import * as critical from './critical.js';
 
 export type Step<K extends EventType> = { readonly path: 'draft'; readonly apply: DraftHandler<K> } | { readonly path: 'plain'; readonly apply: PlainHandler<K> };
 
@@ -79,6 +80,9 @@ export const REDUCER_TABLE: { readonly [K in EventType]: Step<K> } = {
   DriftObserved: plain(records.driftObserved),
   // address routing (BARs, windows)
   MmioDescribed: draft(mmio.mmioDescribed),
+  // host-critical marks (rare: off the hot path)
+  CriticalMarked: draft(critical.criticalMarked),
+  CriticalCleared: draft(critical.criticalCleared),
 };
 
 const draftHandlers = new Map<string, DraftHandler<EventType>>();

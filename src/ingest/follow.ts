@@ -26,6 +26,7 @@ import type { Actor, EventMeta } from '../../domain/envelope.js';
 import { ingestDmesg } from './dmesg.js';
 import { DEFAULT_IOMMU, IngestError, buildEvents, type IngestEvent, type PciFunctionInfo } from './model.js';
 import { readSysfs } from './sysfs.js';
+import { mountsFor, scanCritical, type CriticalScan } from './critical.js';
 import { parseTraceEvent, splitTraceLine } from './trace.js';
 
 export type FollowSource = 'sysfs' | 'kmsg' | 'kernel-log' | 'trace';
@@ -64,6 +65,8 @@ export interface Snapshot {
   readonly devices: Map<string, Seen>;
   readonly groupTypes: Map<number, string>;
   iommu: boolean;
+  /** Host-critical marks the log holds from sysfs: "device role" → detail. */
+  critical: Map<string, string>;
 }
 
 export interface Resume {
@@ -72,7 +75,7 @@ export interface Resume {
   readonly cursors: Map<string, FollowMark>;
 }
 
-const emptySnapshot = (): Snapshot => ({ devices: new Map(), groupTypes: new Map(), iommu: false });
+const emptySnapshot = (): Snapshot => ({ devices: new Map(), groupTypes: new Map(), iommu: false, critical: new Map() });
 
 const keyOf = (m: FollowMark): string => (m.source === 'kernel-log' && m.path !== undefined ? `kernel-log:${m.path}` : m.source);
 
@@ -102,7 +105,16 @@ export const foldResume = (r: Resume, e: LogEntry): void => {
       if (dev !== null) snapshot.devices.set(dev, { parent: typeof d.parent === 'string' ? d.parent : null, driver: null, group: typeof d.reportedGroup === 'number' ? d.reportedGroup : null });
       break;
     case 'DeviceRemoved':
-      if (dev !== null) snapshot.devices.delete(dev);
+      if (dev !== null) {
+        snapshot.devices.delete(dev);
+        for (const k of [...snapshot.critical.keys()]) if (k.startsWith(`${dev} `)) snapshot.critical.delete(k);
+      }
+      break;
+    case 'CriticalMarked':
+      if (dev !== null) snapshot.critical.set(`${dev} ${String(d.role)}`, typeof d.detail === 'string' ? d.detail : '');
+      break;
+    case 'CriticalCleared':
+      if (dev !== null) snapshot.critical.delete(`${dev} ${String(d.role)}`);
       break;
     case 'DriverBound':
       if (cur) snapshot.devices.set(dev!, { ...cur, driver: typeof d.driver === 'string' ? d.driver : null });
@@ -189,6 +201,8 @@ export interface FollowOptions {
   /** Seconds since boot now (default: /proc/uptime when following /sys). */
   readonly uptime?: () => number | null;
   readonly warn?: (message: string) => void;
+  /** The mount table to find the root storage with (default: <sysfs>/../proc/self/mounts). */
+  readonly mounts?: string | null;
 }
 
 export interface FollowStats {
@@ -426,7 +440,7 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
 
   const sysfsDiff = (fns: readonly PciFunctionInfo[], types: Map<number, string>, initial: boolean): FollowEvent[] => {
     const prev = snapshot;
-    const next: Snapshot = { devices: new Map(), groupTypes: types, iommu: prev.iommu };
+    const next: Snapshot = { devices: new Map(), groupTypes: types, iommu: prev.iommu, critical: prev.critical };
     for (const f of fns) next.devices.set(f.id, { parent: f.parent, driver: f.driver, group: f.group });
     const out: { type: string; data: Record<string, unknown> }[] = [];
     const added = fns.filter((f) => !prev.devices.has(f.id));
@@ -511,6 +525,41 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
       return [];
     }
     return sysfsDiff(fns, readGroupTypes(sysfs), initial);
+  };
+
+  /**
+   * Host-critical devices (the boot GPU, the root storage) as sysfs and the mount table show them
+   * now, against what the log holds from sysfs: a new or changed mark → CriticalMarked, a mark no
+   * longer true → CriticalCleared. Read at the start (the root and the boot GPU do not move while
+   * the host runs); what cannot be resolved is said once.
+   */
+  const criticalRound = (): FollowEvent[] => {
+    if (sysfs === null) return [];
+    let scan: CriticalScan;
+    try {
+      scan = scanCritical(sysfs, mountsFor(sysfs, options.mounts), sysfs === '/sys');
+    } catch (err) {
+      warn(`host-critical devices not read: ${(err as Error).message}`);
+      return [];
+    }
+    for (const u of scan.unresolved) warn(`host-critical: ${u}`);
+    const out: { type: string; data: Record<string, unknown> }[] = [];
+    const now = new Map<string, string>();
+    for (const f of scan.facts) if (snapshot.devices.has(f.device)) now.set(`${f.device} ${f.role}`, f.detail);
+    for (const [k, detail] of now) {
+      if (snapshot.critical.get(k) === detail) continue;
+      const [device, role] = k.split(' ');
+      out.push({ type: 'CriticalMarked', data: { device, role, detail } });
+    }
+    for (const k of snapshot.critical.keys()) {
+      if (now.has(k)) continue;
+      const [device, role] = k.split(' ');
+      out.push({ type: 'CriticalCleared', data: { device, role } });
+    }
+    snapshot.critical = now;
+    if (out.length === 0) return [];
+    const m = meta('sysfs', { digest: snapshotDigest(snapshot) });
+    return out.map((e) => ({ type: e.type, data: e.data, meta: m }));
   };
 
   // ---- kernel log ---------------------------------------------------------------------------
@@ -649,7 +698,7 @@ export const createFollower = (options: FollowOptions, resume: Resume = newResum
 
   return {
     stats,
-    start: () => counted([...pollSysfs(true), ...pollInputs()]),
+    start: () => counted([...pollSysfs(true), ...criticalRound(), ...pollInputs()]),
     poll: () => {
       stats.polls++;
       return counted([...pollSysfs(false), ...pollInputs()]);

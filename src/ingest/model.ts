@@ -14,6 +14,7 @@ import type { RegionJson } from '../../domain/events.js';
 import { isManagedDriver } from '../../domain/commands.js';
 import type { Acs, PciKind } from '../../domain/state.js';
 import type { ResetFacts } from './reset-facts.js';
+import type { CriticalScan } from './critical.js';
 import { acsEntryForIds } from '../../domain/rules/quirks.js';
 
 /** An observed event as an ingester emits it: the envelope without `pos` and `id` (the store assigns them). */
@@ -36,6 +37,8 @@ export interface IngestResult {
   readonly cmdline: string | null;
   /** The kernel release when the input carried one (dmesg's "Linux version" line, sysfs's osrelease). */
   readonly kernel?: string | null;
+  /** sysfs: the host-critical devices found (boot GPU, root storage) and what could not be resolved. */
+  readonly critical?: CriticalScan;
 }
 
 /** What the log holds when a boot is about to be ingested. */
@@ -93,6 +96,8 @@ export interface IngestOptions {
   readonly isolation?: Isolation;
   /** A `pcie_acs_override=` value given by flag; wins over one found in the input. */
   readonly acsOverride?: string;
+  /** sysfs: the mount table file to find the root storage with (default: <root>/../proc/self/mounts). */
+  readonly mounts?: string | null;
 }
 
 export const DEFAULT_IOMMU = 'ingested-iommu';

@@ -18,6 +18,7 @@ import { parseResource, withMmio } from './mmio.js';
 import { IngestError, buildEvents, newFunction, type IngestOptions, type IngestResult, type PciFunctionInfo } from './model.js';
 import { readConfigBusMaster, resetFactEvents } from './reset-facts.js';
 import { acsRegisters } from './acs-registers.js';
+import { criticalEvents, mountsFor, scanCritical } from './critical.js';
 
 /** PCIe capabilities register bits 7:4 (PCI_EXP_FLAGS_TYPE). */
 const PORT_TYPES: Readonly<Record<number, PciKind>> = {
@@ -221,7 +222,16 @@ export const ingestSysfs = (root = '/sys', options: IngestOptions = {}): IngestR
   const cmdline = readTrim(join(root, '..', 'proc', 'cmdline'));
   const events = withMmio(buildEvents(functions, 'sysfs', options, root === '/sys' ? cmdline : null, warnings), functions);
   events.push(...resetFactEvents(functions, events));
+  // Host-critical devices: the boot GPU, and the storage holding the mounted root.
+  let mounts: string | null;
+  try {
+    mounts = mountsFor(root, options.mounts);
+  } catch (err) {
+    throw new IngestError(null, `--mounts ${options.mounts}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+  }
+  const critical = scanCritical(root, mounts, root === '/sys');
+  events.push(...criticalEvents(critical.facts, events));
   // The running kernel's release (uname -r), for the live tree only, like the command line.
   const kernel = root === '/sys' ? readTrim(join(root, '..', 'proc', 'sys', 'kernel', 'osrelease')) : null;
-  return { events, warnings, cmdline: root === '/sys' ? cmdline : null, kernel };
+  return { events, warnings, cmdline: root === '/sys' ? cmdline : null, kernel, critical };
 };

@@ -63,6 +63,8 @@ const deviceOwnJson = (d: Device): Record<string, unknown> => {
     groupless: d.group === null && kind !== 'host-bridge',
     // A kernel driver that uses the DMA API: it keeps its group from being given to a user.
     kernelDma: d.driver !== null && !d.managedDma,
+    // Host-critical (the boot GPU, the root storage): only when marked, so other devices stay as they were.
+    ...(d.critical && d.critical.length > 0 ? { critical: d.critical.map((m) => ({ role: m.role, detail: m.detail })) } : {}),
   };
 };
 

@@ -7,7 +7,7 @@
  * awaiting every step, and the engine is pure in memory. A store is optional and only written by
  * `persist()`, which appends what the engine logged since the last persist (see docs/testkit.md).
  */
-import { canDmaAt, hex, parseBarRef, resetScope, type Alert, type DmaVerdict, type ResetRequest, type ResetScope, type State } from '../../domain/index.js';
+import { canDmaAt, hex, parseBarRef, resetScope, type Alert, type CriticalRole, type DmaVerdict, type ResetRequest, type ResetScope, type State } from '../../domain/index.js';
 import {
   arrayLog,
   explain,
@@ -154,6 +154,8 @@ export interface HostCommands extends IommufdCommands {
   vmReset(ctx: string, options?: { readonly resetDevices?: boolean } & ActorOptions): HostResult;
   /** device.mmio: the device's memory BARs, bridge windows and ATS (replacing what was described). */
   mmio(device: string, facts: MmioInput, options?: ActorOptions): HostResult;
+  /** device.critical: the host needs the device (the boot GPU, the root storage…); `clear` takes the role back. */
+  critical(device: string, role: CriticalRole, options?: { readonly detail?: string; readonly clear?: boolean } & ActorOptions): HostResult;
 }
 
 /** The fields of device.reset-caps. */
@@ -358,6 +360,7 @@ const buildHost = (options: HostOptions, preload: readonly RecordedEvent[]): Hos
       reset: (device, o = {}) => cmd('device.reset', { device, method: o.method, hold: o.hold }, o),
       resetDone: (device, o = {}) => cmd('device.reset-done', { device, failed: o.failed, error: o.error }, o),
       vmReset: (ctx, o = {}) => cmd('vm.reset', { ctx, resetDevices: o.resetDevices }, o),
+      critical: (device, role, o = {}) => cmd('device.critical', { device, role, detail: o.detail, clear: o.clear }, o),
       mmio: (device, f, o) => {
         const range = (x: { start: Address; size?: Address; last?: Address }): Record<string, unknown> => ({
           start: addr(x.start),

@@ -7,7 +7,7 @@
  * Builder calls are set-up, so a refused command throws (with the engine's message) instead of
  * returning a result: a test should not start from a half-built machine.
  */
-import type { RegionKind } from '../../domain/index.js';
+import type { CriticalRole, RegionKind } from '../../domain/index.js';
 import type { Address, DeviceSubject, Host, HostResult } from './host.js';
 import { addr } from './host.js';
 
@@ -77,6 +77,8 @@ export interface EndpointOptions extends Omit<DeviceOptions, 'name'> {
   readonly multifunction?: boolean;
   /** Override the PCI kind (default: endpoint; rc-endpoint on a root bus; pci-device behind a PCI bridge). */
   readonly kind?: string;
+  /** Marks function 0 host-critical (device.critical) after its driver binds: `'boot-vga'`, or a role with its detail. */
+  readonly critical?: CriticalRole | { readonly role: CriticalRole; readonly detail?: string };
 }
 
 export interface PlatformOptions extends DeviceOptions {
@@ -268,6 +270,10 @@ export const createTopology = (core: TopologyCore): Topology => {
     }
     for (let f = 0; f < n; f++) bindDriver(functions[f]!, pick(o.driver, f) ?? null);
     const pf = functions[0]!;
+    if (o.critical !== undefined) {
+      const c = typeof o.critical === 'string' ? { role: o.critical } : o.critical;
+      must({ type: 'device.critical', device: pf, role: c.role, ...(c.detail !== undefined ? { detail: c.detail } : {}) });
+    }
     const pfSlot = parseInt(slot.slice(-2), 16);
     let vfCount = 0;
     return {

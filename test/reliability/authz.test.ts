@@ -95,6 +95,8 @@ const PRIVILEGED_COMMANDS: readonly Cmd[] = [
   { type: 'device.mmio', device: '0000:01:00.0', bars: [{ bar: 0, start: '0xe0000000', size: '0x1000000' }] },
   { type: 'device.iopf', device: '0000:01:00.0', capable: true },
   { type: 'device.vf', device: '0000:02:00.0', pf: '0000:01:00.0' },
+  // Host-critical marks (issue 15): what the host needs is the host's to say.
+  { type: 'device.critical', device: '0000:01:00.0', role: 'boot-vga' },
 ];
 
 describe('privileged commands need uid 0 (EACCES)', () => {
@@ -102,6 +104,7 @@ describe('privileged commands need uid 0 (EACCES)', () => {
     expect([...PRIVILEGED].sort()).toEqual([
       'device.acs',
       'device.add',
+      'device.critical',
       'device.grant',
       'device.iopf',
       'device.mmio',

@@ -191,4 +191,26 @@ suite('dashboard in chromium', () => {
     await posShown(39);
     expect(b.errors).toEqual([]);
   });
+
+  test('a host-critical device is marked in the tree, and the what-if panel names the devices that would newly share its group', async () => {
+    // The onboard NIC carries the host's own network: marked host-critical through the API.
+    const r = await fetch(new URL('/api/commands', srv.url), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ type: 'device.critical', device: '0000:04:00.0', role: 'host-nic', detail: 'the default route' }),
+    });
+    expect(r.status).toBe(200);
+    await posShown(40);
+    expect(await soon(treeRow('0000:04:00.0').locator('[data-testid="critical-flag"]'), matches(/host-nic/))).toBe('host-nic');
+    expect(await treeRow('0000:00:01.0').locator('[data-testid="critical-flag"]').count()).toBe(0);
+    // Its group's member table says so too.
+    await treeRow('0000:04:00.0').click();
+    expect(await soon(b.page.locator('table.members .flag.critical'), matches(/host-nic/))).toBe('host-nic');
+    await b.page.locator('[data-testid="what-if-rules"]').selectOption('linux-acs-rework-v2');
+    await b.page.locator('[data-testid="what-if-kernel"]').fill('');
+    await b.page.locator('[data-testid="what-if"] button[type="submit"]').click();
+    const critical = b.page.locator('[data-testid="what-if-critical"]');
+    expect(await soon(critical, matches(/network interface/))).toMatch(/the host's network interface 0000:04:00\.0 would newly share group \d+ with 0000:03:04\.0, 0000:05:00\.0, 0000:06:00\.0, usb-hub0/);
+    expect(b.errors).toEqual([]);
+  });
 });

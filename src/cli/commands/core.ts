@@ -2,7 +2,7 @@
 import { rm } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { FieldError, unreadable, validateEvent, type State } from '../../../domain/index.js';
-import { fleetWhatIf, fleetWhatIfLines, groupsJson, groupsView, ownershipIndex, regroup, sentence, whatIf, whatIfLines, type GroupsView } from '../../../projections/index.js';
+import { criticalTag, fleetWhatIf, fleetWhatIfLines, groupsJson, groupsView, ownershipIndex, regroup, sentence, whatIf, whatIfLines, type GroupsView } from '../../../projections/index.js';
 import { createManager } from '../../manager.js';
 import { hostOfStream } from '../../store/types.js';
 import { GROUPING_RULES_NAMES, isGroupingRulesName, type GroupingRulesName } from '../../../domain/index.js';
@@ -41,7 +41,7 @@ export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
     out.push(
       g.members.length === 0
         ? p.dim('    (no devices left: its group node keeps it until group.release or ctx.close)')
-        : table(g.members.map((m) => ['  ', m.device, m.driver ?? '-', m.name ?? '', p.dim(m.why)])).trimEnd(),
+        : table(g.members.map((m) => ['  ', m.device, m.driver ?? '-', criticalTag(m) ? `${m.name ?? ''} ${p.yellow(criticalTag(m))}`.trim() : (m.name ?? ''), p.dim(m.why)])).trimEnd(),
     );
   }
   if (v.groupless.length > 0) out.push(`${p.bold('no group')} (DMA not translated: never assignable)  ${v.groupless.join(', ')}`);

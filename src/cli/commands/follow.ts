@@ -19,6 +19,7 @@ interface FollowFlags {
   readonly polls?: string;
   readonly duration?: string;
   readonly iommu?: string;
+  readonly mounts?: string;
 }
 
 const KMSG = '/dev/kmsg';
@@ -89,6 +90,7 @@ export const runFollow = async (ctx: CliContext, o: FollowFlags, signal?: AbortS
           traceMaps: o.traceMaps ?? false,
           host: ctx.host,
           ...(o.iommu ? { iommu: o.iommu } : {}),
+          ...(o.mounts ? { mounts: o.mounts } : {}),
           warn: (w) => ctx.err(`isogroup: warning: ${w}\n`),
         },
         resume,
@@ -184,6 +186,7 @@ export const registerFollow = (program: Command, app: App): void => {
     .option('--trace-pipe <path>', `iommu tracepoint lines (default ${TRACE_PIPE} when readable; none: no tracepoints)`)
     .option('--trace-maps', 'also write map/unmap tracepoints as notes (they name no domain; default: counted only)')
     .option('--iommu <name>', 'name of the IOMMU instance the grouped devices sit behind', 'ingested-iommu')
+    .option('--mounts <file>', 'the mount table to find the root storage with (default: SYSFS/../proc/self/mounts, i.e. /proc/self/mounts for /sys)')
     .option('--polls <n>', 'stop after N polls (scripts and tests)')
     .option('--duration <seconds>', 'stop after this long')
     .action(app.action((ctx, o: FollowFlags) => runFollow(ctx, o)));

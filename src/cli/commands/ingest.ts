@@ -6,6 +6,7 @@ import {
   assumptionsFromLog,
   formatIsolation,
   formatIsolationSources,
+  formatCritical,
   formatVerify,
   ingestDmesg,
   ingestLspci,
@@ -37,6 +38,7 @@ interface IngestFlags {
   readonly acsOverride?: string;
   readonly iommu?: string;
   readonly dryRun?: boolean;
+  readonly mounts?: string;
 }
 
 const isolationOption = (): Option =>
@@ -52,6 +54,7 @@ const runIngest = async (ctx: CliContext, kind: Kind, source: string | undefined
     isolation: o.isolation ?? 'as-configured',
     ...(o.acsOverride ? { acsOverride: o.acsOverride } : {}),
     ...(o.iommu ? { iommu: o.iommu } : {}),
+    ...(o.mounts ? { mounts: o.mounts } : {}),
   };
   const from = source ?? (kind === 'sysfs' ? '/sys' : '-');
   if (kind === 'sysfs' && from === '-') throw new CliError('ingest sysfs reads a directory (default /sys), not stdin');
@@ -95,6 +98,7 @@ const runIngest = async (ctx: CliContext, kind: Kind, source: string | undefined
     faults: count(r, 'FaultRecorded'),
     notes: count(r, 'KernelMessage'),
     warnings: r.warnings.length,
+    ...(r.critical ? { critical: { devices: r.critical.facts, unresolved: r.critical.unresolved } } : {}),
   };
   if (ctx.json) ctx.emit(summary);
   else {
@@ -104,6 +108,7 @@ const runIngest = async (ctx: CliContext, kind: Kind, source: string | undefined
         : `${devices} device(s), ${groups} kernel group(s), ${summary.driverBinds} driver bind(s)`;
     ctx.out(`ingested ${kind}: ${parts} as ${pos.length} event(s)${pos.length ? ` #${pos[0]}–#${pos[pos.length - 1]}` : ''} into host ${ctx.host}` +
       `${r.warnings.length ? `; ${r.warnings.length} warning(s) above` : ''}\n`);
+    if (r.critical) ctx.out(`${formatCritical(r.critical)}\n`);
   }
   return 0;
 };
@@ -212,6 +217,7 @@ not established applies to every kernel; without a recorded boot the table as re
     .option('--iommu <name>', 'name of the IOMMU instance the grouped devices sit behind', 'ingested-iommu')
     .option('--dry-run', 'print the observed events (JSON Lines) instead of appending them')
     .option('--kernel <release>', 'the kernel release the input was taken under (uname -r): a boot epoch, placed before the topology')
+    .option('--mounts <file>', 'sysfs: the mount table to find the root storage with (default: ROOT/../proc/self/mounts, i.e. /proc/self/mounts for /sys)')
     .option('--boot', 'record the kernel release as a new boot even over a topology imported without one (ends its driver bindings)')
     .description("turn a real host's output into observed events (all or nothing): lspci -v/-vv/-vvv dumps, a sysfs tree, a kernel log")
     .action(

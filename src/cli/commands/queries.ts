@@ -274,6 +274,7 @@ export const registerQueries = (program: Command, app: App): void => {
         list('mappings added', d.mappings.added);
         list('mappings removed', d.mappings.removed);
         list('new alerts', d.alerts);
+        list('host-critical marks', (d.critical ?? []).map((x) => `${x.device} ${x.role}: ${x.from === null ? 'marked' : x.to === null ? 'cleared' : 'changed'}${x.to ? ` (${x.to})` : ''}`));
         if (lines.length === 1) lines.push('  nothing changed');
         ctx.out(`${lines.join('\n')}\n`);
       }),

@@ -152,6 +152,7 @@ const Flags = ({ d, g }) => html`<span class="flags">
   ${g && g.size === 1 ? html`<span class="flag isolated" title="alone in its group">isolated</span>` : null}
   ${g && g.size > 1 ? html`<span class="flag shared" title="shares its group: no isolation between the members">shared ×${g.size}</span>` : null}
   ${g?.owner ? html`<span class="flag owned" title="the group's DMA belongs to a user context">${g.owner}${g.vm ? ` → VM ${g.vm}` : ''}</span>` : null}
+  ${d.critical ? html`<span class="flag critical" data-testid="critical-flag" title=${`the host needs it: ${d.critical.map((m) => `${m.role}${m.detail ? ` (${m.detail})` : ''}`).join(', ')}`}>${d.critical.map((m) => m.role).join(' ')}</span>` : null}
 </span>`;
 
 const TreeRow = ({ row, selected, onSelect, onToggle, groupsById }) => {
@@ -266,7 +267,7 @@ const GroupPanel = ({ host, pos, groups, selectedGroup, selectedDevice, onSelect
             <thead><tr><th>member</th><th>driver</th><th>why it is in this group</th></tr></thead>
             <tbody>
               ${g.members.map((m) => html`<tr key=${m.device} class=${m.device === selectedDevice ? 'sel' : ''}>
-                <td><button class="link mono" onClick=${() => onSelectDevice(m.device)}>${m.device}</button></td>
+                <td><button class="link mono" onClick=${() => onSelectDevice(m.device)}>${m.device}</button>${m.critical ? html` <span class="flag critical" title=${m.critical.map((c) => `${c.role}${c.detail ? ` (${c.detail})` : ''}`).join(', ')}>${m.critical.map((c) => c.role).join(' ')}</span>` : null}</td>
                 <td>${m.driver ?? html`<span class="muted">none</span>`}</td>
                 <td class="why">${m.why}</td>
               </tr>`)}

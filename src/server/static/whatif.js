@@ -28,6 +28,33 @@ const changeLine = (c) =>
     ? `group ${c.from.join(', ')} splits into groups ${c.to.join(', ')} (${c.devices.join(', ')})`
     : `${c.from.map((g) => (g === null ? 'groupless' : `group ${g}`)).join(' + ')} merge into group ${c.to.join(', ')} (${c.devices.join(', ')})`;
 
+/** How a host-critical role reads ("the boot GPU"). */
+const ROLE_NOUNS = /** @type {Record<string, string>} */ ({ 'boot-vga': 'the boot GPU', 'root-storage': 'the root storage', 'host-nic': "the host's network interface", console: "the host's console" });
+
+/** @param {{ device: string, marks: { role: string, detail: string|null }[] }} c */
+const criticalNoun = (c) => `${c.marks.map((m) => ROLE_NOUNS[m.role] ?? m.role).join(' and ')} ${c.device}`;
+
+/** @param {{ ctx: string, vm: string|null }} a */
+const who = (a) => `ctx ${a.ctx}${a.vm ? ` (VM ${a.vm})` : ''}`;
+
+/** Devices that would newly share a group with a host-critical device, and the assignments that would take it or be blocked by it. */
+const CriticalList = ({ list }) =>
+  list.length === 0
+    ? null
+    : html`<ul class="critical" data-testid="what-if-critical">
+        ${list.map(
+          (c) => html`<li class="warn-text" data-device=${c.device}>
+            ${criticalNoun(c)} would newly share group ${c.newGroup} with ${c.newlyShared.join(', ')}
+            ${c.assignments.length
+              ? html`<ul>${c.assignments.map((a) =>
+                  html`<li>${a.effect === 'takes'
+                    ? `assigning ${a.devices.join(', ')} to ${who(a)} would take ${criticalNoun(c)} with it`
+                    : `${a.devices.join(', ')} could not be assigned to ${who(a)} without ${criticalNoun(c)} (kernel driver ${a.driver})`}</li>`)}</ul>`
+              : null}
+          </li>`,
+        )}
+      </ul>`;
+
 /** @param {{ host: string, pos: number }} props */
 export const WhatIfPanel = ({ host, pos }) => {
   const [rules, setRules] = useState(RULE_SETS[0]);
@@ -69,6 +96,7 @@ export const WhatIfPanel = ({ host, pos }) => {
                 ${a.impossible.map((x) => html`<li class="warn-text">${x.device} could no longer be assigned to ctx ${x.ctx}: ${x.why}</li>`)}
                 ${a.lostViability.map((x) => html`<li>group ${x.group} would land in group ${x.newGroup}, not viable: ${x.blockers.map((b) => `${b.device} (${b.driver})`).join(', ')}</li>`)}
               </ul>`}
+          <${CriticalList} list=${a.critical ?? []} />
         </div>`
       : null}
   </section>`;
