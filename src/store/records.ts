@@ -13,6 +13,7 @@ import { deepFreeze } from './internal.js';
 import { checkpointAt } from './checkpoint.js';
 import { copyWithText, freezeCanonical, rememberTexts, type RecordText } from './json-text.js';
 import { currentRecord } from './upcast.js';
+import { activeUpcasting } from '../../domain/schema/upcast.js';
 
 export interface RecordsPlace {
   readonly stream: string;
@@ -43,19 +44,25 @@ export const buildRecords = (place: RecordsPlace, events: readonly NewEvent[]): 
     const pos = version + i + 1;
     const checkpoint = checkpointAt(base + i + 1);
     const { id, type } = event;
-    const draft = { pos, id, type, data: data.value, meta: meta.value, stream, checkpoint };
-    // Every store's writer writes the current version of an event (chain.ts, chainRecords).
-    const current = currentRecord(draft);
+    // Every store's writer writes the current version of an event (chain.ts, chainRecords); the
+    // common case (every type at version 1, no version recorded) is the event as it is.
+    let current: RecordedEvent | undefined;
+    if (meta.value.v !== undefined || !activeUpcasting().allAtOne) {
+      const draft = { pos, id, type, data: data.value, meta: meta.value, stream, checkpoint };
+      const c = currentRecord(draft);
+      if (c !== draft) current = c;
+    }
     let record: RecordedEvent;
-    if (current === draft && typeof id === 'string' && typeof type === 'string') {
+    if (current === undefined && typeof id === 'string' && typeof type === 'string') {
       metaCanonical ??= freezeCanonical(meta.value, meta.text);
       const hash = entryHashOfTexts(freezeCanonical(data.value, data.text), id, metaCanonical, prev, type);
       record = Object.freeze({ pos, id, type, data: data.value, meta: meta.value, stream, checkpoint, prev, hash });
       texts.push({ record, data: data.text, meta: meta.text });
     } else {
       // Made current on the way (a version stamped, an older shape upcast): hashed and encoded from the record.
-      const hash = entryHash({ ...current, prev });
-      record = deepFreeze<RecordedEvent>({ ...current, prev, hash });
+      const r = current ?? { pos, id, type, data: data.value, meta: meta.value, stream, checkpoint };
+      const hash = entryHash({ ...r, prev });
+      record = deepFreeze<RecordedEvent>({ ...r, prev, hash });
       texts.push(undefined);
     }
     records.push(record);

@@ -126,7 +126,9 @@ const compare = (place: RecordsPlace, batch: readonly NewEvent[]): RecordedEvent
 };
 
 describe('the append path writes what the straightforward code wrote', () => {
-  afterEach(() => useUpcasting(CURRENT_UPCASTING));
+  afterEach(() => {
+    useUpcasting(CURRENT_UPCASTING);
+  });
 
   test('canonical JSON and entry hashes of awkward values are unchanged', () => {
     for (const data of [...awkwardData, metaA, metaB, metaOdd, [3, { b: 1, a: [{ d: 1, c: 2 }] }], 'bare', 1e21, null]) {
