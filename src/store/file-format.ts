@@ -18,7 +18,7 @@ import type { EventMeta, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import { checkpointAt } from './checkpoint.js';
 import { upcastRecord } from './upcast.js';
-import { textsOf, type RecordText } from './json-text.js';
+import { takeTexts, type RecordText } from './json-text.js';
 
 const CRC_SUFFIX_BYTES = ',"crc":"00000000"}'.length;
 const CLOSE_BRACE = Buffer.from('}');
@@ -53,7 +53,7 @@ const plain = (r: RecordedEvent): boolean =>
 
 /** Lines of one append, as one buffer so that it goes to disk in one write call. */
 export const encodeAppend = (records: readonly RecordedEvent[]): Buffer => {
-  const texts = textsOf(records);
+  const texts = takeTexts(records);
   let out = '';
   for (let i = 0; i < records.length; i++) {
     const r = records[i]!;

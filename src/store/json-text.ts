@@ -8,8 +8,8 @@
  * hashes are exactly those of separate stringify / canonical / stringify calls.
  *
  * The texts of an append are remembered against the array of records `buildRecords` returns, so the
- * encoder of that array (the file store's `encodeAppend`) finds them; any other array is encoded
- * from the records. Nothing is kept past the array: a store's index keeps the records, not the texts.
+ * encoder of that array (the file store's `encodeAppend`) finds them (once); any other array is
+ * encoded from the records. A store's index keeps the records, never the texts.
  */
 import type { RecordedEvent } from './types.js';
 import { jsonText } from './internal.js';
@@ -69,5 +69,12 @@ export const rememberTexts = (records: readonly RecordedEvent[], of: readonly (R
   texts.set(records, of);
 };
 
-/** The text of `records[i]`, if it was remembered for that very record. */
-export const textsOf = (records: readonly RecordedEvent[]): readonly (RecordText | undefined)[] | undefined => texts.get(records);
+/**
+ * The texts remembered for an array of records, handed over once: the entry is dropped, so an
+ * encoded append does not keep its texts alive for as long as someone holds its result.
+ */
+export const takeTexts = (records: readonly RecordedEvent[]): readonly (RecordText | undefined)[] | undefined => {
+  const t = texts.get(records);
+  if (t !== undefined) texts.delete(records);
+  return t;
+};

@@ -119,8 +119,10 @@ const compare = (place: RecordsPlace, batch: readonly NewEvent[]): RecordedEvent
   const bytes = encodeAppend(got);
   expect(bytes.toString('utf8')).toBe(refEncodeAppend(ref).toString('utf8'));
   expect(bytes.equals(refEncodeAppend(ref))).toBe(true);
-  // Records not built here (another array, a single line) are encoded from the records: the same bytes.
+  // Records not built here (another array, a single line) are encoded from the records, and so is
+  // the same array a second time (its texts were handed over once): the same bytes.
   expect(encodeAppend([...got]).equals(bytes)).toBe(true);
+  expect(encodeAppend(got).equals(bytes)).toBe(true);
   expect(got.map((r, i) => encodeLine(r, i === 0 ? got.length : undefined)).join('')).toBe(bytes.toString('utf8'));
   return got;
 };
