@@ -52,8 +52,9 @@ const actorOf = (raw: unknown): Actor => {
 
 /** Decides one command against `state` and builds the envelopes to append. */
 /** `options.session`: decide inside a session (see openSession); the caller publishes its last state. */
-export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; newId: () => string; session?: Session }): Decided => {
-  const at = options.now.toISOString();
+/** `options.at`: `now` as an ISO string, when the caller already has it (a group commit decides a batch at one time). */
+export const decideEnvelopes = (state: State, raw: unknown, options: { host: string; now: Date; at?: string; newId: () => string; session?: Session }): Decided => {
+  const at = options.at ?? options.now.toISOString();
   const d = decideInput(raw, state, { at }, options.session);
   const actor = d.command?.actor ?? actorOf(raw);
   const commandId = d.command?.id ?? options.newId();

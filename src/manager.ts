@@ -369,8 +369,9 @@ const decideAll = (ctx: ManagerContext, cmds: readonly unknown[], now: Date, ses
   let s = ctx.state;
   const envelopes: NewEvent[] = [];
   const partial: { result: Omit<ExecResult, 'pos'>; count: number }[] = [];
+  const options = { host: ctx.host, now, at: now.toISOString(), newId, session };
   for (const c of cmds) {
-    const d = decideEnvelopes(s, c, { host: ctx.host, now, newId, session });
+    const d = decideEnvelopes(s, c, options);
     for (const e of d.envelopes) envelopes.push(e);
     partial.push({ result: d.result, count: d.envelopes.length });
     s = d.next;

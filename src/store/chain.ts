@@ -22,7 +22,7 @@
  *
  * Hashing is only done when appending and when checking: plain replay never hashes.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import type { RecordedEvent } from './types.js';
 import { currentRecord, storedForm } from './upcast.js';
 
@@ -43,6 +43,17 @@ export interface Hashable extends Chained {
   readonly meta: unknown;
 }
 
+/** Keys as JSON strings: the same few keys come back on every entry (bounded, so odd data cannot grow it). */
+const quotedKeys = new Map<string, string>();
+const quoted = (k: string): string => {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size < 4096) quotedKeys.set(k, q);
+  }
+  return q;
+};
+
 /** Canonical JSON of one value, as one string (string concatenation: no list of pieces to join). */
 const canonical = (value: unknown): string => {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
@@ -57,22 +68,27 @@ const canonical = (value: unknown): string => {
   }
   const obj = value as Record<string, unknown>;
   const keys = Object.keys(obj);
-  let sorted = true;
+  // Insertion sort in place (UTF-16 code units, as Array#sort compares strings): objects are small
+  // and mostly in order already, and this allocates nothing.
   for (let i = 1; i < keys.length; i++) {
-    if (keys[i - 1]! > keys[i]!) {
-      sorted = false;
-      break;
+    const k = keys[i]!;
+    let j = i - 1;
+    if (keys[j]! <= k) continue;
+    while (j >= 0 && keys[j]! > k) {
+      keys[j + 1] = keys[j]!;
+      j--;
     }
+    keys[j + 1] = k;
   }
-  if (!sorted) keys.sort();
   let out = '{';
   let first = true;
-  for (const k of keys) {
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
     const v = obj[k];
     if (v === undefined || typeof v === 'function') continue;
     if (!first) out += ',';
     first = false;
-    out += `${JSON.stringify(k)}:${canonical(v)}`;
+    out += `${quoted(k)}:${typeof v === 'string' ? JSON.stringify(v) : canonical(v)}`;
   }
   return `${out}}`;
 };
@@ -86,10 +102,19 @@ export const canonicalJson = (value: unknown): string => canonical(value);
  */
 export const entryHash = (entry: Hashable): string => {
   const e = storedForm(entry);
-  return createHash('sha256')
-    .update(canonicalJson({ data: e.data, id: e.id, meta: e.meta, prev: e.prev, type: e.type }), 'utf8')
-    .digest('hex');
+  return sha256Hex(canonicalJson({ data: e.data, id: e.id, meta: e.meta, prev: e.prev, type: e.type }));
 };
+
+/** SHA-256 (lowercase hex) of the UTF-8 bytes of a text: one call, no hash object. */
+const sha256Hex = (text: string): string => oneShotHash('sha256', text, 'hex');
+
+/**
+ * The hash of an entry from the canonical JSON of its data and meta (already at hand when an
+ * append builds its records): the same bytes `entryHash` hashes, assembled around those texts.
+ * `id`, `prev` and `type` are strings (what `entryHash` would write as JSON strings).
+ */
+export const entryHashOfTexts = (data: string, id: string, meta: string, prev: string, type: string): string =>
+  sha256Hex(`{"data":${data},"id":${JSON.stringify(id)},"meta":${meta},"prev":${JSON.stringify(prev)},"type":${JSON.stringify(type)}}`);
 
 /** The hash an entry's successor links to: the stored one, or computed for an unchained entry. */
 export const headOf = (e: Hashable | undefined): string => (e === undefined ? GENESIS : (e.hash ?? entryHash(e)));

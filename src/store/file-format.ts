@@ -18,6 +18,7 @@ import type { EventMeta, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import { checkpointAt } from './checkpoint.js';
 import { upcastRecord } from './upcast.js';
+import { takeTexts, type RecordText } from './json-text.js';
 
 const CRC_SUFFIX_BYTES = ',"crc":"00000000"}'.length;
 const CLOSE_BRACE = Buffer.from('}');
@@ -35,9 +36,33 @@ export const encodeLine = (record: RecordedEvent, batch?: number): string => {
   return `${body.slice(0, -1)},"crc":"${hex(crc32(body))}"}\n`;
 };
 
+/**
+ * The line of a record whose data and meta texts are at hand (json-text.ts): the same bytes as
+ * `encodeLine`, assembled around those texts instead of serialising the record again.
+ */
+const encodeLineOfTexts = (record: RecordedEvent, t: RecordText, batch: number): string => {
+  const body =
+    `{"pos":${record.pos},"id":${JSON.stringify(record.id)},"type":${JSON.stringify(record.type)},"data":${t.data},"meta":${t.meta},` +
+    `"stream":${JSON.stringify(record.stream)},"prev":${JSON.stringify(record.prev)},"hash":${JSON.stringify(record.hash)}${batch > 1 ? `,"batch":${batch}` : ''}`;
+  return `${body},"crc":"${hex(crc32(CLOSE_BRACE, crc32(body)))}"}\n`;
+};
+
+/** Whether a record has every member `encodeLineOfTexts` writes, each of the type it writes. */
+const plain = (r: RecordedEvent): boolean =>
+  Number.isSafeInteger(r.pos) && typeof r.id === 'string' && typeof r.type === 'string' && typeof r.stream === 'string' && typeof r.prev === 'string' && typeof r.hash === 'string';
+
 /** Lines of one append, as one buffer so that it goes to disk in one write call. */
-export const encodeAppend = (records: readonly RecordedEvent[]): Buffer =>
-  Buffer.from(records.map((r, i) => encodeLine(r, i === 0 ? records.length : undefined)).join(''), 'utf8');
+export const encodeAppend = (records: readonly RecordedEvent[]): Buffer => {
+  const texts = takeTexts(records);
+  let out = '';
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    const batch = i === 0 ? records.length : 0;
+    const t = texts?.[i];
+    out += t !== undefined && t.record === r && plain(r) ? encodeLineOfTexts(r, t, batch) : encodeLine(r, batch);
+  }
+  return Buffer.from(out, 'utf8');
+};
 
 interface Decoded {
   readonly record: RecordedEvent;

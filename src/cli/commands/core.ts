@@ -52,9 +52,8 @@ export const renderGroups = (ctx: CliContext, v: GroupsView): string => {
 /** How a line that does not parse is refused: the parser's own reason, nothing else. */
 const notJson = (err: unknown): string => `not JSON: ${(err as Error).message}`;
 
-const printResult = (ctx: CliContext, line: number, r: ExecResult): void => {
-  ctx.emit(r.ok ? { line, ok: true, pos: r.pos, events: r.events } : { line, ok: false, status: r.status, message: r.message, pos: r.pos });
-};
+const resultLine = (line: number, r: ExecResult): object =>
+  r.ok ? { line, ok: true, pos: r.pos, events: r.events } : { line, ok: false, status: r.status, message: r.message, pos: r.pos };
 
 /** Runs command lines through the manager with group commit; returns [accepted, refused]. */
 const execLines = async (ctx: CliContext, file: string): Promise<number> => {
@@ -65,15 +64,18 @@ const execLines = async (ctx: CliContext, file: string): Promise<number> => {
   const flush = async (): Promise<void> => {
     const items = batch;
     batch = [];
+    // The results of a group commit arrive together: written as one chunk (the lines `emit` writes).
+    let out = '';
     await m.execMany(
       items.map((i) => i.cmd),
       (r, k) => {
         const { line } = items[k]!;
         if (r.ok) accepted++;
         else refused++;
-        printResult(ctx, line, r.ok ? r : { ...r, message: `line ${line}: ${r.message}` });
+        out += `${JSON.stringify(resultLine(line, r.ok ? r : { ...r, message: `line ${line}: ${r.message}` }))}\n`;
       },
     );
+    if (out !== '') ctx.out(out);
   };
   for await (const l of inputLines(ctx.io, file)) {
     // A line that is not a command still goes through decide, so that its refusal is logged too
