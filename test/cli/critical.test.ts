@@ -36,7 +36,7 @@ describe('isogroup and host-critical devices', () => {
     const store = `file:${join(dir, 'switch.jsonl')}`;
     expect((await cli(['--store', store, 'exec', '-'], { stdin: jsonl([...SWITCH, MARK]) })).code).toBe(0);
     const w = await cli(['--store', store, 'what-if', '--rules', 'linux-acs-rework-v2']);
-    expect(w.stdout).toContain('  the root storage 0000:03:00.0 (/ on /dev/nvme0n1p2 (ext4)) would newly share group 2 with 0000:02:03.0, 0000:04:00.0\n');
+    expect(w.stdout).toContain('  the root storage 0000:03:00.0 (/ on /dev/nvme0n1p2 (ext4)) would newly share group 1 with 0000:01:00.0, 0000:02:03.0, 0000:04:00.0\n');
     expect(w.stdout).toContain('  0000:02:03.0, 0000:04:00.0 could not be assigned to ctx qemu without the root storage 0000:03:00.0, which uses kernel driver nvme: the host would have to give it up\n');
     const j = await cli(['--store', store, '--json', 'what-if', '--rules', 'linux-acs-rework-v2']);
     expect(j.json<{ critical: unknown[] }>()[0]!.critical).toEqual([
@@ -44,8 +44,8 @@ describe('isogroup and host-critical devices', () => {
         device: '0000:03:00.0',
         marks: [{ role: 'root-storage', detail: '/ on /dev/nvme0n1p2 (ext4)' }],
         group: 2,
-        newGroup: 2,
-        newlyShared: ['0000:02:03.0', '0000:04:00.0'],
+        newGroup: 1,
+        newlyShared: ['0000:01:00.0', '0000:02:03.0', '0000:04:00.0'],
         assignments: [{ ctx: 'qemu', vm: null, group: 3, devices: ['0000:02:03.0', '0000:04:00.0'], effect: 'blocked', driver: 'nvme' }],
       },
     ]);
@@ -70,7 +70,7 @@ describe('isogroup and host-critical devices', () => {
     expect((await cli(['--store', store, '--host', 'node-b', 'exec', '-'], { stdin: jsonl(SWITCH.slice(0, 10)) })).code).toBe(0);
     const r = await cli(['--store', store, 'what-if', '--fleet', '--rules', 'linux-acs-rework-v2']);
     expect(r.stdout).toMatch(/^under linux-acs-rework-v2: 2 of 2 host\(s\) would break \(node-a, node-b\)\nhost-critical devices would share a group on 1 host\(s\) \(node-a\)\n/);
-    expect(r.stdout).toMatch(/node-a: BREAKS; a host-critical device would share its group\n(.*\n)* {4}the root storage 0000:03:00\.0 .* would newly share group 2 with 0000:02:03\.0, 0000:04:00\.0\nnode-b: BREAKS\n/);
+    expect(r.stdout).toMatch(/node-a: BREAKS; a host-critical device would share its group\n(.*\n)* {4}the root storage 0000:03:00\.0 .* would newly share group 1 with 0000:01:00\.0, 0000:02:03\.0, 0000:04:00\.0\nnode-b: BREAKS\n/);
     const j = await cli(['--store', store, '--json', 'what-if', '--fleet', '--rules', 'linux-acs-rework-v2']);
     expect(j.json()[0]).toMatchObject({ breaks: ['node-a', 'node-b'], critical: ['node-a'], hosts: [{ host: 'node-a', critical: true }, { host: 'node-b', critical: false }] });
   });

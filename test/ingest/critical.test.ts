@@ -83,12 +83,12 @@ describe('a workstation with its root on NVMe and its firmware on the GPU', () =
         marks: [{ role: 'root-storage', detail: '/ on /dev/nvme0n1p2 (ext4)' }],
         group: nvmeGroup,
         newGroup: expect.any(Number),
-        newlyShared: ['0000:03:01.0', '0000:05:00.0'],
+        newlyShared: ['0000:02:00.0', '0000:03:01.0', '0000:05:00.0'],
         assignments: [{ ctx: 'vm1', vm: null, group: nicGroup, devices: ['0000:03:01.0', '0000:05:00.0'], effect: 'blocked', driver: 'nvme' }],
       },
     ]);
     const lines = whatIfLines(w);
-    expect(lines).toContain(`  the root storage 0000:04:00.0 (/ on /dev/nvme0n1p2 (ext4)) would newly share group ${w.critical[0]!.newGroup} with 0000:03:01.0, 0000:05:00.0`);
+    expect(lines).toContain(`  the root storage 0000:04:00.0 (/ on /dev/nvme0n1p2 (ext4)) would newly share group ${w.critical[0]!.newGroup} with 0000:02:00.0, 0000:03:01.0, 0000:05:00.0`);
     expect(lines).toContain('  0000:03:01.0, 0000:05:00.0 could not be assigned to ctx vm1 without the root storage 0000:04:00.0, which uses kernel driver nvme: the host would have to give it up');
     // The boot GPU sits behind an ACS root port: no rule set gives it new company.
     expect(w.critical.map((c) => c.device)).not.toContain('0000:01:00.0');
