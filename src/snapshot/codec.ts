@@ -95,7 +95,11 @@ const pack = (value: unknown): unknown => {
  */
 const unpack = (value: unknown): unknown => {
   if (value === null || typeof value !== 'object') return value;
-  if (isPacked(value)) return IntervalMap.unpack(value.words, unpackRefs(value));
+  // Built at the first look inside: a one-shot query reads one domain's map, not all of them.
+  if (isPacked(value)) {
+    const p = value;
+    return IntervalMap.unpackLazy(p.words, () => unpackRefs(p));
+  }
   if (types.isMap(value)) {
     const out = new Map<unknown, unknown>();
     for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v) : v);
