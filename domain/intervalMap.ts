@@ -128,7 +128,9 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
       refs = t.refs ? t.refs.slice() : new Array<unknown>(n).fill(undefined);
       refs.splice(idx, 0, e.ref);
     }
-    const h = (n + 1) >> 1;
+    // An append past the last entry (maps filled in address order) keeps the full leaf full: the
+    // new leaf starts with the one entry, so an ascending fill packs leaves instead of halving them.
+    const h = idx === n ? n : (n + 1) >> 1;
     const a = newLeaf(owner);
     const b = newLeaf(owner);
     a.w.set(all.subarray(0, h * W));
@@ -169,7 +171,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     const next = kids.slice();
     next.splice(i, 1, ...replaced);
     if (next.length <= MAX_FANOUT) return [new Inner(next, owner)];
-    const h = next.length >> 1;
+    const h = i === kids.length - 1 ? next.length - 1 : next.length >> 1;
     return [new Inner(next.slice(0, h), owner), new Inner(next.slice(h), owner)];
   }
   const t = node;
@@ -180,7 +182,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     t.count++;
     return [t];
   }
-  const h = t.kids.length >> 1;
+  const h = i === t.kids.length - 2 ? t.kids.length - 1 : t.kids.length >> 1;
   return [new Inner(t.kids.slice(0, h), owner), new Inner(t.kids.slice(h), owner)];
 };
 
