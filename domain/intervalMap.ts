@@ -128,7 +128,9 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
       refs = t.refs ? t.refs.slice() : new Array<unknown>(n).fill(undefined);
       refs.splice(idx, 0, e.ref);
     }
-    const h = (n + 1) >> 1;
+    // An append past the last entry (maps filled in address order) keeps the full leaf full: the
+    // new leaf starts with the one entry, so an ascending fill packs leaves instead of halving them.
+    const h = idx === n ? n : (n + 1) >> 1;
     const a = newLeaf(owner);
     const b = newLeaf(owner);
     a.w.set(all.subarray(0, h * W));
@@ -169,7 +171,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     const next = kids.slice();
     next.splice(i, 1, ...replaced);
     if (next.length <= MAX_FANOUT) return [new Inner(next, owner)];
-    const h = next.length >> 1;
+    const h = i === kids.length - 1 ? next.length - 1 : next.length >> 1;
     return [new Inner(next.slice(0, h), owner), new Inner(next.slice(h), owner)];
   }
   const t = node;
@@ -180,7 +182,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     t.count++;
     return [t];
   }
-  const h = t.kids.length >> 1;
+  const h = i === t.kids.length - 2 ? t.kids.length - 1 : t.kids.length >> 1;
   return [new Inner(t.kids.slice(0, h), owner), new Inner(t.kids.slice(h), owner)];
 };
 
@@ -211,13 +213,16 @@ const removeNode = (node: Node, start: bigint, match: Match, owner: Owner): Node
     for (let i = lo; i < n; i++) {
       const s = w[i * W]!;
       if (s > start) return undefined;
-      if (!match(entryAt(node, i))) continue;
+      const e = entryAt(node, i);
+      if (!match(e)) continue;
       if (n === 1) return null;
       const t = mine(node, owner) ? node : copyLeaf(node, owner);
       t.w.copyWithin(i * W, (i + 1) * W, n * W);
       if (t.refs) t.refs.splice(i, 1);
       t.n = n - 1;
-      t.recompute();
+      // Only the removed entry's own bounds can move the leaf's: rescan only when it held the max.
+      if (i === 0) t.min = t.w[0]!;
+      if (e.last >= t.max) t.recompute();
       return t;
     }
     return undefined;
@@ -285,10 +290,23 @@ export class IntervalMap<R = unknown> {
     return { __edit: true };
   }
 
-  private constructor(private readonly root: Node | null) {}
+  /** A map restored from its packed form builds its tree at the first look inside (see `unpackLazy`). */
+  private pending: { readonly words: BigUint64Array; readonly refs: () => readonly (R | undefined)[] | null } | null = null;
+
+  private constructor(private node: Node | null) {}
+
+  private get root(): Node | null {
+    const p = this.pending;
+    if (p !== null) {
+      this.pending = null;
+      this.node = IntervalMap.unpack<R>(p.words, p.refs()).node;
+    }
+    return this.node;
+  }
 
   get size(): number {
-    return this.root ? this.root.count : 0;
+    if (this.pending !== null) return this.pending.words.length / W;
+    return this.node ? this.node.count : 0;
   }
 
   insert(start: bigint, last: bigint, aux = 0n, pos = 0n, ref?: R, edit?: Edit): IntervalMap<R> {
@@ -352,6 +370,12 @@ export class IntervalMap<R = unknown> {
    * the persisted-snapshot form. `unpack` rebuilds the tree from it without re-inserting.
    */
   pack(): { readonly words: BigUint64Array; readonly refs: (R | undefined)[] | null } {
+    // Not built yet: the words it was restored from are its packed form (copied: they may belong to another realm).
+    const p = this.pending;
+    if (p !== null) {
+      const refs = p.refs();
+      return { words: new BigUint64Array(p.words), refs: refs ? refs.slice() : null };
+    }
     const words = new BigUint64Array(this.size * W);
     let refs: (R | undefined)[] | null = null;
     let at = 0;
@@ -400,6 +424,20 @@ export class IntervalMap<R = unknown> {
       level = spread(kids.length, (from, to) => new Inner(kids.slice(from, to), null));
     }
     return new IntervalMap<R>(level[0]!);
+  }
+
+  /**
+   * `unpack`, deferred: the map knows its size at once and builds its tree (and asks for its refs)
+   * at the first query or change. A restored state holds many maps a one-shot query never reads
+   * (other domains, the PA reverse index): those are never built.
+   */
+  static unpackLazy<R>(words: BigUint64Array, refs: () => readonly (R | undefined)[] | null): IntervalMap<R> {
+    const n = words.length / W;
+    if (!Number.isInteger(n)) throw new Error('interval map: packed words are not whole entries');
+    if (n === 0) return IntervalMap.empty<R>();
+    const m = new IntervalMap<R>(null);
+    m.pending = { words, refs };
+    return m;
   }
 
   /** Entries in ascending order, paged (for listings). */

@@ -21,11 +21,38 @@ import type { State } from '../../domain/state.js';
  */
 interface PackedMap {
   readonly __intervalMap: 1;
-  readonly words: BigUint64Array;
+  /** Inline (the JSON form), or in the body's raw section: `wordsAt` byte offset there, `wordsLength` words. */
+  readonly words?: BigUint64Array;
+  readonly wordsAt?: number;
+  readonly wordsLength?: number;
   readonly refs: unknown[] | null;
   readonly dict?: string[];
   readonly index?: Uint32Array;
+  readonly indexAt?: number;
+  readonly indexLength?: number;
 }
+
+/**
+ * The raw section of a state body: the packed maps' arrays, each at an 8-byte-aligned offset, after
+ * the v8 stream. v8 copies every typed array it deserializes whose bytes are not aligned (most of
+ * them, at the offsets its stream puts them); arrays read from here are views, not copies, when the
+ * body is aligned (the snapshot header is padded for that), and one copy of the section otherwise.
+ */
+interface Raw {
+  readonly parts: Uint8Array[];
+  bytes: number;
+}
+
+const align8 = (n: number): number => (n + 7) & ~7;
+
+const place = (raw: Raw, a: BigUint64Array | Uint32Array): number => {
+  const at = raw.bytes;
+  raw.parts.push(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  const padded = align8(a.byteLength);
+  if (padded > a.byteLength) raw.parts.push(new Uint8Array(padded - a.byteLength));
+  raw.bytes += padded;
+  return at;
+};
 
 const packRefs = (refs: unknown[] | null): Pick<PackedMap, 'refs' | 'dict' | 'index'> => {
   if (refs === null) return { refs: null };
@@ -42,27 +69,31 @@ const packRefs = (refs: unknown[] | null): Pick<PackedMap, 'refs' | 'dict' | 'in
   return { refs: null, dict: [...ids.keys()], index };
 };
 
-const unpackRefs = (p: PackedMap): unknown[] | null => {
-  if (!p.dict || !p.index) return p.refs;
+const unpackRefs = (p: PackedMap, index: Uint32Array | undefined): unknown[] | null => {
+  if (!p.dict || !index) return p.refs;
   const dict = [undefined, ...p.dict];
-  const out = new Array<unknown>(p.index.length);
-  for (let i = 0; i < p.index.length; i++) out[i] = dict[p.index[i]!];
+  const out = new Array<unknown>(index.length);
+  for (let i = 0; i < index.length; i++) out[i] = dict[index[i]!];
   return out;
 };
 
 const isPacked = (v: unknown): v is PackedMap => typeof v === 'object' && v !== null && (v as PackedMap).__intervalMap === 1;
 
-/** A copy of `value` with every IntervalMap replaced by its packed form (shared sub-values copied once each). */
-const pack = (value: unknown): unknown => {
+/** A copy of `value` with every IntervalMap replaced by its packed form (shared sub-values copied once each); arrays go to `raw` when given. */
+const pack = (value: unknown, raw?: Raw): unknown => {
   if (value === null || typeof value !== 'object') return value;
   if (value instanceof IntervalMap) {
     const p = (value as IntervalMap).pack();
-    return { __intervalMap: 1, words: p.words, ...packRefs(p.refs) } satisfies PackedMap;
+    const r = packRefs(p.refs);
+    if (!raw) return { __intervalMap: 1, words: p.words, ...r } satisfies PackedMap;
+    const wordsAt = place(raw, p.words);
+    if (!r.index) return { __intervalMap: 1, wordsAt, wordsLength: p.words.length, refs: r.refs } satisfies PackedMap;
+    return { __intervalMap: 1, wordsAt, wordsLength: p.words.length, refs: null, dict: r.dict!, indexAt: place(raw, r.index), indexLength: r.index.length } satisfies PackedMap;
   }
   if (types.isMap(value)) {
     let out: Map<unknown, unknown> | null = null;
     for (const [k, v] of value) {
-      const c = pack(v);
+      const c = pack(v, raw);
       if (c !== v && out === null) out = new Map(value);
       if (out) out.set(k, c);
     }
@@ -71,7 +102,7 @@ const pack = (value: unknown): unknown => {
   if (Array.isArray(value)) {
     let out: unknown[] | null = null;
     for (let i = 0; i < value.length; i++) {
-      const c = pack(value[i]);
+      const c = pack(value[i], raw);
       if (c !== value[i] && out === null) out = value.slice();
       if (out) out[i] = c;
     }
@@ -81,7 +112,7 @@ const pack = (value: unknown): unknown => {
   if (ArrayBuffer.isView(value) || types.isDate(value)) return value;
   let out: Record<string, unknown> | null = null;
   for (const [k, v] of Object.entries(value)) {
-    const c = pack(v);
+    const c = pack(v, raw);
     if (c !== v && out === null) out = { ...(value as Record<string, unknown>) };
     if (out) out[k] = c;
   }
@@ -93,29 +124,63 @@ const pack = (value: unknown): unknown => {
  * shares it). Maps are rebuilt in this realm: v8 may deserialize into another one (a vm context),
  * whose Map fails the `instanceof Map` immer relies on.
  */
-const unpack = (value: unknown): unknown => {
+const unpack = (value: unknown, raw: ArrayBuffer | null, rawAt: number): unknown => {
   if (value === null || typeof value !== 'object') return value;
-  if (isPacked(value)) return IntervalMap.unpack(value.words, unpackRefs(value));
+  // Built at the first look inside: a one-shot query reads one domain's map, not all of them.
+  if (isPacked(value)) {
+    const p = value;
+    if (p.words) return IntervalMap.unpackLazy(p.words, () => unpackRefs(p, p.index));
+    if (raw === null || p.wordsAt === undefined || p.wordsLength === undefined) throw new Error('packed interval map without its words');
+    const words = new BigUint64Array(raw, rawAt + p.wordsAt, p.wordsLength);
+    const index = p.indexAt !== undefined && p.indexLength !== undefined ? new Uint32Array(raw, rawAt + p.indexAt, p.indexLength) : undefined;
+    return IntervalMap.unpackLazy(words, () => unpackRefs(p, index));
+  }
   if (types.isMap(value)) {
     const out = new Map<unknown, unknown>();
-    for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v) : v);
+    for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v, raw, rawAt) : v);
     return out;
   }
   if (ArrayBuffer.isView(value)) return value;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) if (value[i] !== null && typeof value[i] === 'object') value[i] = unpack(value[i]);
+    for (let i = 0; i < value.length; i++) if (value[i] !== null && typeof value[i] === 'object') value[i] = unpack(value[i], raw, rawAt);
     return value;
   }
   const rec = value as Record<string, unknown>;
-  for (const k of Object.keys(rec)) if (rec[k] !== null && typeof rec[k] === 'object') rec[k] = unpack(rec[k]);
+  for (const k of Object.keys(rec)) if (rec[k] !== null && typeof rec[k] === 'object') rec[k] = unpack(rec[k], raw, rawAt);
   return value;
 };
 
-/** The state as snapshot body bytes. */
-export const encodeState = (state: State): Buffer => serialize(pack(state));
+/**
+ * The state as snapshot body bytes: the v8 stream's length (uint32 LE), the stream, zero padding
+ * to a multiple of 8, then the raw section (see Raw).
+ */
+export const encodeState = (state: State): Buffer => {
+  const raw: Raw = { parts: [], bytes: 0 };
+  const stream = serialize(pack(state, raw));
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(stream.length);
+  const pad = Buffer.alloc(align8(4 + stream.length) - (4 + stream.length));
+  return Buffer.concat([len, stream, pad, ...raw.parts]);
+};
 
 /** The state from snapshot body bytes (throws on bytes v8 cannot read). */
-export const decodeState = (bytes: Uint8Array): State => unpack(deserialize(bytes)) as State;
+export const decodeState = (bytes: Uint8Array): State => {
+  if (bytes.length < 4) throw new Error('state body too short');
+  const streamLength = Buffer.from(bytes.buffer, bytes.byteOffset, 4).readUInt32LE(0);
+  const rawStart = align8(4 + streamLength);
+  if (rawStart > bytes.length) throw new Error('state body cut short');
+  const value = deserialize(bytes.subarray(4, 4 + streamLength));
+  // Views into the body when it is aligned; otherwise one aligned copy of the raw section.
+  let raw = bytes.buffer as ArrayBuffer;
+  let rawAt = bytes.byteOffset + rawStart;
+  if (rawAt % 8 !== 0) {
+    const copy = new Uint8Array(bytes.length - rawStart);
+    copy.set(bytes.subarray(rawStart));
+    raw = copy.buffer;
+    rawAt = 0;
+  }
+  return unpack(value, raw, rawAt) as State;
+};
 
 /** The JSON form of our own that `v8.serialize` was measured against (bench only). */
 export const encodeStateJson = (state: State): Buffer =>
@@ -144,4 +209,6 @@ export const decodeStateJson = (bytes: Buffer): State =>
       }
       return v;
     }),
+    null,
+    0,
   ) as State;

@@ -23,7 +23,8 @@ export type { SnapshotHint };
 
 export const SNAPSHOT_MAGIC = Buffer.from('ISOGSNAP', 'latin1');
 /** Bumped when the envelope or body layout changes; a newer one is never read. */
-export const SNAPSHOT_FORMAT = 1;
+export const SNAPSHOT_FORMAT = 2;
+// Format 2: the packed interval maps' arrays in an aligned raw section after the v8 stream (codec.ts), the header padded so the body starts 8-byte aligned.
 /**
  * Bump when the reducer derives a different state from the same events (a new state field, a
  * changed rule): snapshots of another shape are replayed over instead of trusted.
@@ -84,7 +85,9 @@ export const encodeSnapshot = (fields: HeaderFields, content: SnapshotContent, w
     bodyCrc: crc32(body),
     stateBytes,
   };
-  const head = Buffer.from(JSON.stringify(header), 'utf8');
+  const json = JSON.stringify(header);
+  // Trailing spaces (JSON ignores them) so that the body starts at a multiple of 8: its raw section is then read in place.
+  const head = Buffer.from(json.padEnd(json.length + ((8 - ((SNAPSHOT_MAGIC.length + 4 + Buffer.byteLength(json)) % 8)) % 8)), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32BE(head.length);
   return Buffer.concat([SNAPSHOT_MAGIC, len, head, body]);

@@ -15,6 +15,7 @@ import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
 import { encodeStateJson, decodeState, encodeState } from '../../src/snapshot/codec.js';
 import { snapshotDir } from '../../src/store/snapshots-file.js';
+import { SNAPSHOT_FORMAT } from '../../src/snapshot/format.js';
 import { storm } from '../../src/testkit/storm.js';
 import { createTimeline } from '../../src/timeline.js';
 
@@ -146,7 +147,7 @@ describe('reads start from the newest usable snapshot', () => {
     }],
     ['future version', /\(future: format 9 is newer/, async (f) => {
       const b = await readFile(f);
-      await writeFile(f, Buffer.from(b.toString('latin1').replace('"format":1,', '"format":9,'), 'latin1'));
+      await writeFile(f, Buffer.from(b.toString('latin1').replace(`"format":${SNAPSHOT_FORMAT},`, '"format":9,'), 'latin1'));
     }],
   ];
   test.each(kinds)('a %s snapshot falls back with one warning line and the same answers', async (_kind, warning, damage) => {
