@@ -81,7 +81,7 @@ const main = async (): Promise<void> => {
     gc();
     if (want(10)) results.push(await coldCanDmaCase(root, `${out}/mapped.jsonl`, built.pos));
     if (want(11)) results.push(coldAtCase(root, `${out}/mapped.jsonl`, built.pos));
-    if (want(12)) results.push(execMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
+    if (want(12)) results.push(await execMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
     if (want(13)) results.push(await serveMemoryCase(root, `${out}/mapped.jsonl`, built.pos, built.live));
   }
   if (want(20)) {

@@ -84,8 +84,10 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     return pending;
   };
   let closed = false;
+  // From the last entry the loaded state holds: the subscription's catch-up delivers only what is new.
   const follow: Subscription = store.subscribe({
     stream: manager.stream,
+    ...(manager.checkpoint !== undefined ? { after: manager.checkpoint } : {}),
     onEvent: (e) => {
       if (!closed && e.pos > manager.state.pos) void sync().catch(() => undefined);
     },
@@ -132,7 +134,8 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     else if (e.type === 'ContextOpened' && typeof d.ctx === 'string' && typeof d.uid === 'number') note(ctxs, d.ctx, d.uid);
   };
   const feedTo = (pos: number): Promise<void> => {
-    feeding = feeding.then(async () => {
+    // A failed read fails its callers, not every later one.
+    feeding = feeding.catch(() => undefined).then(async () => {
       if (pos <= fed) return;
       for await (const e of manager.log.read(fed + 1, pos)) {
         feed(e as RecordedEvent);
@@ -142,7 +145,9 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     return feeding;
   };
 
-  await feedTo(manager.state.pos);
+  // In the background: the host is served at once (from a persisted snapshot); the first request
+  // that needs sentences or problem positions waits for the scan to get that far.
+  feedTo(manager.state.pos).catch(() => undefined);
 
   // Indices into the alerts, by position: an aggregated fault alert is replaced in place as it counts.
   const alertIndex = new Map<number, number[]>();
