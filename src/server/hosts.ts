@@ -17,6 +17,9 @@ import { HttpError } from './http.js';
 
 export const HOST_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
+/** Entries read per slice by the sentence/problem scan. */
+const FEED_SLICE = 10_000;
+
 export interface HostHandle {
   readonly host: string;
   readonly manager: Manager;
@@ -136,10 +139,14 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
   const feedTo = (pos: number): Promise<void> => {
     // A failed read fails its callers, not every later one.
     feeding = feeding.catch(() => undefined).then(async () => {
-      if (pos <= fed) return;
-      for await (const e of manager.log.read(fed + 1, pos)) {
-        feed(e as RecordedEvent);
-        fed = e.pos;
+      // In slices: a store that reads a range at once holds one slice of entries, not the whole log.
+      while (fed < pos) {
+        const to = Math.min(pos, fed + FEED_SLICE);
+        for await (const e of manager.log.read(fed + 1, to)) {
+          feed(e as RecordedEvent);
+          fed = e.pos;
+        }
+        if (fed < to) return;
       }
     });
     return feeding;
