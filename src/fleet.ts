@@ -6,6 +6,7 @@
 import { Subject, type Observable } from 'rxjs';
 import { createManager, type Manager } from './manager.js';
 import { DEFAULT_SEAL_DIR, createSealer, type Sealer, type SealerOptions } from './store/sealer.js';
+import { headCheckpoint } from './store/head.js';
 import { hostOfStream, type EventStore, type RecordedEvent, type Subscription } from './store/types.js';
 
 export interface FleetEvent {
@@ -55,7 +56,12 @@ export const createFleet = async (options: { store: EventStore; snapshotEvery?: 
     }
     return m;
   };
+  // From the end of the log as it is now: what came before is in the managers (each loads its host
+  // on first use), not delivered again. An entry appended while the fleet starts may be missed by
+  // events$; a manager that misses one catches up on the next (a gap makes it reload).
+  const after = await headCheckpoint(store);
   const sub: Subscription = store.subscribe({
+    ...(after !== undefined ? { after } : {}),
     onEvent: async (e) => {
       const host = e.stream ? hostOfStream(e.stream) : null;
       if (host === null) return;

@@ -14,6 +14,9 @@ import { createTimeline, type Timeline } from './timeline.js';
 import { createChainFollower } from './store/chain.js';
 import { createPersister, readRange, type PersistedOptions, type Persister } from './snapshot/persister.js';
 import type { SnapshotHint } from './snapshot/format.js';
+import { entryAt } from './snapshot/restore.js';
+import { DEFAULT_KEEP_STATES, createStateCache, type StateCache } from './snapshot/states.js';
+import { earlierCheckpoint } from './store/head.js';
 import type { SnapshotInfo } from './store/snapshots.js';
 import { ExpectedVersionConflictError, StoreError, streamOfHost, type EventStore, type NewEvent, type RecordedEvent, type Subscription } from './store/types.js';
 
@@ -22,6 +25,12 @@ export interface ManagerOptions {
   readonly host?: string;
   /** Keep a snapshot every K events so `stateAt` costs a restore plus < K events (default 10,000). */
   readonly snapshotEvery?: number;
+  /**
+   * In-memory time-travel states kept at most: the newest half every K entries, the older half
+   * thinned evenly (src/snapshot/states.ts); positions between them start from the nearest persisted
+   * snapshot. Default 16 when the store keeps persisted snapshots, else unbounded (one every K).
+   */
+  readonly keepStates?: number;
   readonly clock?: () => Date;
   readonly newId?: () => string;
   /** Attempts on a version conflict before reporting it (default 5). */
@@ -53,6 +62,13 @@ export interface Manager {
   readonly every: number;
   /** Version conflicts met so far (another writer appended first; each was re-read and re-decided). */
   readonly conflicts: number;
+  /**
+   * Where a subscription resumes so it delivers only entries the state does not hold yet: the global
+   * checkpoint of the last entry applied (undefined before the first load, or on an empty stream).
+   */
+  readonly checkpoint: string | undefined;
+  /** Positions of the in-memory time-travel states kept (at most `keepStates`). */
+  readonly keptStates: () => number[];
   /** The log as projections read it (a range of this host's entries). */
   readonly log: LogSource;
   readonly events$: Observable<RecordedEvent>;
@@ -100,11 +116,15 @@ interface ManagerContext {
   readonly verifyChain: boolean;
   state: State;
   conflicts: number;
-  /** snapshots[i] is the state at pos i * every. */
-  readonly snapshots: State[];
+  /** In-memory time-travel states at K boundaries, bounded (src/snapshot/states.ts). */
+  readonly snapshots: StateCache;
+  /** Checkpoint of the last entry applied (see `Manager.checkpoint`). */
+  checkpoint: string | undefined;
+  /** The store's head when the last load began (stores with `head`, see resumeAfter); null: none. */
+  floor: string | undefined | null;
   timeline: Timeline;
   readonly persist: Persister | null;
-  /** The persisted snapshot the first load started from (its state, and where its entry is). */
+  /** The persisted snapshot the first load started from, or the last one time travel restored (its state, and where its entry is). */
   restored: { readonly state: State; readonly hint?: SnapshotHint } | null;
   readonly events$: Subject<RecordedEvent>;
   readonly state$: BehaviorSubject<State>;
@@ -127,7 +147,9 @@ export const createManager = (options: ManagerOptions): Manager => {
     verifyChain: options.verifyChain ?? false,
     state,
     conflicts: 0,
-    snapshots: [state],
+    snapshots: createStateCache(1, Infinity),
+    checkpoint: undefined,
+    floor: null,
     timeline: createTimeline(),
     persist: null,
     restored: null,
@@ -137,6 +159,9 @@ export const createManager = (options: ManagerOptions): Manager => {
     tail: Promise.resolve(),
   };
   (ctx as { persist: Persister | null }).persist = createPersister(ctx.store, ctx.stream, ctx.every, options.persisted);
+  // Bounded when persisted snapshots can stand in for the states dropped; without them (the memory
+  // store, snapshots off) a state every K stays the cheapest way back, as the log is held anyway.
+  (ctx as { snapshots: StateCache }).snapshots = createStateCache(ctx.every, options.keepStates ?? (ctx.persist ? DEFAULT_KEEP_STATES : Infinity));
   return {
     host,
     stream: ctx.stream,
@@ -149,6 +174,10 @@ export const createManager = (options: ManagerOptions): Manager => {
     get conflicts() {
       return ctx.conflicts;
     },
+    get checkpoint() {
+      return resumeAfter(ctx);
+    },
+    keptStates: () => ctx.snapshots.positions(),
     events$: ctx.events$.asObservable(),
     state$: ctx.state$,
     alerts$: ctx.alerts$.asObservable(),
@@ -160,7 +189,11 @@ export const createManager = (options: ManagerOptions): Manager => {
     positionAt: (at) => positionAt(ctx, at),
     timeOf: (pos) => ctx.timeline.timeOf(pos, ctx.state.pos),
     snapshot: async (keep) => (ctx.persist ? ctx.persist.writeNow(ctx.state, ctx.timeline.runs(ctx.state.pos), keep) : null),
-    follow: () => ctx.store.subscribe({ stream: ctx.stream, onEvent: (e) => receive(ctx, e) }),
+    // After what the state holds: entries it has applied are not delivered again.
+    follow: () => {
+      const after = resumeAfter(ctx);
+      return ctx.store.subscribe({ stream: ctx.stream, ...(after !== undefined ? { after } : {}), onEvent: (e) => receive(ctx, e) });
+    },
     receive: (e) => receive(ctx, e),
     close: () => close(ctx),
   };
@@ -182,8 +215,9 @@ const applyRecorded = (ctx: ManagerContext, all: readonly RecordedEvent[], publi
     const before = ctx.state.alerts.length;
     ctx.state = evolveAll(ctx.state, batch);
     for (const e of batch) ctx.timeline.note(e.pos, e.meta.at);
+    noteCheckpoint(ctx, batch);
     if (ctx.state.pos % every === 0) {
-      ctx.snapshots[ctx.state.pos / every] = ctx.state;
+      ctx.snapshots.put(ctx.state);
       ctx.persist?.reached(ctx.state, () => ctx.timeline.runs(ctx.state.pos));
     }
     if (publish) {
@@ -203,11 +237,13 @@ const adopt = (ctx: ManagerContext, recorded: readonly RecordedEvent[], next: St
   // A snapshot position inside the batch: its state is the entries up to it applied to the
   // current state (`next` stays the state after all of them; the rest is not applied twice).
   for (const e of recorded) ctx.timeline.note(e.pos, e.meta.at);
+  noteCheckpoint(ctx, recorded);
+  let base = ctx.state;
   for (let k = Math.floor(pos / ctx.every) + 1; k * ctx.every <= pos + recorded.length; k++) {
-    const base = ctx.snapshots[k - 1] !== undefined && ctx.snapshots[k - 1]!.pos > ctx.state.pos ? ctx.snapshots[k - 1]! : ctx.state;
     const at = k * ctx.every === pos + recorded.length ? next : evolveAll(base, recorded.slice(base.pos - pos, k * ctx.every - pos));
-    ctx.snapshots[k] = at;
+    ctx.snapshots.put(at);
     ctx.persist?.reached(at, () => ctx.timeline.runs(at.pos));
+    base = at;
   }
   const before = ctx.state.alerts.length;
   ctx.state = next;
@@ -215,6 +251,22 @@ const adopt = (ctx: ManagerContext, recorded: readonly RecordedEvent[], next: St
   for (const a of ctx.state.alerts.slice(before)) ctx.alerts$.next(a);
   ctx.state$.next(ctx.state);
 };
+
+/**
+ * Remembers the checkpoint of the last entry applied. An entry without one (a store that did not
+ * say) keeps the older checkpoint: a subscription from it delivers more, never less.
+ */
+const noteCheckpoint = (ctx: ManagerContext, applied: readonly RecordedEvent[]): void => {
+  const last = applied[applied.length - 1];
+  if (last?.checkpoint !== undefined) ctx.checkpoint = last.checkpoint;
+};
+
+/**
+ * Where a subscription resumes: after the last entry applied. On a store whose checkpoint order can
+ * differ from commit order (PostgreSQL), an entry of this stream committed after the last load's
+ * read may sort before that entry: start no later than the head the store gave before that read.
+ */
+const resumeAfter = (ctx: ManagerContext): string | undefined => (ctx.floor === null ? ctx.checkpoint : earlierCheckpoint(ctx.checkpoint, ctx.floor));
 
 /** An entry seen on a subscription: apply it if it is the next one, catch up if we missed some. */
 const receive = (ctx: ManagerContext, e: RecordedEvent): void => {
@@ -224,6 +276,7 @@ const receive = (ctx: ManagerContext, e: RecordedEvent): void => {
 
 const load = async (ctx: ManagerContext, onProgress?: Progress): Promise<State> => {
   const { store, stream } = ctx;
+  const floor = store.head ? await store.head() : null;
   // A store that can stream a replay (lazy file reader) does not know the total before it has read it.
   const total = store.replay ? 0 : await store.version(stream);
   // A streaming replay reports how much of the log it has read: estimate the total from that.
@@ -261,6 +314,11 @@ const load = async (ctx: ManagerContext, onProgress?: Progress): Promise<State> 
     }
   }
   applyRecorded(ctx, buf, false);
+  ctx.floor = floor;
+  // Restored from a snapshot at the end of the log (no tail): the checkpoint of its entry.
+  if (ctx.checkpoint === undefined && ctx.state.pos > 0) {
+    ctx.checkpoint = (await entryAt(store, stream, ctx.state.pos, ctx.state.pos === ctx.restored?.state.pos ? ctx.restored.hint : undefined))?.checkpoint;
+  }
   onProgress?.(ctx.state.pos, Math.max(total, ctx.state.pos));
   ctx.state$.next(ctx.state);
   return ctx.state;
@@ -460,13 +518,18 @@ const stateAt = async (ctx: ManagerContext, at: At | undefined): Promise<State> 
   if (at === undefined) return ctx.state;
   const target = positionAt(ctx, at);
   if (target >= ctx.state.pos) return ctx.state;
-  let s = ctx.snapshots[Math.floor(target / ctx.every)] ?? initialState();
+  let s = ctx.snapshots.below(target);
   let hint: SnapshotHint | undefined;
   // A persisted snapshot closer below the target: the one the load started from, or another one.
   if (ctx.restored && ctx.restored.state.pos <= target && ctx.restored.state.pos > s.pos) ({ state: s, hint } = ctx.restored);
   if (ctx.persist && target - s.pos > ctx.every) {
     const r = await ctx.persist.restore(target, s.pos);
-    if (r) ({ state: s, hint } = { state: r.state, hint: r.header.hint });
+    if (r) {
+      ({ state: s, hint } = { state: r.state, hint: r.header.hint });
+      // Kept (one, replacing the last): nearby positions replay from it instead of decoding again,
+      // and the states derived from it share its structure.
+      ctx.restored = { state: r.state, ...(hint ? { hint } : {}) };
+    }
   }
   if (s.pos === target) return s;
   const batch: RecordedEvent[] = [];

@@ -17,6 +17,9 @@ import { HttpError } from './http.js';
 
 export const HOST_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
+/** Entries read per slice by the sentence/problem scan. */
+const FEED_SLICE = 10_000;
+
 export interface HostHandle {
   readonly host: string;
   readonly manager: Manager;
@@ -84,8 +87,10 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     return pending;
   };
   let closed = false;
+  // From the last entry the loaded state holds: the subscription's catch-up delivers only what is new.
   const follow: Subscription = store.subscribe({
     stream: manager.stream,
+    ...(manager.checkpoint !== undefined ? { after: manager.checkpoint } : {}),
     onEvent: (e) => {
       if (!closed && e.pos > manager.state.pos) void sync().catch(() => undefined);
     },
@@ -132,17 +137,24 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
     else if (e.type === 'ContextOpened' && typeof d.ctx === 'string' && typeof d.uid === 'number') note(ctxs, d.ctx, d.uid);
   };
   const feedTo = (pos: number): Promise<void> => {
-    feeding = feeding.then(async () => {
-      if (pos <= fed) return;
-      for await (const e of manager.log.read(fed + 1, pos)) {
-        feed(e as RecordedEvent);
-        fed = e.pos;
+    // A failed read fails its callers, not every later one.
+    feeding = feeding.catch(() => undefined).then(async () => {
+      // In slices: a store that reads a range at once holds one slice of entries, not the whole log.
+      while (fed < pos) {
+        const to = Math.min(pos, fed + FEED_SLICE);
+        for await (const e of manager.log.read(fed + 1, to)) {
+          feed(e as RecordedEvent);
+          fed = e.pos;
+        }
+        if (fed < to) return;
       }
     });
     return feeding;
   };
 
-  await feedTo(manager.state.pos);
+  // In the background: the host is served at once (from a persisted snapshot); the first request
+  // that needs sentences or problem positions waits for the scan to get that far.
+  feedTo(manager.state.pos).catch(() => undefined);
 
   // Indices into the alerts, by position: an aggregated fault alert is replaced in place as it counts.
   const alertIndex = new Map<number, number[]>();

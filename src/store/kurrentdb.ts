@@ -112,6 +112,10 @@ export const openKurrentStore = async (url: string): Promise<EventStore> => {
     readAll: (after) => readAll(ctx, after),
     subscribe: (options) => subscribe(ctx, options),
     streams: () => streams(ctx),
+    head: async () => {
+      const p = await lastPosition(ctx);
+      return p ? checkpointOfPosition(p) : undefined;
+    },
     close: () => close(ctx),
   };
 };

@@ -144,6 +144,7 @@ export const openPostgresStore = async (url: string, options: PostgresStoreOptio
     readAll: (after) => readAll(ctx, after),
     subscribe: (subscribeOptions) => subscribe(ctx, subscribeOptions),
     streams: () => streams(ctx),
+    head: () => head(ctx),
     close: () => close(ctx),
     snapshots: createPostgresSnapshots(pool, `${s}.isogroup_snapshots`, (op, what) => withReconnect(op, ctx.outages.read, what)),
   };
@@ -414,6 +415,16 @@ const subscribe = (ctx: PgStore, options: SubscribeOptions): Subscription => {
   };
   ctx.subscriptions.add(subscription);
   return subscription;
+};
+
+/**
+ * Every transaction below the snapshot's xmin has ended, every one at or above it may still commit:
+ * after (xmin - 1, the greatest position) comes everything that was not visible yet.
+ */
+const head = async (ctx: PgStore): Promise<string> => {
+  const { rows } = await withReconnect(() => ctx.pool.query(`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`), ctx.outages.read, 'the log head');
+  const below = BigInt(rows[0].xmin as string) - 1n;
+  return checkpointOf(String(below < 0n ? 0n : below), '9223372036854775807');
 };
 
 const streams = async (ctx: PgStore): Promise<string[]> => {

@@ -79,6 +79,13 @@ export interface EventStore {
   entryAt?(stream: string, pos: number, hint?: SnapshotHint): Promise<RecordedEvent | null>;
   /** Optional: where the entry at `pos` sits, for a snapshot taken there (file store). */
   locate?(stream: string, pos: number): Promise<SnapshotHint | undefined>;
+  /**
+   * Optional: a checkpoint to subscribe after so that every entry a read started after this call
+   * does not see is still delivered (some seen ones may be delivered again). Stores whose checkpoint
+   * order can differ from commit order provide it (PostgreSQL: transactions commit out of id order);
+   * for the others the checkpoint of the last entry read is enough (src/store/head.ts).
+   */
+  head?(): Promise<string | undefined>;
 }
 
 /** Thrown by `append` when the stream's version is not the expected one. */
