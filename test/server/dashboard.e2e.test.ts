@@ -210,7 +210,7 @@ suite('dashboard in chromium', () => {
     await b.page.locator('[data-testid="what-if-kernel"]').fill('');
     await b.page.locator('[data-testid="what-if"] button[type="submit"]').click();
     const critical = b.page.locator('[data-testid="what-if-critical"]');
-    expect(await soon(critical, matches(/network interface/))).toMatch(/the host's network interface 0000:04:00\.0 would newly share group \d+ with 0000:03:04\.0, 0000:05:00\.0, 0000:06:00\.0, usb-hub0/);
+    expect(await soon(critical, matches(/network interface/))).toMatch(/the host's network interface 0000:04:00\.0 would newly share group \d+ with 0000:02:00\.0, 0000:03:04\.0, 0000:05:00\.0, 0000:06:00\.0, usb-hub0/);
     expect(b.errors).toEqual([]);
   });
 });
