@@ -9,17 +9,26 @@
  * compiles one. The library itself is loaded synchronously on first use (require of an ES module,
  * Node >= 20.19): module loading, not I/O, so the model stays pure.
  */
-import { createRequire } from 'node:module';
 import type TypeBox from 'typebox';
 import type { TSchema } from 'typebox';
 import type CompileFn from 'typebox/compile';
 
 type Builder = typeof TypeBox;
 
-const load = createRequire(import.meta.url);
+// Node's own require (process.getBuiltinModule: a test runner's module registry cannot stand in for it).
+const load = process.getBuiltinModule('node:module').createRequire(import.meta.url);
 let realType: Builder | undefined;
 let realCompile: typeof CompileFn | undefined;
 const library = (): Builder => (realType ??= (load('typebox') as { default: Builder }).default);
+
+/**
+ * Loads the library now, asynchronously: for hosts whose module system cannot require an ES
+ * module (Jest before Node 24.9); afterwards schemas build without the synchronous load.
+ */
+export const loadSchemaLibrary = async (): Promise<void> => {
+  realType ??= (await import('typebox')).default;
+  realCompile ??= (await import('typebox/compile')).default;
+};
 
 /** A schema not built yet: the builder call that makes it. */
 class Deferred {

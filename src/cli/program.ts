@@ -70,8 +70,8 @@ Examples:
         }
       },
   };
-  const registers = await Promise.all(modulesFor(options.argv).map((m) => m.load()));
-  for (const register of registers) register(program, app);
+  // One at a time: concurrent imports of modules that share dependencies trip Jest's ESM loader.
+  for (const m of modulesFor(options.argv)) (await m.load())(program, app);
   return program;
 };
 
