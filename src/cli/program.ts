@@ -4,7 +4,8 @@
  * user errors (they print one line, without a stack trace).
  */
 import { Command, CommanderError } from 'commander';
-import { EVENT_SCHEMA_VERSION, FieldError } from '../../domain/index.js';
+import { FieldError } from '../../domain/encoding.js';
+import { EVENT_SCHEMA_VERSION } from '../../domain/schema/version.js';
 import { StoreError, ExpectedVersionConflictError } from '../store/types.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, type Io } from './io.js';

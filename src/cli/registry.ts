@@ -3,7 +3,7 @@
  * (`can-dma`) never loads the server, ingest, follow, the archive or the stores it does not use.
  * Without a known command word (`isogroup`, `--help`, `help …`, an unknown or misspelt command)
  * and for `completion` (which reads every definition), every module is loaded, in this order,
- * which is the order `--help` lists the commands in. A test keeps `commands` equal to what each
+ * which is the order `--help` lists the commands in (`--version` alone loads none). A test keeps `commands` equal to what each
  * module registers.
  */
 import type { Command } from 'commander';
@@ -51,6 +51,8 @@ export const commandWord = (argv: readonly string[]): string | undefined => {
 /** The modules a run of `argv` needs: the one that defines its command, or all of them. */
 export const modulesFor = (argv: readonly string[] | undefined): readonly CommandModule[] => {
   const word = argv && commandWord(argv);
+  // `--version` alone prints the version: no command definitions needed.
+  if (word === undefined && argv !== undefined && argv.some((a) => a === '--version' || a === '-V') && !argv.some((a) => a === '--help' || a === '-h')) return [];
   if (word === undefined || word === 'completion') return COMMAND_MODULES;
   const one = COMMAND_MODULES.find((m) => m.commands.includes(word));
   return one ? [one] : COMMAND_MODULES;

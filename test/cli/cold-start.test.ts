@@ -81,6 +81,8 @@ describe('the command registry', () => {
     expect(commandWord(['--version'])).toBeUndefined();
     expect(modulesFor(['can-dma']).map((m) => m.commands[0])).toEqual(['can-dma']);
     for (const argv of [[], ['--help'], ['help', 'can-dma'], ['completion', 'bash'], ['can-dam']]) expect(modulesFor(argv)).toBe(COMMAND_MODULES);
+    expect(modulesFor(['--version'])).toEqual([]);
+    expect(modulesFor(['--version', '--help'])).toBe(COMMAND_MODULES);
   });
 
   test('isogroup --help still lists every command', async () => {
