@@ -1,8 +1,8 @@
 /**
  * A one-shot query starts cold: the process loads the command it runs and what that command uses,
- * nothing else. `can-dma` loads no schema library (TypeBox: replay and queries never validate), no
- * server, no ingest, no PostgreSQL or KurrentDB client. Checked on the built CLI with a loader hook
- * that records every module the process loads (a behaviour test: no timing).
+ * nothing else. `can-dma` loads no schema library (TypeBox: replay and queries never validate), not
+ * rxjs's whole index, no server, no ingest, no PostgreSQL or KurrentDB client. Checked on the
+ * built CLI with hooks that record every module the process loads (a behaviour test: no timing).
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -44,7 +44,7 @@ const loaded = (argv: string[]): Promise<{ code: number | null; stdout: string; 
   });
 };
 
-const HEAVY = [/\/node_modules\/typebox\//, /^require:typebox/, /\/src\/server\//, /\/src\/ingest\//, /\/node_modules\/pg/, /\/node_modules\/@kurrent\//, /\/store\/postgres/, /\/store\/kurrent/, /\/store\/archive/, /\/testkit\//, /\/cli\/commands\/(serve|follow|ingest|integrity|core|storm)\./];
+const HEAVY = [/\/node_modules\/typebox\//, /^require:typebox/, /\/rxjs\/dist\/cjs\/index\.js$/, /\/src\/server\//, /\/src\/ingest\//, /\/node_modules\/pg/, /\/node_modules\/@kurrent\//, /\/store\/postgres/, /\/store\/kurrent/, /\/store\/archive/, /\/testkit\//, /\/cli\/commands\/(serve|follow|ingest|integrity|core|storm)\./];
 
 describe('a cold query loads only what it uses', () => {
   test('can-dma on a file log: the verdict, without the schema library, the server, ingest or the database clients', async () => {
