@@ -1,22 +1,22 @@
 /**
  * TypeBox, loaded when a schema is first needed, not when the model is. Building the schemas at
  * module load cost every process the library (~370 modules, ~680 with the compiler: most of a
- * query's start-up), though replay and queries never validate: only parsing input (exec, import,
- * ingest, the server's commands) and the published document use them.
+ * query's start-up), though replay and queries never validate: only the compiled check of observed
+ * and imported events (import, ingest, follow) and the published document (`schema`) use them.
  *
  * `Type` here has TypeBox's builder API but records each call as a deferred schema; `resolve`
  * turns a deferred schema into the real one (built once, with the real `Type`), and `compile`
  * compiles one. The library itself is loaded synchronously on first use (require of an ES module,
  * Node >= 20.19): module loading, not I/O, so the model stays pure.
  */
+import { createRequire } from 'node:module';
 import type TypeBox from 'typebox';
 import type { TSchema } from 'typebox';
 import type CompileFn from 'typebox/compile';
 
 type Builder = typeof TypeBox;
 
-// Node's own require (process.getBuiltinModule: a test runner's module registry cannot stand in for it).
-const load = process.getBuiltinModule('node:module').createRequire(import.meta.url);
+const load = createRequire(import.meta.url);
 let realType: Builder | undefined;
 let realCompile: typeof CompileFn | undefined;
 const library = (): Builder => (realType ??= (load('typebox') as { default: Builder }).default);
@@ -38,9 +38,6 @@ class Deferred {
     readonly args: readonly unknown[],
   ) {}
 }
-
-/** True once some schema has been built (tests: a query loads no schema library). */
-export const schemaLibraryLoaded = (): boolean => realType !== undefined;
 
 /** TypeBox's builder, deferred: every `Type.X(…)` returns a schema that `resolve` builds. */
 export const Type: Builder = new Proxy({} as Builder, {
