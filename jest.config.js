@@ -3,7 +3,7 @@ export default {
   testEnvironment: 'node',
   roots: ['<rootDir>/domain', '<rootDir>/projections', '<rootDir>/src', '<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
-  setupFiles: ['<rootDir>/test/setup/reducer.ts'],
+  setupFiles: ['<rootDir>/test/setup/reducer.ts', '<rootDir>/test/setup/schema-library.ts'],
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {

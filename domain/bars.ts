@@ -7,7 +7,7 @@
  * A BAR is named `{ device, bar }` (index 0–5), written `DEVICE:N` in text (`0000:03:00.0:2`).
  * Lookups go through a sorted interval index over every live BAR, built once per state version.
  */
-import Type from 'typebox';
+import { Type } from './schema/typebox.js';
 import { FieldError, describe, hex, isPciFunctionId, parseU64, type Path, type Range } from './encoding.js';
 import type { Field } from './schema/field.js';
 import type { State } from './state.js';

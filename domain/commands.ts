@@ -3,7 +3,7 @@
  * (with the defaults) and the published JSON Schema derive. Field errors are thrown as FieldError
  * (EINVAL naming the field, with the structured issue) and turned into refusals by the caller.
  */
-import Type from 'typebox';
+import { Type } from './schema/typebox.js';
 import { FieldError, TWO_POW_64, U64_MAX, describe, isPciFunctionId, isPciHostBridgeId, parseDeviceId } from './encoding.js';
 import { DEFAULT_GROUPING_RULES, GROUPING_RULES_NAMES } from './rules/index.js';
 import { readShape, shape, type Decoded, type Fields, type Shape } from './schema/field.js';

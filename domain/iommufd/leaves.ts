@@ -2,7 +2,7 @@
  * Field leaves of the iommufd commands and events: a BAR reference (`DEVICE:N` or
  * `{device, bar}`, the convention the peer-to-peer model shares) and a VF token (a UUID).
  */
-import Type from 'typebox';
+import { Type } from '../schema/typebox.js';
 import { FieldError, describe, parseDeviceId, type Path } from '../encoding.js';
 import type { Field } from '../schema/field.js';
 import type { BarRef } from './state.js';

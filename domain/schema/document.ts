@@ -2,7 +2,8 @@
  * The published JSON Schema (2020-12) of every command and every event envelope, built from the
  * same schemas the parsers use; `isogroup schema` prints it.
  */
-import Type, { type TSchema } from 'typebox';
+import type { TSchema } from 'typebox';
+import { Type, resolve } from './typebox.js';
 import { COMMAND_BASE, COMMAND_SCHEMAS, COMMAND_TYPES } from '../commands.js';
 import { EVENT_SCHEMAS, EVENT_TYPES } from '../events.js';
 
@@ -29,7 +30,7 @@ export const schemaDocument = (): Record<string, unknown> => {
     $defs: {
       command: { oneOf: COMMAND_TYPES.map((t) => ref(`command:${t}`)) },
       event: { oneOf: EVENT_TYPES.map((t) => ref(`event:${t}`)) },
-      ...defs,
+      ...resolve(defs),
     },
     anyOf: [ref('command'), ref('event')],
   };

@@ -17,9 +17,10 @@
  * (the file store trusts its own log), so the replay ratio does not move.
  * The library's own messages are never shown: a failing value is re-read by the field readers,
  * which produce the messages the CLI has always printed.
+ * The schemas are built (and the library loaded) on first use: ./typebox.ts.
  */
-import Type, { type TSchema } from 'typebox';
-import Compile from 'typebox/compile';
+import type { TSchema } from 'typebox';
+import { Type, annotate, compile } from './typebox.js';
 import type { Path } from '../encoding.js';
 
 type Obj = Record<string, unknown>;
@@ -69,8 +70,7 @@ export interface Shape<F extends Fields> {
 }
 
 /** `json` plus keywords (a spread would drop TypeBox's hidden `~refine` checks). */
-export const annotated = (json: TSchema, keywords: Record<string, unknown>): TSchema =>
-  Object.assign(Object.create(Object.getPrototypeOf(json) as object | null, Object.getOwnPropertyDescriptors(json)) as TSchema, keywords);
+export const annotated = annotate;
 
 /** A field with a TypeScript type narrower than what its reader checks (the reducer fills the rest). */
 export const typed = <T>(f: AnyField): Field<T> => f as unknown as Field<T>;
@@ -118,10 +118,8 @@ export const defaultsOf = (s: Shape<Fields>): Obj | undefined => {
 };
 
 /** A compiled (JIT) check of a shape's JSON Schema: true means every reader would accept. */
-export const compileShape = (s: Shape<Fields>): ((value: unknown) => boolean) => {
-  const validator = Compile(Type.Object(Object.fromEntries(Object.entries(s.fields).map(([k, f]) => [k, f.filled ?? f.json]))));
-  return (value) => validator.Check(value);
-};
+export const compileShape = (s: Shape<Fields>): ((value: unknown) => boolean) =>
+  compile(Type.Object(Object.fromEntries(Object.entries(s.fields).map(([k, f]) => [k, f.filled ?? f.json]))));
 
 /** A field checked exactly by its reader inside the compiled check (for rare, intricate values). */
 export const exact = (json: TSchema, read: (value: unknown, path: Path) => unknown): TSchema =>

@@ -4,7 +4,7 @@
  * change). Commands are lenient: null means "use the default". Event leaves: stored.ts.
  */
 import type { Actor } from '../envelope.js';
-import Type from 'typebox';
+import { Type } from './typebox.js';
 import {
   FieldError,
   U64_MAX,

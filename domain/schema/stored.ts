@@ -2,7 +2,7 @@
  * The field vocabulary of events: the data as stored (64-bit values stay strings), checked but
  * not decoded; defaults only for absent keys. Messages are the ones `import` has always printed.
  */
-import Type from 'typebox';
+import { Type } from './typebox.js';
 import { FieldError, describe, parseU64, type Path } from '../encoding.js';
 import type { Region } from '../state.js';
 import { exact, type Field } from './field.js';

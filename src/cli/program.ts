@@ -4,23 +4,13 @@
  * user errors (they print one line, without a stack trace).
  */
 import { Command, CommanderError } from 'commander';
-import { EVENT_SCHEMA_VERSION, FieldError } from '../../domain/index.js';
+import { FieldError } from '../../domain/encoding.js';
+import { EVENT_SCHEMA_VERSION } from '../../domain/schema/version.js';
 import { StoreError, ExpectedVersionConflictError } from '../store/types.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, type Io } from './io.js';
 import type { App } from './app.js';
-import { registerCore } from './commands/core.js';
-import { registerQueries } from './commands/queries.js';
-import { registerExtras } from './commands/extras.js';
-import { registerIngest } from './commands/ingest.js';
-import { registerSchema } from './commands/schema.js';
-import { registerFollow } from './commands/follow.js';
-import { registerCompletion } from './commands/completion.js';
-import { registerIntegrity } from './commands/integrity.js';
-import { registerIommufd } from './commands/iommufd.js';
-import { registerReset } from './commands/reset.js';
-import { registerSnapshot } from './commands/snapshot.js';
-import { registerP2p } from './commands/p2p.js';
+import { modulesFor } from './registry.js';
 
 export type { App } from './app.js';
 
@@ -33,7 +23,11 @@ export const versionText = (json: boolean): string =>
     ? JSON.stringify({ name: 'isogroup', version: VERSION, eventSchema: EVENT_SCHEMA_VERSION })
     : `isogroup ${VERSION} (event schema v${EVENT_SCHEMA_VERSION})`;
 
-export const buildProgram = (io: Io, exit: { code: number }, options: { versionJson?: boolean } = {}): Command => {
+/**
+ * The program with the commands a run of `options.argv` needs (src/cli/registry.ts: the command's
+ * own module only, so a query loads no server or ingest code); without argv, every command.
+ */
+export const buildProgram = async (io: Io, exit: { code: number }, options: { versionJson?: boolean; argv?: readonly string[] } = {}): Promise<Command> => {
   const program = new Command('isogroup');
   program
     .description('Event-sourced IOMMU isolation-group manager: topology, groups, DMA ownership, domains and mappings as an append-only log.')
@@ -77,18 +71,8 @@ Examples:
         }
       },
   };
-  registerCore(program, app);
-  registerQueries(program, app);
-  registerExtras(program, app);
-  registerIngest(program, app);
-  registerSchema(program, app);
-  registerFollow(program, app);
-  registerCompletion(program, app);
-  registerIntegrity(program, app);
-  registerIommufd(program, app);
-  registerReset(program, app);
-  registerSnapshot(program, app);
-  registerP2p(program, app);
+  // One at a time: concurrent imports of modules that share dependencies trip Jest's ESM loader.
+  for (const m of modulesFor(options.argv)) (await m.load())(program, app);
   return program;
 };
 
@@ -96,8 +80,8 @@ Examples:
 export const run = async (argv: readonly string[], io: Io): Promise<number> => {
   const exit = { code: 0 };
   const versionJson = argv.includes('--json') && (argv.includes('--version') || argv.includes('-V'));
-  const program = buildProgram(io, exit, { versionJson });
   try {
+    const program = await buildProgram(io, exit, { versionJson, argv });
     await program.parseAsync([...argv], { from: 'user' });
     return exit.code;
   } catch (err) {

@@ -59,8 +59,11 @@ describe('colour', () => {
   });
 });
 
+/** The program with every command defined (what completion walks). */
+const everyCommand = await buildProgram({ stdout: { write: () => 0 }, stderr: { write: () => 0 }, stdin: process.stdin, env: {}, cwd: ROOT }, { code: 0 });
+
 describe('isogroup completion', () => {
-  const program = buildProgram({ stdout: { write: () => 0 }, stderr: { write: () => 0 }, stdin: process.stdin, env: {}, cwd: ROOT }, { code: 0 });
+  const program = everyCommand;
   const walk = (c: Command): Command[] => [c, ...c.commands.flatMap(walk)];
   const commands = walk(program).slice(1);
 

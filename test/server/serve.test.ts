@@ -42,27 +42,29 @@ const capture = (): Captured => {
 const serve = (argv: string[], stop: Promise<unknown>): { io: Captured; code: Promise<number> } => {
   const io = capture();
   const exit = { code: 0 };
-  const program = buildProgram(io.io, exit);
-  const existing = program.commands.find((c) => c.name() === 'serve');
-  if (existing) (program as unknown as { commands: Command[] }).commands.splice(program.commands.indexOf(existing), 1);
-  const app: App = {
-    io: io.io,
-    action:
-      (fn) =>
-      async (...args) => {
-        const cmd = args[args.length - 1] as Command;
-        let ctx = null;
-        try {
-          ctx = createContext(io.io, cmd.optsWithGlobals() as GlobalOptions);
-          const code = await fn(ctx, ...args);
-          exit.code = typeof code === 'number' ? code : 0;
-        } finally {
-          await ctx?.close();
-        }
-      },
-  };
-  registerServe(program, app, { stop });
-  const code = program.parseAsync(argv, { from: 'user' }).then(
+  const code = buildProgram(io.io, exit).then((program) => {
+    const existing = program.commands.find((c) => c.name() === 'serve');
+    if (existing) (program as unknown as { commands: Command[] }).commands.splice(program.commands.indexOf(existing), 1);
+    const app: App = {
+      io: io.io,
+      action:
+        (fn) =>
+        async (...args) => {
+          const cmd = args[args.length - 1] as Command;
+          let ctx = null;
+          try {
+            ctx = createContext(io.io, cmd.optsWithGlobals() as GlobalOptions);
+            const code = await fn(ctx, ...args);
+            exit.code = typeof code === 'number' ? code : 0;
+          } finally {
+            await ctx?.close();
+          }
+        },
+    };
+    registerServe(program, app, { stop });
+    return program.parseAsync(argv, { from: 'user' });
+  });
+  const ended = code.then(
     () => exit.code,
     (err: unknown) => {
       if (err instanceof CliError) {
@@ -73,7 +75,7 @@ const serve = (argv: string[], stop: Promise<unknown>): { io: Captured; code: Pr
       throw err;
     },
   );
-  return { io, code };
+  return { io, code: ended };
 };
 
 /** Waits for the URL line; fails with the output if the command ended first. */

@@ -1,15 +1,11 @@
-/** Commands contributed by other parts: hosts, store init, ingest/verify, storm, serve. */
+/** Commands contributed by other parts: hosts, store init (storm and serve register from their own modules: src/cli/registry.ts). */
 import type { Command } from 'commander';
 import { redactUrl } from '../../store/open.js';
 import { hostOfStream } from '../../store/types.js';
 import { CliError } from '../io.js';
 import type { App } from '../app.js';
-import { registerServe } from './serve.js';
-import { registerStorm } from './storm.js';
 
 export const registerExtras = (program: Command, app: App): void => {
-  registerStorm(program, app);
-  registerServe(program, app);
   program
     .command('hosts')
     .description('the hosts (streams host-<name>) in the store')
