@@ -4,7 +4,7 @@
  * projections.
  */
 import { hex, type Range } from './encoding.js';
-import { unpackPos } from './mapping-word.js';
+import { posOf, protOf, unpackPos } from './mapping-word.js';
 import { personalityOf, type EffectiveDomain } from './personality/index.js';
 import { hardwareMsi, regionsAt } from './reserved.js';
 import { busMasterOf, resetFencing } from './reset.js';
@@ -187,17 +187,23 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   let covered = range.start;
   let contiguous = true;
   let permitted = true;
-  // Usually one mapping covers the whole range: collect every overlap only when it does not.
-  const first = dom.mappings.overlapping(range.start, range.last, 1);
-  const hits = first.length === 1 && first[0]!.start <= range.start && first[0]!.last >= range.last ? first : dom.mappings.overlapping(range.start, range.last);
-  for (const m of hits) {
-    if (m.start > covered) contiguous = false;
-    const s = m.start > range.start ? m.start : range.start;
-    const l = m.last < range.last ? m.last : range.last;
-    const { pos, prot } = unpackPos(m.pos);
-    if ((prot & need) === 0) permitted = false;
-    segments.push({ iova: { start: s, last: l }, pa: { start: m.aux + (s - m.start), last: m.aux + (l - m.start) }, pos });
-    covered = l + 1n;
+  // Usually one mapping covers the whole range: one descent finds it (the first overlap in map
+  // order, as the full walk would); collect every overlap only when it does not cover the range.
+  const first = dom.mappings.firstOverlap(range.start, range.last);
+  if (first !== undefined && first.start <= range.start && first.last >= range.last) {
+    if ((protOf(first.pos) & need) === 0) permitted = false;
+    segments.push({ iova: { start: range.start, last: range.last }, pa: { start: first.aux + (range.start - first.start), last: first.aux + (range.last - first.start) }, pos: posOf(first.pos) });
+    covered = range.last + 1n;
+  } else if (first !== undefined) {
+    for (const m of dom.mappings.overlapping(range.start, range.last)) {
+      if (m.start > covered) contiguous = false;
+      const s = m.start > range.start ? m.start : range.start;
+      const l = m.last < range.last ? m.last : range.last;
+      const { pos, prot } = unpackPos(m.pos);
+      if ((prot & need) === 0) permitted = false;
+      segments.push({ iova: { start: s, last: l }, pa: { start: m.aux + (s - m.start), last: m.aux + (l - m.start) }, pos });
+      covered = l + 1n;
+    }
   }
   if (segments.length > 0 && covered <= range.last) contiguous = false;
   if (segments.length === 0) return verdict(false, 'unmapped', g.id, owner, dom.id, segments, FAULT_MAPPING, more);

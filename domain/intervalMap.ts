@@ -37,6 +37,13 @@ export type Edit = { readonly __edit: true };
 type Owner = Edit | null;
 
 class Leaf {
+  /**
+   * The point-query index, built at the first `firstOverlap` that reaches this leaf and dropped by
+   * every change: 0 = not built, 1 = the `last` words never decrease (disjoint mappings, the usual
+   * case: binary search them directly), 2 = `pm` holds the running maximum of `last`.
+   */
+  ix = 0;
+  pm: BigUint64Array | null = null;
   constructor(
     public w: BigUint64Array,
     public refs: unknown[] | null,
@@ -50,6 +57,8 @@ class Leaf {
   }
   recompute(): void {
     const w = this.w;
+    this.ix = 0;
+    this.pm = null;
     this.min = this.n > 0 ? w[0]! : 0n;
     let max = 0n;
     for (let i = 1; i < this.n * W; i += W) if (w[i]! > max) max = w[i]!;
@@ -61,6 +70,8 @@ class Inner {
   min: bigint;
   max: bigint;
   count: number;
+  /** Running maximum of the children's `max` (built at the first point query, dropped by every change). */
+  pm: bigint[] | null;
   constructor(
     public kids: Node[],
     public owner: Owner,
@@ -68,10 +79,12 @@ class Inner {
     this.min = 0n;
     this.max = 0n;
     this.count = 0;
+    this.pm = null;
     this.recompute();
   }
   recompute(): void {
     const kids = this.kids;
+    this.pm = null;
     this.min = kids.length > 0 ? kids[0]!.min : 0n;
     let max = 0n;
     let count = 0;
@@ -144,6 +157,8 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
     return [a, b];
   }
   const w = t.w;
+  t.ix = 0;
+  t.pm = null;
   w.copyWithin((idx + 1) * W, idx * W, n * W);
   w[idx * W] = e.start;
   w[idx * W + 1] = e.last;
@@ -175,6 +190,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     return [new Inner(next.slice(0, h), owner), new Inner(next.slice(h), owner)];
   }
   const t = node;
+  t.pm = null;
   t.kids.splice(i, 1, ...replaced);
   if (t.kids.length <= MAX_FANOUT) {
     t.min = t.kids[0]!.min;
@@ -217,6 +233,8 @@ const removeNode = (node: Node, start: bigint, match: Match, owner: Owner): Node
       if (!match(e)) continue;
       if (n === 1) return null;
       const t = mine(node, owner) ? node : copyLeaf(node, owner);
+      t.ix = 0;
+      t.pm = null;
       t.w.copyWithin(i * W, (i + 1) * W, n * W);
       if (t.refs) t.refs.splice(i, 1);
       t.n = n - 1;
@@ -270,6 +288,94 @@ const visitOverlaps = (node: Node, a: bigint, b: bigint, visit: (leaf: Leaf, i: 
     if (k.max >= a && !visitOverlaps(k, a, b, visit)) return false;
   }
   return true;
+};
+
+/** Builds a leaf's point-query index (see `Leaf.ix`). */
+const indexLeaf = (leaf: Leaf): number => {
+  const { w, n } = leaf;
+  let mono = true;
+  for (let i = 1; i < n; i++) {
+    if (w[i * W + 1]! < w[(i - 1) * W + 1]!) {
+      mono = false;
+      break;
+    }
+  }
+  if (mono) {
+    leaf.ix = 1;
+    return 1;
+  }
+  const pm = new BigUint64Array(n);
+  let max = 0n;
+  for (let i = 0; i < n; i++) {
+    const l = w[i * W + 1]!;
+    if (l > max) max = l;
+    pm[i] = max;
+  }
+  leaf.pm = pm;
+  leaf.ix = 2;
+  return 2;
+};
+
+const indexInner = (node: Inner): bigint[] => {
+  const kids = node.kids;
+  const pm = new Array<bigint>(kids.length);
+  let max = kids[0]!.max;
+  for (let i = 0; i < kids.length; i++) {
+    const m = kids[i]!.max;
+    if (m > max) max = m;
+    pm[i] = max;
+  }
+  node.pm = pm;
+  return pm;
+};
+
+/** The leaf found by the last `firstOverlapAt` (module scratch: no result object per query). */
+let foundLeaf: Leaf | null = null;
+
+/**
+ * The first entry (in map order) overlapping [a, b]: its index in `foundLeaf`, or -1. One descent,
+ * no callback: in each node, binary-search the first child (entry) whose running maximum of `last`
+ * reaches `a`. Every child before it ends below `a`; if that child starts after `b`, so does every
+ * later one (children are ordered by start), and if nothing inside it overlaps, its entry that
+ * reaches `a` starts after `b`, so every later entry does too. Hence one path decides.
+ */
+const firstOverlapAt = (root: Node, a: bigint, b: bigint): number => {
+  let node = root;
+  while (node instanceof Inner) {
+    const pm = node.pm ?? indexInner(node);
+    let lo = 0;
+    let hi = pm.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pm[mid]! < a) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === pm.length) return -1;
+    node = node.kids[lo]!;
+    if (node.min > b) return -1;
+  }
+  const leaf = node;
+  const n = leaf.n;
+  const w = leaf.w;
+  let lo = 0;
+  let hi = n;
+  if ((leaf.ix || indexLeaf(leaf)) === 1) {
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (w[mid * W + 1]! < a) lo = mid + 1;
+      else hi = mid;
+    }
+  } else {
+    const pm = leaf.pm!;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (pm[mid]! < a) lo = mid + 1;
+      else hi = mid;
+    }
+  }
+  if (lo === n || w[lo * W]! > b) return -1;
+  foundLeaf = leaf;
+  return lo;
 };
 
 function* walk(node: Node): Generator<IntervalEntry> {
@@ -345,20 +451,29 @@ export class IntervalMap<R = unknown> {
 
   /** True when some entry overlaps [a, b]. */
   intersects(a: bigint, b: bigint): boolean {
+    // The reducer's overlap check between two inserts: a scan, so it builds no index that the next insert drops.
     if (!this.root) return false;
     return !visitOverlaps(this.root, a, b, () => false);
   }
 
   /** The first entry (lowest start) containing `x`, or undefined. */
   stab(x: bigint): IntervalEntry<R> | undefined {
-    let found: IntervalEntry<R> | undefined;
-    if (this.root) {
-      visitOverlaps(this.root, x, x, (leaf, i) => {
-        found = entryAt<R>(leaf, i);
-        return false;
-      });
-    }
-    return found;
+    return this.firstOverlap(x, x);
+  }
+
+  /**
+   * The first entry (in `overlapping` order) overlapping [a, b], or undefined: the same entry as
+   * `overlapping(a, b, 1)[0]`, found by one root-to-leaf descent with binary search in each node
+   * (the point-query path of `canDma`).
+   */
+  firstOverlap(a: bigint, b: bigint): IntervalEntry<R> | undefined {
+    const root = this.root;
+    if (root === null) return undefined;
+    const i = firstOverlapAt(root, a, b);
+    if (i < 0) return undefined;
+    const leaf = foundLeaf!;
+    foundLeaf = null;
+    return entryAt<R>(leaf, i);
   }
 
   *[Symbol.iterator](): Generator<IntervalEntry<R>> {
