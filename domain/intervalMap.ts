@@ -39,10 +39,11 @@ type Owner = Edit | null;
 class Leaf {
   /**
    * The point-query index, built at the first `firstOverlap` that reaches this leaf and dropped by
-   * every change: 0 = not built, 1 = the `last` words never decrease (disjoint mappings, the usual
-   * case: binary search them directly), 2 = `pm` holds the running maximum of `last`.
+   * every change (null = not built): the running maximum of `last` as doubles (`pd`, contiguous and
+   * compared without BigInt objects) and exactly (`pm`; null when the `last` words never decrease,
+   * the usual case of disjoint mappings: then they are their own running maximum).
    */
-  ix = 0;
+  pd: number[] | null = null;
   pm: BigUint64Array | null = null;
   constructor(
     public w: BigUint64Array,
@@ -57,8 +58,7 @@ class Leaf {
   }
   recompute(): void {
     const w = this.w;
-    this.ix = 0;
-    this.pm = null;
+    this.pd = null;
     this.min = this.n > 0 ? w[0]! : 0n;
     let max = 0n;
     for (let i = 1; i < this.n * W; i += W) if (w[i]! > max) max = w[i]!;
@@ -70,7 +70,8 @@ class Inner {
   min: bigint;
   max: bigint;
   count: number;
-  /** Running maximum of the children's `max` (built at the first point query, dropped by every change). */
+  /** Running maximum of the children's `max`, as doubles and exactly (built at the first point query, dropped by every change). */
+  pd: number[] | null;
   pm: bigint[] | null;
   constructor(
     public kids: Node[],
@@ -79,12 +80,13 @@ class Inner {
     this.min = 0n;
     this.max = 0n;
     this.count = 0;
+    this.pd = null;
     this.pm = null;
     this.recompute();
   }
   recompute(): void {
     const kids = this.kids;
-    this.pm = null;
+    this.pd = null;
     this.min = kids.length > 0 ? kids[0]!.min : 0n;
     let max = 0n;
     let count = 0;
@@ -157,8 +159,7 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
     return [a, b];
   }
   const w = t.w;
-  t.ix = 0;
-  t.pm = null;
+  t.pd = null;
   w.copyWithin((idx + 1) * W, idx * W, n * W);
   w[idx * W] = e.start;
   w[idx * W + 1] = e.last;
@@ -190,7 +191,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     return [new Inner(next.slice(0, h), owner), new Inner(next.slice(h), owner)];
   }
   const t = node;
-  t.pm = null;
+  t.pd = null;
   t.kids.splice(i, 1, ...replaced);
   if (t.kids.length <= MAX_FANOUT) {
     t.min = t.kids[0]!.min;
@@ -233,8 +234,7 @@ const removeNode = (node: Node, start: bigint, match: Match, owner: Owner): Node
       if (!match(e)) continue;
       if (n === 1) return null;
       const t = mine(node, owner) ? node : copyLeaf(node, owner);
-      t.ix = 0;
-      t.pm = null;
+      t.pd = null;
       t.w.copyWithin(i * W, (i + 1) * W, n * W);
       if (t.refs) t.refs.splice(i, 1);
       t.n = n - 1;
@@ -290,47 +290,66 @@ const visitOverlaps = (node: Node, a: bigint, b: bigint, visit: (leaf: Leaf, i: 
   return true;
 };
 
-/** Builds a leaf's point-query index (see `Leaf.ix`). */
-const indexLeaf = (leaf: Leaf): number => {
+/** Builds a leaf's point-query index (see `Leaf.pd`). */
+const indexLeaf = (leaf: Leaf): number[] => {
   const { w, n } = leaf;
-  let mono = true;
-  for (let i = 1; i < n; i++) {
-    if (w[i * W + 1]! < w[(i - 1) * W + 1]!) {
-      mono = false;
-      break;
-    }
-  }
-  if (mono) {
-    leaf.ix = 1;
-    return 1;
-  }
-  const pm = new BigUint64Array(n);
+  const pd: number[] = [];
+  let pm: BigUint64Array | null = null;
   let max = 0n;
   for (let i = 0; i < n; i++) {
     const l = w[i * W + 1]!;
+    if (l < max && pm === null) {
+      pm = new BigUint64Array(n);
+      for (let k = 0; k < i; k++) pm[k] = w[k * W + 1]!;
+    }
     if (l > max) max = l;
-    pm[i] = max;
+    if (pm !== null) pm[i] = max;
+    pd.push(Number(max));
   }
   leaf.pm = pm;
-  leaf.ix = 2;
-  return 2;
+  leaf.pd = pd;
+  return pd;
 };
 
-const indexInner = (node: Inner): bigint[] => {
+const indexInner = (node: Inner): number[] => {
   const kids = node.kids;
+  const pd: number[] = [];
   const pm = new Array<bigint>(kids.length);
-  let max = kids[0]!.max;
+  let max = 0n;
   for (let i = 0; i < kids.length; i++) {
     const m = kids[i]!.max;
     if (m > max) max = m;
     pm[i] = max;
+    pd.push(Number(max));
   }
   node.pm = pm;
-  return pm;
+  node.pd = pd;
+  return pd;
+};
+
+/**
+ * The first index whose running maximum reaches `a` (`da` = Number(a)), or `pd.length`. Rounding to
+ * a double never reverses an order, so a smaller double means a smaller value and a larger double a
+ * larger one; only equal doubles (addresses above 2^53 within one rounding step) need the exact word.
+ */
+const firstReaching = (pd: readonly number[], da: number, exact: (i: number) => bigint, a: bigint): number => {
+  let lo = 0;
+  let hi = pd.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (pd[mid]! < da) lo = mid + 1;
+    else hi = mid;
+  }
+  while (lo < pd.length && pd[lo] === da && exact(lo) < a) lo++;
+  return lo;
 };
 
 /** The leaf found by the last `firstOverlapAt` (module scratch: no result object per query). */
 let foundLeaf: Leaf | null = null;
+let exactInner: bigint[] = [];
+let exactLeaf: Leaf | null = null;
+const innerExact = (i: number): bigint => exactInner[i]!;
+const leafExact = (i: number): bigint => (exactLeaf!.pm !== null ? exactLeaf!.pm[i]! : exactLeaf!.w[i * W + 1]!);
 
 /**
  * The first entry (in map order) overlapping [a, b]: its index in `foundLeaf`, or -1. One descent,
@@ -340,42 +359,25 @@ let foundLeaf: Leaf | null = null;
  * reaches `a` starts after `b`, so every later entry does too. Hence one path decides.
  */
 const firstOverlapAt = (root: Node, a: bigint, b: bigint): number => {
+  const da = Number(a);
   let node = root;
   while (node instanceof Inner) {
-    const pm = node.pm ?? indexInner(node);
-    let lo = 0;
-    let hi = pm.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (pm[mid]! < a) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === pm.length) return -1;
-    node = node.kids[lo]!;
-    if (node.min > b) return -1;
+    const pd = node.pd ?? indexInner(node);
+    exactInner = node.pm!;
+    const i = firstReaching(pd, da, innerExact, a);
+    if (i === pd.length) return -1;
+    // No check of the child's start against `b` here: if it starts after `b`, so does the entry
+    // the leaf finds, and the leaf's check answers (one load fewer per level).
+    node = node.kids[i]!;
   }
   const leaf = node;
-  const n = leaf.n;
-  const w = leaf.w;
-  let lo = 0;
-  let hi = n;
-  if ((leaf.ix || indexLeaf(leaf)) === 1) {
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (w[mid * W + 1]! < a) lo = mid + 1;
-      else hi = mid;
-    }
-  } else {
-    const pm = leaf.pm!;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (pm[mid]! < a) lo = mid + 1;
-      else hi = mid;
-    }
-  }
-  if (lo === n || w[lo * W]! > b) return -1;
+  const pd = leaf.pd ?? indexLeaf(leaf);
+  exactLeaf = leaf;
+  const i = firstReaching(pd, da, leafExact, a);
+  exactLeaf = null;
+  if (i === leaf.n || leaf.w[i * W]! > b) return -1;
   foundLeaf = leaf;
-  return lo;
+  return i;
 };
 
 function* walk(node: Node): Generator<IntervalEntry> {
