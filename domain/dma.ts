@@ -139,6 +139,12 @@ const verdict = (
   revoked: undefined,
 }) as DmaVerdict;
 
+type More = { vm?: string | undefined; viaGroup?: readonly string[] | undefined; path?: string; region?: Region | undefined };
+
+/** An identity-mapped answer (the range reaches itself); module-level so a query allocates no closure. */
+const identityVerdict = (reason: DmaReason, group: number, owner: string | null, eff: EffectiveDomain, range: Range, more: More, region?: Region): DmaVerdict =>
+  verdict(true, reason, group, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
+
 const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   const length = q.length ?? 1n;
   const range: Range = { start: q.iova, last: q.iova + (length === 0n ? 1n : length) - 1n };
@@ -166,21 +172,19 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   }
   const eff = effectiveDomain(state, dev.id, q.pasid ?? null);
   const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
-  const identity = (reason: DmaReason, region?: Region): DmaVerdict =>
-    verdict(true, reason, g.id, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
   const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
   // A hardware MSI window is not translated (IOMMU_RESV_MSI): a write there is an interrupt request
   // that interrupt remapping handles whatever the DMA domain; it cannot be read. sw-msi windows are
   // translated like any address (the kernel maps its doorbells into the domain).
   const hw = hardwareMsi(iommu, dev, range, q.access);
-  if (hw) return q.access === 'w' ? identity('msi', hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
-  if (eff.path === 'bypass') return identity('identity');
+  if (hw) return q.access === 'w' ? identityVerdict('msi', g.id, owner, eff, range, more, hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
+  if (eff.path === 'bypass') return identityVerdict('identity', g.id, owner, eff, range, more);
   const dom = stage2Of(state, eff.domain);
   if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
-  if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
+  if (dom.kind === 'identity' || dom.kind === 'bypass') return identityVerdict('identity', g.id, owner, eff, range, more);
   const { direct, reserved } = regionsAt(iommu, dev, range);
   // Kernel DMA domains identity-map the device's direct regions.
-  if (dom.kind === 'dma' && direct) return identity('identity', direct);
+  if (dom.kind === 'dma' && direct) return identityVerdict('identity', g.id, owner, eff, range, more, direct);
   if (reserved) return verdict(false, 'reserved', g.id, owner, dom.id, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: reserved });
   const need = q.access === 'w' ? PROT_W : PROT_R;
   const segments: Segment[] = [];
