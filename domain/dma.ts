@@ -4,7 +4,7 @@
  * projections.
  */
 import { hex, type Range } from './encoding.js';
-import { unpackPos } from './mapping-word.js';
+import { posOf, protOf, unpackPos } from './mapping-word.js';
 import { personalityOf, type EffectiveDomain } from './personality/index.js';
 import { hardwareMsi, regionsAt } from './reserved.js';
 import { busMasterOf, resetFencing } from './reset.js';
@@ -139,6 +139,12 @@ const verdict = (
   revoked: undefined,
 }) as DmaVerdict;
 
+type More = { vm?: string | undefined; viaGroup?: readonly string[] | undefined; path?: string; region?: Region | undefined };
+
+/** An identity-mapped answer (the range reaches itself); module-level so a query allocates no closure. */
+const identityVerdict = (reason: DmaReason, group: number, owner: string | null, eff: EffectiveDomain, range: Range, more: More, region?: Region): DmaVerdict =>
+  verdict(true, reason, group, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
+
 const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   const length = q.length ?? 1n;
   const range: Range = { start: q.iova, last: q.iova + (length === 0n ? 1n : length) - 1n };
@@ -166,38 +172,42 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   }
   const eff = effectiveDomain(state, dev.id, q.pasid ?? null);
   const more = { vm: owner ? (state.ctxs.get(owner)?.vm ?? undefined) : undefined, viaGroup: eff.viaGroup, path: eff.path, region: undefined as Region | undefined };
-  const identity = (reason: DmaReason, region?: Region): DmaVerdict =>
-    verdict(true, reason, g.id, owner, eff.domain?.id ?? null, [{ iova: range, pa: range }], undefined, { ...more, region });
   const iommu = dev.iommu ? state.iommus.get(dev.iommu) : undefined;
   // A hardware MSI window is not translated (IOMMU_RESV_MSI): a write there is an interrupt request
   // that interrupt remapping handles whatever the DMA domain; it cannot be read. sw-msi windows are
   // translated like any address (the kernel maps its doorbells into the domain).
   const hw = hardwareMsi(iommu, dev, range, q.access);
-  if (hw) return q.access === 'w' ? identity('msi', hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
-  if (eff.path === 'bypass') return identity('identity');
+  if (hw) return q.access === 'w' ? identityVerdict('msi', g.id, owner, eff, range, more, hw) : verdict(false, 'reserved', g.id, owner, eff.domain?.id ?? null, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: hw });
+  if (eff.path === 'bypass') return identityVerdict('identity', g.id, owner, eff, range, more);
   const dom = stage2Of(state, eff.domain);
   if (!dom || dom.kind === 'blocked') return verdict(false, 'blocked', g.id, owner, dom?.id ?? null, NO_SEGMENTS, FAULT_DOMAIN, more);
-  if (dom.kind === 'identity' || dom.kind === 'bypass') return identity('identity');
+  if (dom.kind === 'identity' || dom.kind === 'bypass') return identityVerdict('identity', g.id, owner, eff, range, more);
   const { direct, reserved } = regionsAt(iommu, dev, range);
   // Kernel DMA domains identity-map the device's direct regions.
-  if (dom.kind === 'dma' && direct) return identity('identity', direct);
+  if (dom.kind === 'dma' && direct) return identityVerdict('identity', g.id, owner, eff, range, more, direct);
   if (reserved) return verdict(false, 'reserved', g.id, owner, dom.id, NO_SEGMENTS, FAULT_MAPPING, { ...more, region: reserved });
   const need = q.access === 'w' ? PROT_W : PROT_R;
   const segments: Segment[] = [];
   let covered = range.start;
   let contiguous = true;
   let permitted = true;
-  // Usually one mapping covers the whole range: collect every overlap only when it does not.
-  const first = dom.mappings.overlapping(range.start, range.last, 1);
-  const hits = first.length === 1 && first[0]!.start <= range.start && first[0]!.last >= range.last ? first : dom.mappings.overlapping(range.start, range.last);
-  for (const m of hits) {
-    if (m.start > covered) contiguous = false;
-    const s = m.start > range.start ? m.start : range.start;
-    const l = m.last < range.last ? m.last : range.last;
-    const { pos, prot } = unpackPos(m.pos);
-    if ((prot & need) === 0) permitted = false;
-    segments.push({ iova: { start: s, last: l }, pa: { start: m.aux + (s - m.start), last: m.aux + (l - m.start) }, pos });
-    covered = l + 1n;
+  // Usually one mapping covers the whole range: one descent finds it (the first overlap in map
+  // order, as the full walk would); collect every overlap only when it does not cover the range.
+  const first = dom.mappings.firstOverlap(range.start, range.last);
+  if (first !== undefined && first.start <= range.start && first.last >= range.last) {
+    if ((protOf(first.pos) & need) === 0) permitted = false;
+    segments.push({ iova: { start: range.start, last: range.last }, pa: { start: first.aux + (range.start - first.start), last: first.aux + (range.last - first.start) }, pos: posOf(first.pos) });
+    covered = range.last + 1n;
+  } else if (first !== undefined) {
+    for (const m of dom.mappings.overlapping(range.start, range.last)) {
+      if (m.start > covered) contiguous = false;
+      const s = m.start > range.start ? m.start : range.start;
+      const l = m.last < range.last ? m.last : range.last;
+      const { pos, prot } = unpackPos(m.pos);
+      if ((prot & need) === 0) permitted = false;
+      segments.push({ iova: { start: s, last: l }, pa: { start: m.aux + (s - m.start), last: m.aux + (l - m.start) }, pos });
+      covered = l + 1n;
+    }
   }
   if (segments.length > 0 && covered <= range.last) contiguous = false;
   if (segments.length === 0) return verdict(false, 'unmapped', g.id, owner, dom.id, segments, FAULT_MAPPING, more);

@@ -37,6 +37,14 @@ export type Edit = { readonly __edit: true };
 type Owner = Edit | null;
 
 class Leaf {
+  /**
+   * The point-query index, built at the first `firstOverlap` that reaches this leaf and dropped by
+   * every change (null = not built): the running maximum of `last` as doubles (`pd`, contiguous and
+   * compared without BigInt objects) and exactly (`pm`; null when the `last` words never decrease,
+   * the usual case of disjoint mappings: then they are their own running maximum).
+   */
+  pd: number[] | null = null;
+  pm: BigUint64Array | null = null;
   constructor(
     public w: BigUint64Array,
     public refs: unknown[] | null,
@@ -50,6 +58,7 @@ class Leaf {
   }
   recompute(): void {
     const w = this.w;
+    this.pd = null;
     this.min = this.n > 0 ? w[0]! : 0n;
     let max = 0n;
     for (let i = 1; i < this.n * W; i += W) if (w[i]! > max) max = w[i]!;
@@ -61,6 +70,9 @@ class Inner {
   min: bigint;
   max: bigint;
   count: number;
+  /** Running maximum of the children's `max`, as doubles and exactly (built at the first point query, dropped by every change). */
+  pd: number[] | null;
+  pm: bigint[] | null;
   constructor(
     public kids: Node[],
     public owner: Owner,
@@ -68,10 +80,13 @@ class Inner {
     this.min = 0n;
     this.max = 0n;
     this.count = 0;
+    this.pd = null;
+    this.pm = null;
     this.recompute();
   }
   recompute(): void {
     const kids = this.kids;
+    this.pd = null;
     this.min = kids.length > 0 ? kids[0]!.min : 0n;
     let max = 0n;
     let count = 0;
@@ -144,6 +159,7 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
     return [a, b];
   }
   const w = t.w;
+  t.pd = null;
   w.copyWithin((idx + 1) * W, idx * W, n * W);
   w[idx * W] = e.start;
   w[idx * W + 1] = e.last;
@@ -175,6 +191,7 @@ const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
     return [new Inner(next.slice(0, h), owner), new Inner(next.slice(h), owner)];
   }
   const t = node;
+  t.pd = null;
   t.kids.splice(i, 1, ...replaced);
   if (t.kids.length <= MAX_FANOUT) {
     t.min = t.kids[0]!.min;
@@ -217,6 +234,7 @@ const removeNode = (node: Node, start: bigint, match: Match, owner: Owner): Node
       if (!match(e)) continue;
       if (n === 1) return null;
       const t = mine(node, owner) ? node : copyLeaf(node, owner);
+      t.pd = null;
       t.w.copyWithin(i * W, (i + 1) * W, n * W);
       if (t.refs) t.refs.splice(i, 1);
       t.n = n - 1;
@@ -270,6 +288,96 @@ const visitOverlaps = (node: Node, a: bigint, b: bigint, visit: (leaf: Leaf, i: 
     if (k.max >= a && !visitOverlaps(k, a, b, visit)) return false;
   }
   return true;
+};
+
+/** Builds a leaf's point-query index (see `Leaf.pd`). */
+const indexLeaf = (leaf: Leaf): number[] => {
+  const { w, n } = leaf;
+  const pd: number[] = [];
+  let pm: BigUint64Array | null = null;
+  let max = 0n;
+  for (let i = 0; i < n; i++) {
+    const l = w[i * W + 1]!;
+    if (l < max && pm === null) {
+      pm = new BigUint64Array(n);
+      for (let k = 0; k < i; k++) pm[k] = w[k * W + 1]!;
+    }
+    if (l > max) max = l;
+    if (pm !== null) pm[i] = max;
+    pd.push(Number(max));
+  }
+  leaf.pm = pm;
+  leaf.pd = pd;
+  return pd;
+};
+
+const indexInner = (node: Inner): number[] => {
+  const kids = node.kids;
+  const pd: number[] = [];
+  const pm = new Array<bigint>(kids.length);
+  let max = 0n;
+  for (let i = 0; i < kids.length; i++) {
+    const m = kids[i]!.max;
+    if (m > max) max = m;
+    pm[i] = max;
+    pd.push(Number(max));
+  }
+  node.pm = pm;
+  node.pd = pd;
+  return pd;
+};
+
+/**
+ * The first index whose running maximum reaches `a` (`da` = Number(a)), or `pd.length`. Rounding to
+ * a double never reverses an order, so a smaller double means a smaller value and a larger double a
+ * larger one; only equal doubles (addresses above 2^53 within one rounding step) need the exact word.
+ */
+const firstReaching = (pd: readonly number[], da: number, exact: (i: number) => bigint, a: bigint): number => {
+  let lo = 0;
+  let hi = pd.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (pd[mid]! < da) lo = mid + 1;
+    else hi = mid;
+  }
+  while (lo < pd.length && pd[lo] === da && exact(lo) < a) lo++;
+  return lo;
+};
+
+/** The leaf found by the last `firstOverlapAt` (module scratch: no result object per query). */
+let foundLeaf: Leaf | null = null;
+let exactInner: bigint[] = [];
+let exactLeaf: Leaf | null = null;
+const innerExact = (i: number): bigint => exactInner[i]!;
+const leafExact = (i: number): bigint => (exactLeaf!.pm !== null ? exactLeaf!.pm[i]! : exactLeaf!.w[i * W + 1]!);
+
+/**
+ * The first entry (in map order) overlapping [a, b]: its index in `foundLeaf`, or -1. One descent,
+ * no callback: in each node, binary-search the first child (entry) whose running maximum of `last`
+ * reaches `a`. Every child before it ends below `a`; if that child starts after `b`, so does every
+ * later one (children are ordered by start), and if nothing inside it overlaps, its entry that
+ * reaches `a` starts after `b`, so every later entry does too. Hence one path decides.
+ */
+const firstOverlapAt = (root: Node, a: bigint, b: bigint): number => {
+  const da = Number(a);
+  let node = root;
+  while (node instanceof Inner) {
+    const pd = node.pd ?? indexInner(node);
+    exactInner = node.pm!;
+    const i = firstReaching(pd, da, innerExact, a);
+    if (i === pd.length) return -1;
+    // No check of the child's start against `b` here: if it starts after `b`, so does the entry
+    // the leaf finds, and the leaf's check answers (one load fewer per level).
+    node = node.kids[i]!;
+  }
+  const leaf = node;
+  const pd = leaf.pd ?? indexLeaf(leaf);
+  exactLeaf = leaf;
+  const i = firstReaching(pd, da, leafExact, a);
+  exactLeaf = null;
+  if (i === leaf.n || leaf.w[i * W]! > b) return -1;
+  foundLeaf = leaf;
+  return i;
 };
 
 function* walk(node: Node): Generator<IntervalEntry> {
@@ -345,20 +453,29 @@ export class IntervalMap<R = unknown> {
 
   /** True when some entry overlaps [a, b]. */
   intersects(a: bigint, b: bigint): boolean {
+    // The reducer's overlap check between two inserts: a scan, so it builds no index that the next insert drops.
     if (!this.root) return false;
     return !visitOverlaps(this.root, a, b, () => false);
   }
 
   /** The first entry (lowest start) containing `x`, or undefined. */
   stab(x: bigint): IntervalEntry<R> | undefined {
-    let found: IntervalEntry<R> | undefined;
-    if (this.root) {
-      visitOverlaps(this.root, x, x, (leaf, i) => {
-        found = entryAt<R>(leaf, i);
-        return false;
-      });
-    }
-    return found;
+    return this.firstOverlap(x, x);
+  }
+
+  /**
+   * The first entry (in `overlapping` order) overlapping [a, b], or undefined: the same entry as
+   * `overlapping(a, b, 1)[0]`, found by one root-to-leaf descent with binary search in each node
+   * (the point-query path of `canDma`).
+   */
+  firstOverlap(a: bigint, b: bigint): IntervalEntry<R> | undefined {
+    const root = this.root;
+    if (root === null) return undefined;
+    const i = firstOverlapAt(root, a, b);
+    if (i < 0) return undefined;
+    const leaf = foundLeaf!;
+    foundLeaf = null;
+    return entryAt<R>(leaf, i);
   }
 
   *[Symbol.iterator](): Generator<IntervalEntry<R>> {

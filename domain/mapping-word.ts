@@ -9,3 +9,9 @@ export const packPos = (pos: number, prot: number): bigint => BigInt(pos) | (Big
 
 /** The creating position and prot bits of a mapping word. */
 export const unpackPos = (w: bigint): { pos: number; prot: number } => ({ pos: Number(w & 0xffffffffffffn), prot: Number(w >> 48n) });
+
+/** The creating position of a mapping word (no object: the `canDma` query path). */
+export const posOf = (w: bigint): number => Number(w & 0xffffffffffffn);
+
+/** The prot bits of a mapping word. */
+export const protOf = (w: bigint): number => Number(w >> 48n);
