@@ -25,7 +25,7 @@ import { decodeRecord, scanLog } from './file-format.js';
 import { buildRecords } from './records.js';
 import { checkpointAt, indexOfCheckpoint } from './checkpoint.js';
 import type { PullSource } from './internal.js';
-import { assertExpectedVersion, assertUniqueIds, checkRetry, createWakeup, startPullSubscription, validateExpectedVersion } from './internal.js';
+import { assertExpectedVersion, assertUniqueIds, checkRetry, createWakeup, createSubscriptions, validateExpectedVersion } from './internal.js';
 import type { AppendPlan, IndexReaders, Tail } from './memory.js';
 import type { SegmentInfo } from './segments.js';
 import { liveSegments, readManifest, segmentBytes } from './segments.js';
@@ -558,7 +558,7 @@ export type FileReaders = IndexReaders & {
 /** Store operations over a file index (the memory store's `readersOver`, reading records back from disk). */
 export const fileReaders = (file: string, index: FileIndex, tail?: Tail): FileReaders => {
   const refresh = tail?.refresh ?? (async () => undefined);
-  const open = new Set<Subscription>();
+  const subscriptions = createSubscriptions();
 
   /** The entries of `stream` at positions from..to (all indexed), a page at a time. */
   async function* positions(stream: string, from: number, to: number): AsyncGenerator<RecordedEvent> {
@@ -627,26 +627,12 @@ export const fileReaders = (file: string, index: FileIndex, tail?: Tail): FileRe
         yield* page;
       }
     },
-    subscribe: (options: SubscribeOptions): Subscription => {
-      indexOfCheckpoint(options.after); // fail fast on a foreign checkpoint
-      const inner = startPullSubscription(source(options.stream), options);
-      const subscription: Subscription = {
-        caughtUp: inner.caughtUp,
-        close: async () => {
-          open.delete(subscription);
-          await inner.close();
-        },
-      };
-      open.add(subscription);
-      return subscription;
-    },
+    subscribe: (options: SubscribeOptions): Subscription => subscriptions.start(options, () => source(options.stream)),
     streams: async () => {
       await refresh();
       return index.streams().sort();
     },
-    closeSubscriptions: async () => {
-      await Promise.all([...open].map((s) => s.close()));
-    },
+    closeSubscriptions: subscriptions.closeAll,
     entryAt: async (stream, pos) => {
       await refresh();
       const line = index.lineOf(stream, pos);

@@ -11,6 +11,7 @@ import type {
 } from './types.js';
 import { ExpectedVersionConflictError, StoreError } from './types.js';
 import { createBackoff } from '../retry.js';
+import { indexOfCheckpoint } from './checkpoint.js';
 
 /** Throws `ExpectedVersionConflictError` unless `actual` satisfies `expected` (undefined = 'any'). */
 export const assertExpectedVersion = (
@@ -213,6 +214,35 @@ export const startPullSubscription = (
       }
       // Closing from inside onEvent must not wait for the loop that is waiting for onEvent.
       if (!inHandler) await loop;
+    },
+  };
+};
+
+/**
+ * The open subscriptions of one store: each started over its own pull source (after the checkpoint
+ * is checked, so a foreign one fails fast) and all closed with the store.
+ */
+export const createSubscriptions = (): {
+  start(options: SubscribeOptions, source: () => PullSource): Subscription;
+  closeAll(): Promise<void>;
+} => {
+  const open = new Set<Subscription>();
+  return {
+    start: (options, source) => {
+      indexOfCheckpoint(options.after);
+      const inner = startPullSubscription(source(), options);
+      const subscription: Subscription = {
+        caughtUp: inner.caughtUp,
+        close: async () => {
+          open.delete(subscription);
+          await inner.close();
+        },
+      };
+      open.add(subscription);
+      return subscription;
+    },
+    closeAll: async () => {
+      await Promise.all([...open].map((s) => s.close()));
     },
   };
 };

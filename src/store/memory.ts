@@ -24,7 +24,7 @@ import {
   assertUniqueIds,
   checkRetry,
   createWakeup,
-  startPullSubscription,
+  createSubscriptions,
   validateExpectedVersion,
 } from './internal.js';
 
@@ -165,7 +165,7 @@ export type IndexReaders = Pick<EventStore, 'read' | 'version' | 'readAll' | 'su
 /** Store operations over an index, shared by the memory store and the file store. */
 export const readersOver = (index: LogIndex, tail?: Tail): IndexReaders => {
   const refresh = tail?.refresh ?? (async () => undefined);
-  const open = new Set<Subscription>();
+  const subscriptions = createSubscriptions();
   return {
     async *read(stream: string, options?: ReadOptions): AsyncGenerator<RecordedEvent> {
       await refresh();
@@ -184,26 +184,12 @@ export const readersOver = (index: LogIndex, tail?: Tail): IndexReaders => {
         yield* page;
       }
     },
-    subscribe: (options: SubscribeOptions): Subscription => {
-      indexOfCheckpoint(options.after); // fail fast on a foreign checkpoint
-      const inner = startPullSubscription(index.source(options.stream, tail?.refresh, tail?.pollMs), options);
-      const subscription: Subscription = {
-        caughtUp: inner.caughtUp,
-        close: async () => {
-          open.delete(subscription);
-          await inner.close();
-        },
-      };
-      open.add(subscription);
-      return subscription;
-    },
+    subscribe: (options: SubscribeOptions): Subscription => subscriptions.start(options, () => index.source(options.stream, tail?.refresh, tail?.pollMs)),
     streams: async () => {
       await refresh();
       return index.streams().sort();
     },
-    closeSubscriptions: async () => {
-      await Promise.all([...open].map((s) => s.close()));
-    },
+    closeSubscriptions: subscriptions.closeAll,
   };
 };
 
