@@ -426,21 +426,27 @@ const openReader = async (
   let lazyBase = 0;
   let lazyComplete = false;
   const where = new Map<string, { base: number; offsets: number[]; lines: number[] }>();
-  const fromOffsets = (stream: string, from: number, to: number): RecordedEvent[] | null => {
-    if (!lazyBytes || consumed > 0) return null; // the full index exists (or is being built): use it
+  /**
+   * Positions `from`..`to` of a stream out of what `replay` learnt, decoded one at a time as they are
+   * asked for (a reader that stops early decodes no more); null when the replay did not cover them.
+   */
+  const fromOffsets = (stream: string, from: number, to: number): Iterable<RecordedEvent> | null => {
+    const bytes = lazyBytes;
+    if (!bytes || consumed > 0) return null; // the full index exists (or is being built): use it
     const w = where.get(stream);
     const first = Math.max(1, from);
     // Only what the replay covered: before its start, or past where an unfinished one stopped, needs the full index.
     if (w ? first < w.base : lazyBase > 0) return null;
     const covered = w ? w.base - 1 + w.offsets.length : 0;
     if (!lazyComplete && to > covered) return null;
-    const out: RecordedEvent[] = [];
-    for (let p = first; p <= Math.min(to, covered); p++) {
-      const start = w!.offsets[p - w!.base]! - lazyBase;
-      const end = lazyBytes.indexOf(0x0a, start);
-      out.push(decodeRecord(lazyBytes.subarray(start, end), file, w!.lines[p - w!.base]!));
-    }
-    return out;
+    const base = lazyBase;
+    return (function* () {
+      for (let p = first; p <= Math.min(to, covered); p++) {
+        const start = w!.offsets[p - w!.base]! - base;
+        const end = bytes.indexOf(0x0a, start);
+        yield decodeRecord(bytes.subarray(start, end), file, w!.lines[p - w!.base]!);
+      }
+    })();
   };
 
   /** The file's bytes from `offset` to its current end. */
@@ -472,6 +478,15 @@ const openReader = async (
       return;
     }
     const start = hint?.offset ?? 0;
+    // Scanned whole already from here or before (time travel replays again and again): serve it
+    // from the offsets; scanning anew would forget what the last scan covered.
+    if (lazyBytes && lazyComplete && start >= lazyBase) {
+      const known = fromOffsets(stream, from, Number.MAX_SAFE_INTEGER);
+      if (known) {
+        yield* known;
+        return;
+      }
+    }
     const bytes = lazyBytes && lazyBase === start ? lazyBytes : await readFrom(start);
     lazyBytes = bytes;
     lazyBase = start;
@@ -549,7 +564,7 @@ const openReader = async (
     entryAt: async (stream, pos, hint) => {
       if (hint && consumed === 0) return entryAtHint(fs, file, stream, pos, hint);
       const lazy = fromOffsets(stream, pos, pos);
-      if (lazy) return lazy[0] ?? null;
+      if (lazy) return [...lazy][0] ?? null;
       return readers.entryAt(stream, pos);
     },
     locate: async (stream, pos) => {

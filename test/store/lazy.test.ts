@@ -8,6 +8,7 @@ import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openFileStore } from '../../src/store/file.js';
+import { realFs, type StoreFs } from '../../src/store/file-fs.js';
 import type { EventStore, RecordedEvent } from '../../src/store/types.js';
 import { collect, events, newEvent } from './conformance.js';
 
@@ -84,5 +85,38 @@ describe('lazy read-only file store', () => {
     const broken = await openFileStore(bad, { readOnly: true, lazy: true });
     closing.push(broken);
     await expect(all(broken.replay!('host-a'))).rejects.toThrow(/corrupt\.jsonl:2: corrupt log line/);
+  });
+});
+
+describe('time travel over a lazy store (replays that stop early)', () => {
+  test('after one whole replay, replaying again and stopping early, then reading late positions, touches the disk no more', async () => {
+    const path = join(dir, 'travel.jsonl');
+    await writeLog(path);
+    let touches = 0;
+    const counting: StoreFs = {
+      ...realFs,
+      open: async (p, f) => {
+        touches++;
+        const h = await realFs.open(p, f);
+        return Object.assign(Object.create(h) as typeof h, { read: (...a: Parameters<typeof h.read>) => (touches++, h.read(...a)) });
+      },
+      readFile: (p) => (touches++, realFs.readFile(p)),
+    };
+    const lazy = await openFileStore(path, { readOnly: true, lazy: true, fs: counting });
+    closing.push(lazy);
+    const whole = await all(lazy.replay!('host-a'));
+    expect(whole).toHaveLength(9000);
+    touches = 0;
+    // A time travel to an early position replays from the start and stops after a few entries…
+    const early: RecordedEvent[] = [];
+    for await (const e of lazy.replay!('host-a', 1)) {
+      early.push(e);
+      if (early.length === 42) break;
+    }
+    expect(early).toEqual(whole.slice(0, 42));
+    // …and one to a late position reads a range: both come from what the first replay learnt.
+    expect(await all(lazy.read('host-a', { from: 8801, to: 8999 }))).toEqual(whole.slice(8800, 8999));
+    expect(await all(lazy.replay!('host-a', 8990))).toEqual(whole.slice(8989));
+    expect(touches).toBe(0);
   });
 });
