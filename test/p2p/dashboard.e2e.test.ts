@@ -8,11 +8,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { readFileSync } from 'node:fs';
-import type { Locator } from 'playwright-core';
 import { createServer, type DashboardServer } from '../../src/server/index.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
-import { launch, skipBrowser, type Browser } from '../server/browser.js';
+import { launch, skipBrowser, soon, type Browser } from '../server/browser.js';
 import { writer } from '../server/helpers.js';
 
 const lines = (name: string): Record<string, unknown>[] =>
@@ -42,15 +41,6 @@ suite('the DMA question box draws a peer-to-peer path', () => {
     await srv?.close();
     await store?.close();
   });
-
-  const soon = async (locator: Locator, ok: (text: string) => boolean, ms = 10_000): Promise<string> => {
-    const until = Date.now() + ms;
-    for (;;) {
-      const text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
-      if (ok(text) || Date.now() > until) return text;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
 
   test("can A write B's BAR0?: allowed peer-to-peer, the path drawn hop by hop", async () => {
     await b.page.goto(srv.url);

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 
 export const CHROMIUM = process.env.ISOGROUP_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -66,4 +66,17 @@ export const launch = async (viewport = { width: 1600, height: 1000 }): Promise<
       await rm(profile, { recursive: true, force: true });
     },
   };
+};
+
+/**
+ * The text of the first element `locator` finds once `ok` accepts it (polled every 50 ms), or
+ * whatever it shows after `ms`: the test's assertion then names what the page said.
+ */
+export const soon = async (locator: Locator, ok: (text: string) => boolean, ms = 10_000): Promise<string> => {
+  const until = Date.now() + ms;
+  for (;;) {
+    const text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
+    if (ok(text) || Date.now() > until) return text;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 };

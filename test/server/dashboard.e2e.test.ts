@@ -12,7 +12,7 @@ import { createServer, type DashboardServer } from '../../src/server/index.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
 import type { Locator } from 'playwright-core';
-import { launch, skipBrowser, type Browser } from './browser.js';
+import { launch, skipBrowser, soon, type Browser } from './browser.js';
 import { writeDemo, writer } from './helpers.js';
 
 const TOKEN = 'e2e-token-0123';
@@ -55,14 +55,6 @@ suite('dashboard in chromium', () => {
   const posShown = (pos: number) =>
     b.page.waitForFunction((p) => document.body.dataset.pos === String(p) && document.body.dataset.busy === '0', pos, { timeout: 15_000 });
   /** Text of an element once it satisfies `ok` (panels load on their own; poll, do not race). */
-  const soon = async (locator: Locator, ok: (text: string) => boolean, ms = 10_000): Promise<string> => {
-    const until = Date.now() + ms;
-    for (;;) {
-      const text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
-      if (ok(text) || Date.now() > until) return text;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
   const matches = (re: RegExp) => (t: string) => re.test(t);
   const lacks = (re: RegExp) => (t: string) => !re.test(t);
   const attr = async (locator: Locator, name: string, want: string): Promise<string | null> => {

@@ -6,12 +6,11 @@
  * and the status moves on; a host nobody follows says so.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
-import type { Locator } from 'playwright-core';
 import { createServer, type DashboardServer } from '../../src/server/index.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { EventStore } from '../../src/store/types.js';
 import type { Manager } from '../../src/manager.js';
-import { launch, skipBrowser, type Browser } from './browser.js';
+import { launch, skipBrowser, soon, type Browser } from './browser.js';
 import { writeDemo, writer } from './helpers.js';
 
 const suite = skipBrowser() ? describe.skip : describe;
@@ -48,15 +47,6 @@ suite('the faults panel in chromium', () => {
     await srv?.close();
     await store?.close();
   });
-
-  const soon = async (locator: Locator, ok: (text: string) => boolean, ms = 10_000): Promise<string> => {
-    const until = Date.now() + ms;
-    for (;;) {
-      const text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
-      if (ok(text) || Date.now() > until) return text;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
 
   test('lists the explained flood and the follow status; a new fault shows live; an unfollowed host says so', async () => {
     await b.page.goto(`${srv.url}#host=local`);

@@ -11,9 +11,8 @@ import { createServer, type DashboardServer } from '../../src/server/index.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { createSealer, type Sealer } from '../../src/store/sealer.js';
 import type { EventStore } from '../../src/store/types.js';
-import type { Locator } from 'playwright-core';
 import { tempDir } from '../cli/run.js';
-import { launch, skipBrowser, type Browser } from './browser.js';
+import { launch, skipBrowser, soon, type Browser } from './browser.js';
 import { writeDemo, writer } from './helpers.js';
 
 const suite = skipBrowser() ? describe.skip : describe;
@@ -42,15 +41,6 @@ suite('the seal panel in chromium', () => {
     await srv?.close();
     await store?.close();
   });
-
-  const soon = async (locator: Locator, ok: (text: string) => boolean, ms = 10_000): Promise<string> => {
-    const until = Date.now() + ms;
-    for (;;) {
-      const text = (await locator.count()) > 0 ? await locator.first().innerText() : '';
-      if (ok(text) || Date.now() > until) return text;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
 
   test('shows the last seal and that it verifies; entries since, once the log grows; "no seal" on an unsealed host', async () => {
     await b.page.goto(`${srv.url}#host=local`);
