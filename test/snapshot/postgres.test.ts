@@ -2,35 +2,18 @@
  * Persisted snapshots in PostgreSQL: the isogroup_snapshots table (an idempotent migration), a
  * load from the newest row equal to a full replay, and a damaged row skipped with a warning.
  */
-import { afterAll, expect, test } from '@jest/globals';
-import { randomUUID } from 'node:crypto';
+import { expect, test } from '@jest/globals';
 import pg from 'pg';
 import { createManager } from '../../src/manager.js';
-import { initPostgresSchema, openPostgresStore } from '../../src/store/postgres.js';
-import type { EventStore } from '../../src/store/types.js';
+import { initPostgresSchema } from '../../src/store/postgres.js';
 import { encodeStateJson } from '../../src/snapshot/codec.js';
 import { storm } from '../../src/testkit/storm.js';
 import { canonicalJson } from '../../src/store/chain.js';
 import { createPostgresSnapshots } from '../../src/store/snapshots-postgres.js';
 import { createOutageReporter, withReconnect } from '../../src/store/pg-reconnect.js';
+import { SERVER, testSchema } from '../store/pg-schema.js';
 
-const SERVER = process.env.ISOGROUP_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = `isogroup_snap_${process.pid}_${randomUUID().slice(0, 8)}`;
-const url = `${SERVER}?schema=${schema}`;
-const opened: EventStore[] = [];
-const open = async (): Promise<EventStore> => {
-  const s = await openPostgresStore(url);
-  opened.push(s);
-  return s;
-};
-
-afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close()));
-  const client = new pg.Client({ connectionString: SERVER });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
+const { schema, url, open } = testSchema('snap');
 
 /** The state as text, object members in canonical order: jsonb gives event data back with its keys reordered. */
 const text = (s: Parameters<typeof encodeStateJson>[0]): string => canonicalJson(JSON.parse(encodeStateJson(s).toString()));

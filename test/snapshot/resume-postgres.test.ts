@@ -3,30 +3,13 @@
  * read; and while an older transaction is still open (it may yet commit entries that sort before the
  * last one read), the manager resumes no later than the horizon its load began at.
  */
-import { afterAll, expect, test } from '@jest/globals';
-import { randomUUID } from 'node:crypto';
+import { expect, test } from '@jest/globals';
 import pg from 'pg';
 import { createManager } from '../../src/manager.js';
-import { openPostgresStore } from '../../src/store/postgres.js';
 import type { EventStore, RecordedEvent } from '../../src/store/types.js';
+import { SERVER, testSchema } from '../store/pg-schema.js';
 
-const SERVER = process.env.ISOGROUP_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = `isogroup_resume_${process.pid}_${randomUUID().slice(0, 8)}`;
-const url = `${SERVER}?schema=${schema}`;
-const opened: EventStore[] = [];
-const open = async (): Promise<EventStore> => {
-  const s = await openPostgresStore(url);
-  opened.push(s);
-  return s;
-};
-
-afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close()));
-  const client = new pg.Client({ connectionString: SERVER });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
+const { open } = testSchema('resume');
 
 const until = async (cond: () => boolean): Promise<void> => {
   const deadline = Date.now() + 10_000;

@@ -2,31 +2,16 @@
  * The PostgreSQL store against the real server (SPEC: 127.0.0.1:5432, trust auth, database test).
  * Each run uses its own schema and drops it afterwards, so runs never see each other.
  */
-import { describe, test, expect, beforeAll, afterAll } from '@jest/globals';
+import { describe, test, expect, beforeAll } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { initPostgresSchema, openPostgresStore } from '../../src/store/postgres.js';
 import type { EventStore, RecordedEvent } from '../../src/store/types.js';
 import { ExpectedVersionConflictError } from '../../src/store/types.js';
 import { collect, describeStoreConformance, events, newEvent, waitFor } from './conformance.js';
+import { SERVER, testSchema } from './pg-schema.js';
 
-const SERVER = process.env.ISOGROUP_TEST_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/test';
-const schema = `isogroup_test_${process.pid}_${randomUUID().slice(0, 8)}`;
-const url = `${SERVER}?schema=${schema}`;
-const opened: EventStore[] = [];
-const open = async (): Promise<EventStore> => {
-  const store = await openPostgresStore(url);
-  opened.push(store);
-  return store;
-};
-
-afterAll(async () => {
-  await Promise.all(opened.map((s) => s.close()));
-  const client = new pg.Client({ connectionString: SERVER });
-  await client.connect();
-  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
+const { schema, url, open } = testSchema('test');
 
 describeStoreConformance('postgres', open);
 
