@@ -13,7 +13,7 @@ import type { KeyObject } from 'node:crypto';
 import type { AppendOptions, AppendResult, EventStore, NewEvent, ReadOptions, RecordedEvent } from './types.js';
 import { StoreError } from './types.js';
 import type { StoreFileHandle, StoreFs } from './file-fs.js';
-import { mkdirDurable, realFs, syncName } from './file-fs.js';
+import { mkdirDurable, realFs, syncName, writeAll } from './file-fs.js';
 import type { FileLock, LockOptions } from './file-lock.js';
 import { acquireLock } from './file-lock.js';
 import type { TornTail } from './file-format.js';
@@ -112,16 +112,6 @@ const entryAtHint = async (fs: StoreFs, file: string, stream: string, pos: numbe
     return r.stream === stream && r.pos === pos ? r : null;
   } catch {
     return null;
-  }
-};
-
-/** Writes all of `bytes` (a short write is continued, not lost). */
-const writeAll = async (handle: StoreFileHandle, bytes: Buffer): Promise<void> => {
-  let done = 0;
-  while (done < bytes.length) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.length - done);
-    if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
-    done += bytesWritten;
   }
 };
 
