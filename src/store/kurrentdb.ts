@@ -25,6 +25,7 @@ import {
 import { createBackoff } from '../retry.js';
 import { chainRecords } from './chain.js';
 import { upcastRecord } from './upcast.js';
+import { createKurrentSnapshots } from './snapshots-kurrentdb.js';
 
 /** Our streams; the $all reads and subscriptions are filtered to them (which also drops system events). */
 const STREAM_PREFIX = 'host-';
@@ -116,6 +117,7 @@ export const openKurrentStore = async (url: string): Promise<EventStore> => {
       const p = await lastPosition(ctx);
       return p ? checkpointOfPosition(p) : undefined;
     },
+    snapshots: createKurrentSnapshots(client, lib),
     close: () => close(ctx),
   };
 };
