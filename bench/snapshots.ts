@@ -1,7 +1,7 @@
 /**
  * Benchmarks of persisted snapshots (issue 17): cold CLI queries on a long log, time travel from
  * the nearest snapshot, and the resident memory of a writer (`exec`) and of `serve`. Every case
- * spawns the real CLI (`dist/src/cli/main.js`), so process start and module loading are included.
+ * spawns the real CLI (the package's bin, the bundle `dist/cli/isogroup.js`), so process start and module loading are included.
  *
  * The log has `events` entries, nearly all of them `map` commands over 8 VMs, so it ends with about
  * that many live mappings (the issue's "1M-entry log with 1M live mappings" at the default size).
@@ -48,7 +48,7 @@ export const buildMappedLog = async (path: string, events: number): Promise<{ ms
   return { ms: now() - t0, pos: m.state.pos, live };
 };
 
-const cli = (root: string): string => `${root}/dist/src/cli/main.js`;
+const cli = (root: string): string => `${root}/dist/cli/isogroup.js`;
 /** Prints the peak resident set (KiB) on exit: `--import` it into a CLI process. */
 const RSS_HOOK = `data:text/javascript,process.on('exit',()=>{const u=process.resourceUsage();process.stderr.write('maxrss '+u.maxRSS+' cpu '+(u.userCPUTime+u.systemCPUTime)+'\\n')})`;
 

@@ -30,7 +30,8 @@ export const contentTypeOf = (file: string): string => TYPES[extname(file).toLow
 
 /**
  * The page's folder. From the sources it sits next to this module; from dist/ (tsc does not copy
- * it) it is found back in the package's src/server/static.
+ * it) it is found back in the package's src/server/static, three folders up from dist/src/server
+ * and, in the bundled CLI (build-cli.mjs), from dist/cli/chunks alike.
  */
 export const defaultStaticDir = (): string => {
   const here = dirname(fileURLToPath(import.meta.url));

@@ -2,10 +2,12 @@
  * A one-shot query starts cold: the process loads the command it runs and what that command uses,
  * nothing else. `can-dma` loads no schema library (TypeBox: replay and queries never validate), not
  * rxjs's whole index, no server, no ingest, no PostgreSQL or KurrentDB client. Checked on the
- * built CLI with hooks that record every module the process loads (a behaviour test: no timing).
+ * built CLI with hooks that record every module the process loads (a behaviour test: no timing),
+ * both the modules tsc emits (dist/src/cli/main.js) and the bundle the package's bin runs
+ * (dist/cli/isogroup.js, build-cli.mjs), whose chunks name each source module they hold.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, test } from '@jest/globals';
@@ -16,9 +18,10 @@ import { cli, tempDir } from './run.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
+const BUNDLE = join(ROOT, 'dist/cli/isogroup.js');
 
 /** Runs the built CLI under a hook that records the URL of every module loaded; returns them and the exit code. */
-const loaded = (argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string; modules: string[] }> => {
+const loaded = (argv: string[], cli = CLI): Promise<{ code: number | null; stdout: string; stderr: string; modules: string[] }> => {
   const dir = tempDir();
   const list = join(dir, 'modules.txt');
   writeFileSync(list, '');
@@ -30,7 +33,7 @@ const loaded = (argv: string[]): Promise<{ code: number | null; stdout: string; 
       `const load = Module._load;\nModule._load = function (request, ...rest) { appendFileSync(${JSON.stringify(list)}, 'require:' + request + '\\n'); return load.call(this, request, ...rest); };\n`,
   );
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, CLI, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
+    const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir, 'register.mjs')).href, cli, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => void (stdout += d));
@@ -61,6 +64,35 @@ describe('a cold query loads only what it uses', () => {
     const r = await loaded(['schema']);
     expect(r.code).toBe(0);
     expect(r.modules).toContain('require:typebox');
+  });
+});
+
+/** The source modules inside the bundle's files a run loaded: esbuild heads each one's code with a `// path` line. */
+const bundledSources = (modules: readonly string[]): string[] =>
+  modules
+    .filter((u) => u.startsWith('file:') && u.includes('/dist/cli/'))
+    .flatMap((u) => [...readFileSync(fileURLToPath(u), 'utf8').matchAll(/^\/\/ (\S+\.[cm]?[jt]s)$/gm)].map((m) => `/${m[1]!}`));
+
+describe('the bundled CLI (the package bin) stays as lazy', () => {
+  test('can-dma loads only bundle files, and none holds the schema library, the server, ingest or the database clients', async () => {
+    const store = `file:${join(tempDir(), 'log.jsonl')}`;
+    expect((await cli(['--store', store, 'demo'])).code).toBe(0);
+    const r = await loaded(['--store', store, 'can-dma', '--device', '0000:0a:00.1', '--iova', '0x1000', '--access', 'w'], BUNDLE);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^(ALLOWED|DENIED|ON FAULT)/);
+    const files = r.modules.filter((u) => u.startsWith('file:'));
+    expect(files.filter((u) => !u.includes('/dist/cli/'))).toEqual([]);
+    const sources = bundledSources(r.modules);
+    expect(sources).toContain('/src/cli/commands/queries.ts');
+    expect(sources.some((s) => s.endsWith('/commander/lib/command.js'))).toBe(true);
+    expect([...r.modules, ...sources].filter((u) => HEAVY.some((h) => h.test(u)))).toEqual([]);
+  });
+
+  test('the schema library stays outside the bundle, required from node_modules when a command needs it', async () => {
+    const r = await loaded(['schema'], BUNDLE);
+    expect(r.code).toBe(0);
+    expect(r.modules).toContain('require:typebox');
+    expect(JSON.parse(r.stdout)).toHaveProperty('$defs');
   });
 });
 

@@ -5,6 +5,8 @@
  *
  * The built package is copied beside a node_modules that holds everything the repository installs
  * except `pg` and `@kurrent/*`, so Node's own resolution finds them missing, as in such a consumer.
+ * The CLI runs as the package's bin (the bundle, which leaves both clients outside) and as the
+ * entry tsc emits.
  */
 import { afterAll, beforeAll, describe, expect, test } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
@@ -21,7 +23,7 @@ const CLIENTS = new Set(['pg', '@kurrent']);
 let dir = '';
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'isogroup-noclients-'));
-  for (const part of ['domain', 'projections', 'src']) cpSync(join(ROOT, 'dist', part), join(dir, 'dist', part), { recursive: true });
+  for (const part of ['cli', 'domain', 'projections', 'src']) cpSync(join(ROOT, 'dist', part), join(dir, 'dist', part), { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'isogroup', type: 'module' }));
   mkdirSync(join(dir, 'node_modules'));
   for (const name of readdirSync(join(ROOT, 'node_modules'))) {
@@ -31,8 +33,12 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const isogroup = (...args: string[]) => {
-  const r = spawnSync(process.execPath, [join(dir, 'dist/src/cli/main.js'), ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+/** The package's bin (the bundle) and the entry tsc emits. */
+const ENTRIES = ['dist/cli/isogroup.js', 'dist/src/cli/main.js'];
+
+const isogroup = (...args: string[]) => isogroupVia(ENTRIES[0]!, ...args);
+const isogroupVia = (entry: string, ...args: string[]) => {
+  const r = spawnSync(process.execPath, [join(dir, entry), ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 };
 
@@ -48,15 +54,15 @@ console.log('loaded');`;
     expect(isogroup('--store', `file:${join(dir, 'log.jsonl')}`, 'groups').code).toBe(0);
   });
 
-  test('opening a kurrentdb:// store prints one line naming the package, and fails', () => {
-    const r = isogroup('--store', 'kurrentdb://localhost:2113?tls=false', 'groups');
+  test.each(ENTRIES)('opening a kurrentdb:// store prints one line naming the package, and fails (%s)', (entry) => {
+    const r = isogroupVia(entry, '--store', 'kurrentdb://localhost:2113?tls=false', 'groups');
     expect(r.stderr).toBe('isogroup: kurrentdb:// needs the package @kurrent/kurrentdb-client: npm install @kurrent/kurrentdb-client\n');
     expect(r.stdout).toBe('');
     expect(r.code).toBe(2);
   });
 
-  test('opening a postgres:// store prints one line naming the package, and fails', () => {
-    const r = isogroup('--store', 'postgres://postgres@127.0.0.1:5432/test', 'groups');
+  test.each(ENTRIES)('opening a postgres:// store prints one line naming the package, and fails (%s)', (entry) => {
+    const r = isogroupVia(entry, '--store', 'postgres://postgres@127.0.0.1:5432/test', 'groups');
     expect(r.stderr).toBe('isogroup: postgres:// needs the package pg: npm install pg\n');
     expect(r.code).toBe(2);
   });
