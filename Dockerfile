@@ -7,7 +7,8 @@ FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
-COPY tsconfig.json build-cli.mjs README.md CHANGELOG.md ./
+COPY tsconfig.json README.md CHANGELOG.md ./
+COPY scripts/build-cli.mjs scripts/
 COPY domain ./domain
 COPY projections ./projections
 COPY src ./src

@@ -1,5 +1,5 @@
 /**
- * The package's bin is the bundled CLI (dist/cli/isogroup.js, built by build-cli.mjs from the same
+ * The package's bin is the bundled CLI (dist/cli/isogroup.js, built by scripts/build-cli.mjs from the same
  * sources tsc emits to dist/src). Run as a user would, it answers exactly as the unbundled entry
  * (dist/src/cli/main.js) does — the README's worked example, each command on its own log — and its
  * `serve` finds the dashboard's page and the vendor modules it imports.

@@ -4,7 +4,7 @@
  * rxjs's whole index, no server, no ingest, no PostgreSQL or KurrentDB client. Checked on the
  * built CLI with hooks that record every module the process loads (a behaviour test: no timing),
  * both the modules tsc emits (dist/src/cli/main.js) and the bundle the package's bin runs
- * (dist/cli/isogroup.js, build-cli.mjs), whose chunks name each source module they hold.
+ * (dist/cli/isogroup.js, scripts/build-cli.mjs), whose chunks name each source module they hold.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
