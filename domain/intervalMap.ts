@@ -386,6 +386,12 @@ function* walk(node: Node): Generator<IntervalEntry> {
   } else for (const k of node.kids) yield* walk(k);
 }
 
+/** An interval map's packed form: `pack()`'s result, what `unpack` and `deferred` take. */
+export interface Packed<R = unknown> {
+  readonly words: BigUint64Array;
+  readonly refs: readonly (R | undefined)[] | null;
+}
+
 export class IntervalMap<R = unknown> {
   static readonly EMPTY: IntervalMap<never> = new IntervalMap<never>(null);
 
@@ -398,22 +404,24 @@ export class IntervalMap<R = unknown> {
     return { __edit: true };
   }
 
-  /** A map restored from its packed form builds its tree at the first look inside (see `unpackLazy`). */
-  private pending: { readonly words: BigUint64Array; readonly refs: () => readonly (R | undefined)[] | null } | null = null;
+  /** A map restored from its packed form builds its tree at the first look inside (see `deferred`). */
+  private pending: { readonly n: number; readonly load: () => Packed<R> } | null = null;
 
   private constructor(private node: Node | null) {}
 
   private get root(): Node | null {
     const p = this.pending;
     if (p !== null) {
+      const { words, refs } = p.load();
+      if (words.length !== p.n * W) throw new Error(`interval map: ${words.length / W} packed entries where ${p.n} were announced`);
       this.pending = null;
-      this.node = IntervalMap.unpack<R>(p.words, p.refs()).node;
+      this.node = IntervalMap.unpack<R>(words, refs).node;
     }
     return this.node;
   }
 
   get size(): number {
-    if (this.pending !== null) return this.pending.words.length / W;
+    if (this.pending !== null) return this.pending.n;
     return this.node ? this.node.count : 0;
   }
 
@@ -490,8 +498,9 @@ export class IntervalMap<R = unknown> {
     // Not built yet: the words it was restored from are its packed form (copied: they may belong to another realm).
     const p = this.pending;
     if (p !== null) {
-      const refs = p.refs();
-      return { words: new BigUint64Array(p.words), refs: refs ? refs.slice() : null };
+      const { words, refs } = p.load();
+      if (words.length !== p.n * W) throw new Error(`interval map: ${words.length / W} packed entries where ${p.n} were announced`);
+      return { words: new BigUint64Array(words), refs: refs ? refs.slice() : null };
     }
     const words = new BigUint64Array(this.size * W);
     let refs: (R | undefined)[] | null = null;
@@ -551,9 +560,20 @@ export class IntervalMap<R = unknown> {
   static unpackLazy<R>(words: BigUint64Array, refs: () => readonly (R | undefined)[] | null): IntervalMap<R> {
     const n = words.length / W;
     if (!Number.isInteger(n)) throw new Error('interval map: packed words are not whole entries');
+    return IntervalMap.deferred<R>(n, () => ({ words, refs: refs() }));
+  }
+
+  /**
+   * A map of `n` entries whose packed form (`pack()`'s words and refs) is fetched by `load` at the
+   * first query, change or pack, once: a persisted snapshot read in parts reads a map's bytes from
+   * the file only when it is first used. What `load` throws, that first use throws (and the next
+   * use asks again).
+   */
+  static deferred<R>(n: number, load: () => Packed<R>): IntervalMap<R> {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error('interval map: a deferred map needs a whole entry count');
     if (n === 0) return IntervalMap.empty<R>();
     const m = new IntervalMap<R>(null);
-    m.pending = { words, refs };
+    m.pending = { n, load };
     return m;
   }
 

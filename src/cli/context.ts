@@ -34,9 +34,16 @@ export interface CliContext {
   store(options?: { write?: boolean }): Promise<EventStore>;
   /** Closes what was opened (releases the file lock). */
   close(): Promise<void>;
+  /** True once something was printed on stdout (a command that printed is not run again). */
+  readonly printed: boolean;
 }
 
-export const createContext = (io: Io, g: GlobalOptions): CliContext => {
+export interface ContextOptions {
+  /** Persisted snapshots off whatever ISOGROUP_SNAPSHOTS says (a command run again after a damaged snapshot part). */
+  readonly noSnapshots?: boolean;
+}
+
+export const createContext = (io: Io, g: GlobalOptions, options: ContextOptions = {}): CliContext => {
   const storeUrl = resolveStoreUrl(g.store ?? io.env.ISOGROUP_STORE);
   const host = g.host ?? io.env.ISOGROUP_HOST ?? 'local';
   const every = g.snapshotEvery ?? io.env.ISOGROUP_SNAPSHOT_EVERY;
@@ -45,7 +52,9 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
     throw new CliError(`--snapshot-every: expected a positive integer, got ${JSON.stringify(every)}`);
   }
   if (!/^[A-Za-z0-9._-]{1,128}$/.test(host)) throw new CliError(`--host: ${JSON.stringify(host)} is not a host name (letters, digits, . _ -)`);
-  const persisted = persistedFromEnv(io.env.ISOGROUP_SNAPSHOTS);
+  const fromEnv = persistedFromEnv(io.env.ISOGROUP_SNAPSHOTS);
+  const persisted = options.noSnapshots ? false : fromEnv;
+  let printed = false;
   const segmentBytes = g.segmentSize ?? io.env.ISOGROUP_SEGMENT_BYTES;
   if (segmentBytes !== undefined && segmentBytes !== '' && parseByteSize(segmentBytes) === undefined) {
     throw new CliError(`${g.segmentSize !== undefined ? '--segment-size' : 'ISOGROUP_SEGMENT_BYTES'}: expected a size in bytes (e.g. 67108864, 64M or 1G), got ${JSON.stringify(segmentBytes.slice(0, 40))}`);
@@ -72,15 +81,25 @@ export const createContext = (io: Io, g: GlobalOptions): CliContext => {
     host,
     storeUrl,
     paint: paint(io.stdout, io.env),
-    out: (t) => void io.stdout.write(t),
+    get printed() {
+      return printed;
+    },
+    out: (t) => {
+      printed = true;
+      io.stdout.write(t);
+    },
     err: (t) => void io.stderr.write(t),
-    emit: (v) => void io.stdout.write(`${JSON.stringify(v)}\n`),
+    emit: (v) => {
+      printed = true;
+      io.stdout.write(`${JSON.stringify(v)}\n`);
+    },
     store: ({ write = false } = {}) => open(write),
     async manager({ write = false, snapshotEvery = snapshotDefault, verifyChain = false } = {}) {
       const store = await open(write);
       const warn = (msg: string): void => void io.stderr.write(`isogroup: warning: ${msg}\n`);
-      // Writers keep the persisted snapshots current; one-shot readers only use them.
-      const m = createManager({ store, host, verifyChain, ...(snapshotEvery ? { snapshotEvery } : {}), persisted: persisted && { ...persisted, write, warn } });
+      // Writers keep the persisted snapshots current; one-shot readers only use them, and read them
+      // in parts (a damaged part makes the command run again without snapshots: program.ts).
+      const m = createManager({ store, host, verifyChain, ...(snapshotEvery ? { snapshotEvery } : {}), persisted: persisted && { ...persisted, write, warn, inParts: !write } });
       managers.push(m);
       const bar = progressBar(io.stderr, `replaying ${redactUrl(storeUrl)}`);
       await m.load(bar);

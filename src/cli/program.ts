@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { FieldError } from '../../domain/encoding.js';
 import { EVENT_SCHEMA_VERSION } from '../../domain/schema/version.js';
 import { StoreError, ExpectedVersionConflictError } from '../store/types.js';
+import { SnapshotPartProblem } from '../snapshot/problem.js';
 import { createContext, type CliContext, type GlobalOptions } from './context.js';
 import { CliError, type Io } from './io.js';
 import type { App } from './app.js';
@@ -64,6 +65,18 @@ Examples:
         let ctx: CliContext | null = null;
         try {
           ctx = createContext(io, g);
+          const code = await fn(ctx, ...args);
+          exit.code = typeof code === 'number' ? code : 0;
+        } catch (error) {
+          // A snapshot read in parts had a damaged part (found at its first use, after the state was
+          // restored from it): answer again by replaying the log, unless something was printed already.
+          if (!(error instanceof SnapshotPartProblem)) throw error;
+          const printed = ctx?.printed ?? false;
+          await ctx?.close();
+          ctx = null;
+          if (printed) throw new CliError(`snapshot ${error.snapshot} turned out ${error.kind} while answering (${error.message}); run again with ISOGROUP_SNAPSHOTS=off`);
+          io.stderr.write(`isogroup: warning: snapshot ${error.snapshot} not used (${error.kind}: ${error.message}); replaying the log instead\n`);
+          ctx = createContext(io, g, { noSnapshots: true });
           const code = await fn(ctx, ...args);
           exit.code = typeof code === 'number' ? code : 0;
         } finally {

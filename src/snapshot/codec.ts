@@ -11,6 +11,7 @@
  */
 import { types } from 'node:util';
 import { deserialize, serialize } from 'node:v8';
+import { crc32 } from 'node:zlib';
 import { IntervalMap } from '../../domain/intervalMap.js';
 import type { State } from '../../domain/state.js';
 
@@ -30,6 +31,9 @@ interface PackedMap {
   readonly index?: Uint32Array;
   readonly indexAt?: number;
   readonly indexLength?: number;
+  /** Format 3: crc32 of the array's bytes in the raw section, checked when a reader reads only that array. */
+  readonly wordsCrc?: number;
+  readonly indexCrc?: number;
 }
 
 /**
@@ -44,6 +48,8 @@ interface Raw {
 }
 
 const align8 = (n: number): number => (n + 7) & ~7;
+
+const bytesOf = (a: BigUint64Array | Uint32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 const place = (raw: Raw, a: BigUint64Array | Uint32Array): number => {
   const at = raw.bytes;
@@ -87,8 +93,9 @@ const pack = (value: unknown, raw?: Raw): unknown => {
     const r = packRefs(p.refs);
     if (!raw) return { __intervalMap: 1, words: p.words, ...r } satisfies PackedMap;
     const wordsAt = place(raw, p.words);
-    if (!r.index) return { __intervalMap: 1, wordsAt, wordsLength: p.words.length, refs: r.refs } satisfies PackedMap;
-    return { __intervalMap: 1, wordsAt, wordsLength: p.words.length, refs: null, dict: r.dict!, indexAt: place(raw, r.index), indexLength: r.index.length } satisfies PackedMap;
+    const wordsCrc = crc32(bytesOf(p.words));
+    if (!r.index) return { __intervalMap: 1, wordsAt, wordsLength: p.words.length, wordsCrc, refs: r.refs } satisfies PackedMap;
+    return { __intervalMap: 1, wordsAt, wordsLength: p.words.length, wordsCrc, refs: null, dict: r.dict!, indexAt: place(raw, r.index), indexLength: r.index.length, indexCrc: crc32(bytesOf(r.index)) } satisfies PackedMap;
   }
   if (types.isMap(value)) {
     let out: Map<unknown, unknown> | null = null;
@@ -120,66 +127,105 @@ const pack = (value: unknown, raw?: Raw): unknown => {
 };
 
 /**
+ * Where a state's raw section is: in memory (the whole body was read and its checksum checked:
+ * arrays are views into it), or in a file read in parts (`lazy`: each array is read when its map is
+ * first used, and checked against its own crc32 then).
+ */
+export interface RawSection {
+  readonly lazy: boolean;
+  words(at: number, length: number, crc: number | undefined): BigUint64Array;
+  index(at: number, length: number, crc: number | undefined): Uint32Array;
+}
+
+/** A raw section held in memory at byte `at` of `buffer` (8-byte aligned). */
+export const rawInMemory = (buffer: ArrayBuffer, at: number): RawSection => ({
+  lazy: false,
+  words: (wordsAt, length) => new BigUint64Array(buffer, at + wordsAt, length),
+  index: (indexAt, length) => new Uint32Array(buffer, at + indexAt, length),
+});
+
+/**
  * Replaces packed interval maps by rebuilt ones, in place (the value was just deserialized: nobody
  * shares it). Maps are rebuilt in this realm: v8 may deserialize into another one (a vm context),
  * whose Map fails the `instanceof Map` immer relies on.
  */
-const unpack = (value: unknown, raw: ArrayBuffer | null, rawAt: number): unknown => {
+const unpack = (value: unknown, raw: RawSection | null): unknown => {
   if (value === null || typeof value !== 'object') return value;
   // Built at the first look inside: a one-shot query reads one domain's map, not all of them.
   if (isPacked(value)) {
     const p = value;
     if (p.words) return IntervalMap.unpackLazy(p.words, () => unpackRefs(p, p.index));
     if (raw === null || p.wordsAt === undefined || p.wordsLength === undefined) throw new Error('packed interval map without its words');
-    const words = new BigUint64Array(raw, rawAt + p.wordsAt, p.wordsLength);
-    const index = p.indexAt !== undefined && p.indexLength !== undefined ? new Uint32Array(raw, rawAt + p.indexAt, p.indexLength) : undefined;
+    const { wordsAt, wordsLength, indexAt, indexLength } = p;
+    if (raw.lazy) {
+      if (!Number.isSafeInteger(wordsLength) || wordsLength % 4 !== 0) throw new Error('packed interval map of no whole entries');
+      return IntervalMap.deferred(wordsLength / 4, () => ({
+        words: raw.words(wordsAt, wordsLength, p.wordsCrc),
+        refs: unpackRefs(p, indexAt !== undefined && indexLength !== undefined ? raw.index(indexAt, indexLength, p.indexCrc) : undefined),
+      }));
+    }
+    const words = raw.words(wordsAt, wordsLength, p.wordsCrc);
+    const index = indexAt !== undefined && indexLength !== undefined ? raw.index(indexAt, indexLength, p.indexCrc) : undefined;
     return IntervalMap.unpackLazy(words, () => unpackRefs(p, index));
   }
   if (types.isMap(value)) {
     const out = new Map<unknown, unknown>();
-    for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v, raw, rawAt) : v);
+    for (const [k, v] of value as Map<unknown, unknown>) out.set(k, v !== null && typeof v === 'object' ? unpack(v, raw) : v);
     return out;
   }
   if (ArrayBuffer.isView(value)) return value;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) if (value[i] !== null && typeof value[i] === 'object') value[i] = unpack(value[i], raw, rawAt);
+    for (let i = 0; i < value.length; i++) if (value[i] !== null && typeof value[i] === 'object') value[i] = unpack(value[i], raw);
     return value;
   }
   const rec = value as Record<string, unknown>;
-  for (const k of Object.keys(rec)) if (rec[k] !== null && typeof rec[k] === 'object') rec[k] = unpack(rec[k], raw, rawAt);
+  for (const k of Object.keys(rec)) if (rec[k] !== null && typeof rec[k] === 'object') rec[k] = unpack(rec[k], raw);
   return value;
 };
 
 /**
- * The state as snapshot body bytes: the v8 stream's length (uint32 LE), the stream, zero padding
- * to a multiple of 8, then the raw section (see Raw).
+ * The state in two parts: `head`, the v8 stream's length (uint32 LE), the stream and zero padding
+ * to a multiple of 8; and the raw section (see Raw), `raw` (its arrays' offsets are from its start).
  */
-export const encodeState = (state: State): Buffer => {
+export const encodeStateParts = (state: State): { head: Buffer; raw: Uint8Array[]; rawBytes: number } => {
   const raw: Raw = { parts: [], bytes: 0 };
   const stream = serialize(pack(state, raw));
   const len = Buffer.alloc(4);
   len.writeUInt32LE(stream.length);
   const pad = Buffer.alloc(align8(4 + stream.length) - (4 + stream.length));
-  return Buffer.concat([len, stream, pad, ...raw.parts]);
+  return { head: Buffer.concat([len, stream, pad]), raw: raw.parts, rawBytes: raw.bytes };
 };
 
-/** The state from snapshot body bytes (throws on bytes v8 cannot read). */
+/** The state as snapshot body bytes (format 2): the head, then the raw section. */
+export const encodeState = (state: State): Buffer => {
+  const { head, raw } = encodeStateParts(state);
+  return Buffer.concat([head, ...raw]);
+};
+
+/** The v8 stream of a state head (its first 4 bytes give the length); throws when cut short. */
+const streamOf = (head: Uint8Array): Uint8Array => {
+  if (head.length < 4) throw new Error('state body too short');
+  const streamLength = Buffer.from(head.buffer, head.byteOffset, 4).readUInt32LE(0);
+  if (align8(4 + streamLength) > head.length) throw new Error('state body cut short');
+  return head.subarray(4, 4 + streamLength);
+};
+
+/** The state from its head and where its raw section is (throws on bytes v8 cannot read). */
+export const decodeStateFrom = (head: Uint8Array, raw: RawSection): State => unpack(deserialize(streamOf(head)), raw) as State;
+
+/** The state from snapshot body bytes of format 2 (head, then raw section; throws on bytes v8 cannot read). */
 export const decodeState = (bytes: Uint8Array): State => {
-  if (bytes.length < 4) throw new Error('state body too short');
-  const streamLength = Buffer.from(bytes.buffer, bytes.byteOffset, 4).readUInt32LE(0);
-  const rawStart = align8(4 + streamLength);
-  if (rawStart > bytes.length) throw new Error('state body cut short');
-  const value = deserialize(bytes.subarray(4, 4 + streamLength));
-  // Views into the body when it is aligned; otherwise one aligned copy of the raw section.
-  let raw = bytes.buffer as ArrayBuffer;
-  let rawAt = bytes.byteOffset + rawStart;
-  if (rawAt % 8 !== 0) {
-    const copy = new Uint8Array(bytes.length - rawStart);
-    copy.set(bytes.subarray(rawStart));
-    raw = copy.buffer;
-    rawAt = 0;
-  }
-  return unpack(value, raw, rawAt) as State;
+  const rawStart = align8(4 + streamOf(bytes).length);
+  return decodeStateFrom(bytes.subarray(0, rawStart), rawAt(bytes, rawStart));
+};
+
+/** The raw section starting at `start` of `bytes`: views when aligned, else one aligned copy of it. */
+export const rawAt = (bytes: Uint8Array, start: number): RawSection => {
+  const at = bytes.byteOffset + start;
+  if (at % 8 === 0) return rawInMemory(bytes.buffer as ArrayBuffer, at);
+  const copy = new Uint8Array(bytes.length - start);
+  copy.set(bytes.subarray(start));
+  return rawInMemory(copy.buffer, 0);
 };
 
 /** The JSON form of our own that `v8.serialize` was measured against (bench only). */
@@ -210,5 +256,4 @@ export const decodeStateJson = (bytes: Buffer): State =>
       return v;
     }),
     null,
-    0,
   ) as State;

@@ -16,6 +16,12 @@ export interface PersistedOptions {
   readonly keep?: number;
   /** Write snapshots (default true); read-only one-shot readers only read them. */
   readonly write?: boolean;
+  /**
+   * Read a snapshot in parts (default false): its head now, each interval map's bytes at the map's
+   * first use (format.ts). For one-shot readers that can answer again without snapshots when a part
+   * turns out damaged (SnapshotPartProblem, thrown by the use that reads it): the CLI's queries.
+   */
+  readonly inParts?: boolean;
   /** Where warnings go (default: stderr, one line each). */
   readonly warn?: (message: string) => void;
 }
@@ -48,7 +54,7 @@ export const createPersister = (store: EventStore, stream: string, memoryEvery: 
   let failed = false;
   return {
     every,
-    restore: (upTo, above) => restoreNewest(store, snapshots, stream, { warn, ...(upTo !== undefined ? { upTo } : {}), ...(above !== undefined ? { above } : {}) }),
+    restore: (upTo, above) => restoreNewest(store, snapshots, stream, { warn, inParts: options?.inParts === true, ...(upTo !== undefined ? { upTo } : {}), ...(above !== undefined ? { above } : {}) }),
     reached: (state, timeline) => {
       if (!write || failed || state.pos === 0 || state.pos % every !== 0) return;
       const runs = timeline();

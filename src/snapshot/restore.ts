@@ -9,7 +9,7 @@ import { crc32 } from 'node:zlib';
 import type { State } from '../../domain/state.js';
 import type { EventStore, RecordedEvent } from '../store/types.js';
 import type { SnapshotHeader, SnapshotHint } from './format.js';
-import { HEADER_PEEK, SnapshotProblem, decodeHeader, decodeSnapshot, encodeSnapshot } from './format.js';
+import { HEADER_PEEK, SnapshotProblem, decodeHeader, decodeSnapshot, encodeSnapshot, readSnapshotInParts } from './format.js';
 import type { SnapshotInfo, SnapshotStore } from '../store/snapshots.js';
 
 export interface Restored {
@@ -50,7 +50,7 @@ export const restoreNewest = async (
   store: EventStore,
   snapshots: SnapshotStore,
   stream: string,
-  options: { upTo?: number; above?: number; warn: (message: string) => void },
+  options: { upTo?: number; above?: number; warn: (message: string) => void; inParts?: boolean },
 ): Promise<Restored | null> => {
   let list: SnapshotInfo[];
   try {
@@ -69,6 +69,16 @@ export const restoreNewest = async (
       const header = decodeHeader(await snapshots.peek(info, HEADER_PEEK));
       if (header.pos !== info.pos) throw new SnapshotProblem('corrupt', `named #${info.pos} but holds #${header.pos}`);
       await checkBinding(store, stream, header);
+      if (options.inParts && header.format >= 3 && snapshots.open) {
+        const file = await snapshots.open(info);
+        try {
+          const content = readSnapshotInParts(file, header, info.name);
+          return { state: content.state, timeline: content.timeline, header, info };
+        } catch (error) {
+          file.close();
+          throw error;
+        }
+      }
       const { content } = decodeSnapshot(await snapshots.read(info));
       return { state: content.state, timeline: content.timeline, header, info };
     } catch (error) {

@@ -3,6 +3,7 @@
  * stream and position, `<stream>.<position, 12 digits>.snap`. Written atomically and durably
  * (replaceFileDurably: a file aside, fdatasync, rename into place, fsync of the folder).
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { SnapshotInfo, SnapshotStore } from './snapshots.js';
@@ -44,6 +45,25 @@ export const createFileSnapshots = (logFile: string): SnapshotStore => {
       }
     },
     read: (info) => fs.readFile(info.name),
+    open: async (info) => {
+      // Synchronous reads on a descriptor: a map reads its part at its first use, inside a query.
+      const fd = openSync(info.name, 'r');
+      let open = true;
+      try {
+        const { size } = fstatSync(fd);
+        return {
+          size,
+          read: (into, position) => readSync(fd, into, 0, into.length, position),
+          close: () => {
+            if (open) closeSync(fd);
+            open = false;
+          },
+        };
+      } catch (error) {
+        closeSync(fd);
+        throw error;
+      }
+    },
     write: async (stream, pos, bytes) => {
       await mkdirDurable(dir);
       const target = fileOf(stream, pos);

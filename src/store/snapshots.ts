@@ -17,6 +17,15 @@ export interface SnapshotInfo {
   readonly name: string;
 }
 
+/** A snapshot open for positional reads (synchronous: a map reads its part at its first use, inside a query). */
+export interface SnapshotFile {
+  /** Its size when opened. */
+  readonly size: number;
+  /** Reads up to `into.length` bytes at byte `position`; returns how many (0 at the end). */
+  read(into: Uint8Array, position: number): number;
+  close(): void;
+}
+
 export interface SnapshotStore {
   /** Where the snapshots are kept (for messages and `isogroup snapshot`). */
   readonly where: string;
@@ -25,6 +34,11 @@ export interface SnapshotStore {
   /** The first `bytes` bytes of a snapshot (its header), or all of it when shorter. */
   peek(info: SnapshotInfo, bytes: number): Promise<Buffer>;
   read(info: SnapshotInfo): Promise<Buffer>;
+  /**
+   * The snapshot open for reads in parts (a store without it is read whole). Reads see the bytes it
+   * had when opened unless it is changed in place (writes replace a snapshot, they never edit one).
+   */
+  open?(info: SnapshotInfo): Promise<SnapshotFile>;
   /** Stores a snapshot atomically: a reader sees the old one, the new one, or none, never half of one. */
   write(stream: string, pos: number, bytes: Buffer): Promise<SnapshotInfo>;
   remove(info: SnapshotInfo): Promise<void>;
@@ -44,6 +58,10 @@ export const createMemorySnapshots = (): SnapshotStore => {
     list: async (stream) => [...(all.get(stream)?.keys() ?? [])].sort((a, b) => a - b).map((p) => info(stream, p)),
     peek: async (i, bytes) => get(i).subarray(0, bytes),
     read: async (i) => get(i),
+    open: async (i) => {
+      const b = get(i);
+      return { size: b.length, read: (into, position) => b.copy(into, 0, position, Math.min(b.length, position + into.length)), close: () => undefined };
+    },
     write: async (stream, pos, bytes) => {
       let m = all.get(stream);
       if (!m) all.set(stream, (m = new Map()));

@@ -8,6 +8,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cli, tempDir } from '../cli/run.js';
 import { snapshotDir } from '../../src/store/snapshots-file.js';
+import { decodeHeader } from '../../src/snapshot/format.js';
 
 describe('isogroup snapshot', () => {
   const dir = tempDir();
@@ -62,5 +63,29 @@ describe('isogroup snapshot', () => {
     const keep = await cli([...store, 'snapshot', '--keep', '0']);
     expect(keep.code).toBe(2);
     expect(keep.stderr).toBe('isogroup: --keep: expected a positive integer, got "0"\n');
+  });
+});
+
+describe('a query reads its snapshot in parts', () => {
+  const dir = tempDir();
+  const log = join(dir, 'log.jsonl');
+  const store = ['--store', `file:${log}`];
+  const query = [...store, '--json', 'can-dma', '--device', '0000:0a:00.1', '--iova', '0x1000', '--access', 'w'];
+
+  test('a part damaged after the head (found at its first use): one warning line, answered again by replaying, the same answer', async () => {
+    expect((await cli([...store, 'demo'])).code).toBe(0);
+    const replayed = await cli(query, { env: { ISOGROUP_SNAPSHOTS: 'off' } });
+    expect((await cli([...store, 'snapshot'])).code).toBe(0);
+    const file = join(snapshotDir(log), (await readdir(snapshotDir(log)))[0]!);
+    const bytes = await readFile(file);
+    const h = decodeHeader(bytes);
+    expect(h.format).toBe(3);
+    // Every byte of the raw section (the interval maps' arrays) changed; the header and head intact.
+    for (let i = h.headerEnd + h.headBytes!; i < bytes.length; i++) bytes[i] = bytes[i]! ^ 0x5a;
+    await writeFile(file, bytes);
+    const damaged = await cli(query);
+    expect(damaged.stdout).toBe(replayed.stdout);
+    expect(damaged.stderr).toMatch(/^isogroup: warning: snapshot \S+ not used \(corrupt: interval map (refs )?checksum mismatch\); replaying the log instead\n$/);
+    expect(damaged.code).toBe(replayed.code);
   });
 });

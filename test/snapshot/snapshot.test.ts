@@ -56,10 +56,10 @@ const writeStorm = async (store: EventStore, seed: number, steps: number, persis
 const readOnly = (path: string, warn: (m: string) => void = () => undefined): Promise<EventStore> => openFileStore(path, { readOnly: true, lazy: true, warn });
 
 /** A manager on a fresh read-only store, loaded, with its warnings collected. */
-const load = async (path: string, persisted = true): Promise<{ m: Manager; warnings: string[]; store: EventStore }> => {
+const load = async (path: string, persisted = true, inParts = false): Promise<{ m: Manager; warnings: string[]; store: EventStore }> => {
   const warnings: string[] = [];
   const store = await readOnly(path);
-  const m = createManager({ store, snapshotEvery: 10, persisted: persisted ? { write: false, warn: (w) => warnings.push(w) } : false });
+  const m = createManager({ store, snapshotEvery: 10, persisted: persisted ? { write: false, inParts, warn: (w) => warnings.push(w) } : false });
   await m.load();
   return { m, warnings, store };
 };
@@ -239,7 +239,13 @@ describe('a snapshot never changes an answer', () => {
           // A cold reader that only travels: a fresh manager per position.
           const cold = await load(path);
           same(await cold.m.stateAt(at), await b.m.stateAt(at));
+          // The same, reading the snapshot in parts (the CLI's one-shot queries).
+          const parts = await load(path, true, true);
+          same(await parts.m.stateAt(at), await b.m.stateAt(at));
         }
+        const parts = await load(path, true, true);
+        expect(parts.warnings).toEqual([]);
+        same(parts.m.state, b.m.state);
       }),
       { numRuns: 12, seed: 4242 },
     );
