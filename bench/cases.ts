@@ -88,7 +88,8 @@ export const verifiedReplayCase = async (path: string): Promise<CaseResult> => {
     gc();
     const t = await timeIt(async () => {
       const store = await openFileStore(path, { readOnly: true, lazy: true, warn: quietWarn });
-      const m = createManager({ store, verifyChain });
+      // Both from the start: the log's builder wrote persisted snapshots, which a plain load would start from.
+      const m = createManager({ store, verifyChain, persisted: false });
       await m.load();
       await store.close();
       return m.state.pos;

@@ -79,26 +79,68 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 /** `,"crc":"` as bytes: the fixed prefix of the checksum member at the end of every line. */
 const CRC_PREFIX = Buffer.from(',"crc":"');
+const CRC_PREFIX_TEXT = ',"crc":"';
 const HEX_DIGIT = /^[0-9a-f]{8}$/;
+/** Up to this many bytes are decoded as one text by `scanLog` (far below the longest string V8 makes). */
+const WHOLE_TEXT_BYTES = 1 << 26;
+const NO_CHECKSUM: LineError = { torn: true, reason: 'no checksum at the end of the line' };
 
-const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
-  // The checksum member is fixed-width and last: check it on the raw bytes (no regex, no re-encoding).
-  const n = bytes.length;
-  const at = n - CRC_SUFFIX_BYTES;
-  if (at < 1 || bytes[n - 1] !== 0x7d || bytes[n - 2] !== 0x22 || bytes.compare(CRC_PREFIX, 0, CRC_PREFIX.length, at, at + CRC_PREFIX.length) !== 0) {
-    return { torn: true, reason: 'no checksum at the end of the line' };
+/** `crc32(CLOSE_BRACE, crc)`: the CRC-32 of the bytes that `crc` covers followed by `}` (one byte, no native call). */
+const crcThenBrace = (crc: number): number => {
+  let c = ~crc ^ 0x7d;
+  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  return ~c >>> 0;
+};
+
+/** The 8 lowercase hex digits of `text` at `at` as a number, or -1 if they are not that. */
+const hexAt = (text: string, at: number): number => {
+  let v = 0;
+  for (let i = at; i < at + 8; i++) {
+    const c = text.charCodeAt(i);
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
   }
-  const said = bytes.toString('latin1', at + CRC_PREFIX.length, n - 2);
-  if (!HEX_DIGIT.test(said)) return { torn: true, reason: 'no checksum at the end of the line' };
-  const sum = crc32(CLOSE_BRACE, crc32(bytes.subarray(0, at)));
-  if (sum !== parseInt(said, 16)) return { torn: true, reason: `checksum mismatch (line says ${said}, content is ${hex(sum)})` };
-  const text = bytes.toString('utf8');
+  return v;
+};
+
+/** The CRC-32 of `bytes[start, end)` without a Buffer per line (a plain view for the native call). */
+const crcOf = (bytes: Buffer, start: number, end: number): number => crc32(new Uint8Array(bytes.buffer, bytes.byteOffset + start, end - start));
+
+/**
+ * The line `bytes[start, end)` (without its newline). `text`, when given, is the UTF-8 decoding
+ * of all of `bytes` with one character per byte (so its offsets are the bytes' offsets and a slice
+ * of it is exactly the decoding of those bytes): the checksum member is then read from it and the
+ * line parsed from a slice of it, with no per-line decoding.
+ */
+const decodeLine = (bytes: Buffer, text: string | undefined, start: number, end: number, checkpoint: string): Decoded | LineError => {
+  // The checksum member is fixed-width and last: check it on the raw bytes (no regex, no re-encoding).
+  const at = end - CRC_SUFFIX_BYTES;
+  if (at < start + 1 || bytes[end - 1] !== 0x7d || bytes[end - 2] !== 0x22) return NO_CHECKSUM;
+  let said: number;
+  if (text !== undefined) {
+    if (!text.startsWith(CRC_PREFIX_TEXT, at)) return NO_CHECKSUM;
+    said = hexAt(text, at + CRC_PREFIX.length);
+    if (said < 0) return NO_CHECKSUM;
+  } else {
+    if (bytes.compare(CRC_PREFIX, 0, CRC_PREFIX.length, at, at + CRC_PREFIX.length) !== 0) return NO_CHECKSUM;
+    const digits = bytes.toString('latin1', at + CRC_PREFIX.length, end - 2);
+    if (!HEX_DIGIT.test(digits)) return NO_CHECKSUM;
+    said = parseInt(digits, 16);
+  }
+  const sum = crcThenBrace(crcOf(bytes, start, at));
+  if (sum !== said) return { torn: true, reason: `checksum mismatch (line says ${hex(said)}, content is ${hex(sum)})` };
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = JSON.parse(text !== undefined ? text.slice(start, end) : bytes.toString('utf8', start, end));
   } catch (error) {
     return { torn: true, reason: `invalid JSON: ${(error as Error).message}` };
   }
+  return fromParsed(parsed, checkpoint);
+};
+
+/** The record of a parsed line whose checksum matched. */
+const fromParsed = (parsed: unknown, checkpoint: string): Decoded | LineError => {
   // From here on the checksum matched: whatever is wrong was written that way, it is not a tear.
   if (!isObject(parsed)) return { torn: false, reason: 'not a JSON object' };
   const { pos, id, type, data, meta, stream, batch, prev, hash } = parsed;
@@ -130,7 +172,7 @@ const decodeLine = (bytes: Buffer, checkpoint: string): Decoded | LineError => {
 
 /** Decodes one complete line (without its newline) already known to belong to a valid log. */
 export const decodeRecord = (bytes: Buffer, file: string, line: number): RecordedEvent => {
-  const d = decodeLine(bytes, checkpointAt(line));
+  const d = decodeLine(bytes, undefined, 0, bytes.length, checkpointAt(line));
   if ('reason' in d) throw corrupt(file, line, d.reason);
   return d.record;
 };
@@ -144,6 +186,8 @@ export interface ScanContext {
   readonly hasId: (stream: string, id: string) => boolean;
   /** Check ids for duplicates (default true); a streaming replay relies on positions instead. */
   readonly checkIds?: boolean;
+  /** When given, receives the byte offset (in the bytes) of each line in `records`, in order. */
+  readonly starts?: number[];
 }
 
 export interface TornTail {
@@ -179,14 +223,21 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
   let validBytes = 0;
   let offset = 0;
   let line = ctx.firstLine;
-  let open: { startLine: number; stream: string; size: number; records: RecordedEvent[] } | undefined;
+  let open: { startLine: number; stream: string; size: number; records: RecordedEvent[]; starts: number[] } | undefined;
+  const starts = ctx.starts;
+  // One decoding of all the bytes instead of one per line, when it has one character per byte
+  // (ASCII, which is what the writer's JSON nearly always is); else each line is decoded alone.
+  const whole = bytes.length <= WHOLE_TEXT_BYTES ? bytes.toString('utf8') : '';
+  const text = whole.length === bytes.length ? whole : undefined;
+  let lastStream: string | undefined;
+  let lastVersion = 0;
 
   while (offset < bytes.length) {
-    const newline = bytes.indexOf(0x0a, offset);
+    const newline = text !== undefined ? text.indexOf('\n', offset) : bytes.indexOf(0x0a, offset);
     if (newline === -1) {
       return { records, validBytes, torn: { line: open?.startLine ?? line, lastLine: line, reason: 'no newline at the end' } };
     }
-    const decoded = decodeLine(bytes.subarray(offset, newline), checkpointAt(line));
+    const decoded = decodeLine(bytes, text, offset, newline, checkpointAt(line));
     if ('reason' in decoded) {
       if (decoded.torn && newline === bytes.length - 1) {
         return { records, validBytes, torn: { line: open?.startLine ?? line, lastLine: line, reason: decoded.reason } };
@@ -200,7 +251,7 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
       throw corrupt(ctx.file, line, `the append of ${open.size} events starting at line ${open.startLine} is interrupted`);
     }
     // A negative version means "not known" (a scan that starts mid-file): the first position is taken as it is.
-    const expectedPos = (versions.get(stream) ?? ctx.version(stream)) + 1;
+    const expectedPos = (stream === lastStream ? lastVersion : (versions.get(stream) ?? ctx.version(stream))) + 1;
     if (expectedPos > 0 && record.pos !== expectedPos) {
       throw corrupt(ctx.file, line, `${stream} position ${record.pos} where ${expectedPos} was expected`);
     }
@@ -212,17 +263,22 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
       }
       seen.add(record.id);
     }
-    versions.set(stream, record.pos);
-    if (batch !== undefined) open = { startLine: line, stream, size: batch, records: [] };
+    if (stream !== lastStream && lastStream !== undefined) versions.set(lastStream, lastVersion);
+    lastStream = stream;
+    lastVersion = record.pos;
+    if (batch !== undefined) open = { startLine: line, stream, size: batch, records: [], starts: [] };
     if (open) {
       open.records.push(record);
+      open.starts.push(offset);
       if (open.records.length === open.size) {
-        records.push(...open.records);
+        for (let i = 0; i < open.records.length; i++) records.push(open.records[i]!);
+        if (starts) for (let i = 0; i < open.starts.length; i++) starts.push(open.starts[i]!);
         open = undefined;
         validBytes = newline + 1;
       }
     } else {
       records.push(record);
+      starts?.push(offset);
       validBytes = newline + 1;
     }
     offset = newline + 1;

@@ -84,14 +84,20 @@ const readIfExists = async (fs: StoreFs, file: string): Promise<Buffer> => {
 const readLineAt = async (fs: StoreFs, file: string, offset: number): Promise<Buffer | null> => {
   const h = await fs.open(file, 'r');
   try {
-    let size = 4096;
+    // A read may return fewer bytes than asked before the end of the file: only a read of nothing is the end.
+    let buf = Buffer.alloc(4096);
+    let got = 0;
     for (;;) {
-      const buf = Buffer.alloc(size);
-      const { bytesRead } = await h.read(buf, 0, size, offset);
-      const nl = buf.subarray(0, bytesRead).indexOf(0x0a);
-      if (nl !== -1) return buf.subarray(0, nl);
-      if (bytesRead < size) return null;
-      size *= 4;
+      if (got === buf.length) {
+        const bigger = Buffer.alloc(buf.length * 4);
+        buf.copy(bigger, 0, 0, got);
+        buf = bigger;
+      }
+      const { bytesRead } = await h.read(buf, got, buf.length - got, offset + got);
+      if (bytesRead === 0) return null;
+      const nl = buf.indexOf(0x0a, got);
+      got += bytesRead;
+      if (nl !== -1 && nl < got) return buf.subarray(0, nl);
     }
   } finally {
     await h.close();
@@ -483,7 +489,9 @@ const openReader = async (
     lazyComplete = false;
     where.clear();
     const versions = new Map<string, number>();
-    const CHUNK = 1 << 22;
+    // Small windows: a window's records are all decoded before the first is handed on, and a few
+    // thousand of them die young where tens of thousands would outlive the young generation.
+    const CHUNK = 1 << 19;
     let window = CHUNK;
     let offset = 0;
     let line = hint?.line ?? 1;
@@ -493,6 +501,7 @@ const openReader = async (
         const nl = bytes.indexOf(0x0a, end - 1);
         end = nl === -1 ? bytes.length : nl + 1;
       }
+      const starts: number[] = [];
       const scan = scanLog(bytes.subarray(offset, end), {
         file,
         firstLine: line,
@@ -501,22 +510,29 @@ const openReader = async (
         // A repeated or foreign line already breaks the per-stream positions; ids are the writer's concern.
         hasId: () => false,
         checkIds: false,
+        starts,
       });
-      let at = offset;
-      for (const r of scan.records) {
-        const s = r.stream ?? '';
-        versions.set(s, r.pos);
-        let w = where.get(s);
-        if (!w) where.set(s, (w = { base: r.pos, offsets: [], lines: [] }));
-        w.offsets.push(start + at);
-        w.lines.push(line);
-        at = bytes.indexOf(0x0a, at) + 1;
+      const records = scan.records;
+      let s: string | undefined;
+      let w: { base: number; offsets: number[]; lines: number[] } | undefined;
+      for (let i = 0; i < records.length; i++) {
+        const r = records[i]!;
+        const rs = r.stream ?? '';
+        if (rs !== s) {
+          if (s !== undefined) versions.set(s, records[i - 1]!.pos);
+          s = rs;
+          w = where.get(s);
+          if (!w) where.set(s, (w = { base: r.pos, offsets: [], lines: [] }));
+        }
+        w!.offsets.push(start + offset + starts[i]!);
+        w!.lines.push(line);
         line += 1;
         if (s === stream && r.pos >= from) {
-          progress?.(at / bytes.length);
+          progress?.((offset + (starts[i + 1] ?? scan.validBytes)) / bytes.length);
           yield r;
         }
       }
+      if (s !== undefined) versions.set(s, records[records.length - 1]!.pos);
       if (scan.torn && end < bytes.length) {
         // An append cut by the window's end: rescan from where it starts, in a window that holds it.
         if (scan.validBytes === 0) window *= 2;

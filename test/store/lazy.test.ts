@@ -86,6 +86,58 @@ describe('lazy read-only file store', () => {
     closing.push(broken);
     await expect(all(broken.replay!('host-a'))).rejects.toThrow(/corrupt\.jsonl:2: corrupt log line/);
   });
+
+  test('lines that are not ASCII replay as the eager reader reads them; an edited one is an error naming its line', async () => {
+    const path = join(dir, 'utf8.jsonl');
+    const w = await openFileStore(path, { warn: () => undefined });
+    await w.append('host-a', events(2));
+    await w.append('host-a', [newEvent('Note', { text: 'café ✓ 𝄞' }), newEvent('Note', { text: 'naïve' })]);
+    await w.append('host-a', events(2).map((e) => ({ ...e, id: `${e.id}-b` })));
+    await w.close();
+    const eager = await openFileStore(path, { readOnly: true });
+    const lazy = await openFileStore(path, { readOnly: true, lazy: true });
+    closing.push(eager, lazy);
+    const replayed = await all(lazy.replay!('host-a'));
+    expect(replayed).toEqual(await all(eager.read('host-a')));
+    expect(replayed[2]!.data).toEqual({ text: 'café ✓ 𝄞' });
+
+    // The same number of bytes, one of them changed, on a line that is not ASCII: the checksum names it.
+    const bytes = await readFile(path);
+    const at = bytes.indexOf(Buffer.from('naïve'));
+    bytes[at] = 'N'.charCodeAt(0);
+    const bad = join(dir, 'utf8-edited.jsonl');
+    await writeFile(bad, bytes);
+    const broken = await openFileStore(bad, { readOnly: true, lazy: true });
+    closing.push(broken);
+    await expect(all(broken.replay!('host-a'))).rejects.toThrow(/utf8-edited\.jsonl:4: corrupt log line \(checksum mismatch/);
+  });
+
+  test('reads that return fewer bytes than asked: a snapshot\'s entry is still found at its offset', async () => {
+    const path = join(dir, 'short.jsonl');
+    await writeLog(path);
+    // Every read gets at most 100 bytes (as a read may, before the end of a file).
+    const short: StoreFs = {
+      ...realFs,
+      open: async (p, f) => {
+        const h = await realFs.open(p, f);
+        return {
+          write: (b, o, l) => h.write(b, o, l),
+          read: (b, o, l, at) => h.read(b, o, Math.min(l, 100), at),
+          datasync: () => h.datasync(),
+          truncate: (l) => h.truncate(l),
+          stat: () => h.stat(),
+          close: () => h.close(),
+        };
+      },
+    };
+    const lazy = await openFileStore(path, { readOnly: true, lazy: true, fs: short });
+    closing.push(lazy);
+    const replayed = await all(lazy.replay!('host-a'));
+    const hint = await lazy.locate!('host-a', 4321);
+    expect(hint).toBeDefined();
+    // What a store restored from a snapshot asks: the entry at the snapshot's offset (a line of > 300 bytes).
+    expect(await lazy.entryAt!('host-a', 4321, hint)).toEqual(replayed[4320]);
+  });
 });
 
 describe('time travel over a lazy store (replays that stop early)', () => {
