@@ -45,29 +45,30 @@ export const describeRange = (r: Range): string => `${hex(r.start)}-${hex(r.last
 export interface Working {
   state: State;
   readonly events: DomainEvent[];
-  /** `after`: the state `e` leads to when already known from `preview` (see there). */
-  emit(e: DomainEvent, after?: State): void;
+  emit(e: DomainEvent): void;
   /**
-   * The state `e` would lead to, without emitting it: for an event that records what the reducer
-   * derives. Emitting the completed event with that state is exact when the reducer reads both alike.
+   * Emits an event that records what the reducer derives: `e` is applied, and `complete` gives the
+   * event as recorded from the state after it. Exact when the reducer reads `e` and the completed
+   * event alike (it ignores what `complete` adds).
    */
-  preview(e: DomainEvent): State;
+  emitDerived(e: DomainEvent, complete: (after: State) => DomainEvent): void;
 }
 
-/**
- * `session`: emitted events apply through the session (in place where it can, see
- * evolve/session.ts); `preview` never does, so the state it returns stays valid.
- */
+/** `session`: emitted events apply through the session (in place where it can, see evolve/session.ts). */
 export const working = (state: State, at: string, session?: Session): Working => {
-  const next = (s: State, e: DomainEvent): State => evolve(s, { pos: s.pos + 1, type: e.type, data: e.data, meta: { at } });
+  const next = (s: State, e: DomainEvent): State =>
+    session ? session.apply(s, [{ pos: s.pos + 1, type: e.type, data: e.data, meta: { at } }]) : evolve(s, { pos: s.pos + 1, type: e.type, data: e.data, meta: { at } });
   const w: Working = {
     state,
     events: [],
-    emit(e, after) {
+    emit(e) {
       w.events.push(e);
-      w.state = after ?? (session ? session.apply(w.state, [{ pos: w.state.pos + 1, type: e.type, data: e.data, meta: { at } }]) : next(w.state, e));
+      w.state = next(w.state, e);
     },
-    preview: (e) => next(w.state, e),
+    emitDerived(e, complete) {
+      w.state = next(w.state, e);
+      w.events.push(complete(w.state));
+    },
   };
   return w;
 };

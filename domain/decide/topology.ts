@@ -54,10 +54,11 @@ export const decideDeviceAdd = (w: Working, c: Cmd<'device.add'>): void => {
     name: c.name,
   };
   // The entry records the group the reducer derives, so the log reads on its own. The reducer
-  // ignores the recorded group, so the state previewed without it is the state after the entry.
-  const after = w.preview({ type: 'DeviceAdded', data });
-  const added = after.devices.get(c.device);
-  w.emit({ type: 'DeviceAdded', data: { ...data, group: added?.group ?? null, reason: added?.reason ?? null } }, after);
+  // ignores the recorded group, so the state after the event without it is the state after the entry.
+  w.emitDerived({ type: 'DeviceAdded', data }, (after) => {
+    const added = after.devices.get(c.device);
+    return { type: 'DeviceAdded', data: { ...data, group: added?.group ?? null, reason: added?.reason ?? null } };
+  });
 };
 
 /** Post-order: children before their parent (leaves first). */

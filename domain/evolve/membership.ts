@@ -8,7 +8,7 @@ import { defaultDomainId } from '../default-domain.js';
 import { IntervalMap } from '../intervalMap.js';
 import { hasDefaultDomain } from '../personality/traits.js';
 import { DEFAULT_GROUPING_RULES, groupingRules, isGroupingRulesName, type GroupingRules } from '../rules/index.js';
-import type { Device, Domain, Group } from '../state.js';
+import type { Device, Domain, Group, Iommu } from '../state.js';
 import type { Batch } from './batch.js';
 import type { EvolveEvent, S } from './common.js';
 import { dropDomain } from './translation.js';
@@ -26,12 +26,20 @@ export const joinGroup = (s: S, dev: Device, e: EvolveEvent): void => {
   let gid = choice.join;
   if (gid === null || !s.groups.has(gid)) {
     gid = rules.newGroupId(s.groups);
-    const iommu = s.iommus.get(dev.iommu ?? '') ?? null;
-    let defaultDomain: string | null = null;
-    if (hasDefaultDomain(iommu)) {
-      defaultDomain = defaultDomainId(gid);
-      s.domains.set(defaultDomain, {
-        id: defaultDomain,
+    const domain = defaultDomainOf(s.iommus.get(dev.iommu ?? '') ?? null, gid, e.pos);
+    if (domain) s.domains.set(domain.id, domain as unknown as Draft<Domain>);
+    s.groups.set(gid, newGroup(gid, dev, domain, e.pos) as Draft<Group>);
+  }
+  s.groups.get(gid)!.members.push(dev.id);
+  target.group = gid;
+  target.reason = choice.reason as Draft<Device>['reason'];
+};
+
+/** The kernel default domain a new group `gid` gets behind `iommu` (linux), or null (virtio, none). */
+export const defaultDomainOf = (iommu: Iommu | null, gid: number, pos: number): Domain | null =>
+  hasDefaultDomain(iommu)
+    ? {
+        id: defaultDomainId(gid),
         iommu: iommu.id,
         ctx: null,
         kind: iommu.defaultDomain === 'identity' ? 'identity' : 'dma',
@@ -40,27 +48,24 @@ export const joinGroup = (s: S, dev: Device, e: EvolveEvent): void => {
         defaultOf: gid,
         mappings: IntervalMap.empty(),
         users: new Map(),
-        createdAt: e.pos,
-      } as Draft<Domain>);
-    }
-    s.groups.set(gid, {
-      id: gid,
-      iommu: dev.iommu ?? '',
-      members: [],
-      kernelUsers: 0,
-      owner: null,
-      ownerRefs: 0,
-      claimPath: null,
-      ownedAt: 0,
-      defaultDomain,
-      attachments: new Map(),
-      createdAt: e.pos,
-    } as Draft<Group>);
-  }
-  s.groups.get(gid)!.members.push(dev.id);
-  target.group = gid;
-  target.reason = choice.reason as Draft<Device>['reason'];
-};
+        createdAt: pos,
+      }
+    : null;
+
+/** A new group, empty (its first member joins next). */
+export const newGroup = (gid: number, dev: Device, domain: Domain | null, pos: number): Group => ({
+  id: gid,
+  iommu: dev.iommu ?? '',
+  members: [],
+  kernelUsers: 0,
+  owner: null,
+  ownerRefs: 0,
+  claimPath: null,
+  ownedAt: 0,
+  defaultDomain: domain?.id ?? null,
+  attachments: new Map(),
+  createdAt: pos,
+});
 
 /** Drops one ownership reference; the last one returns the group to the kernel. */
 export const releaseRef = (g: Draft<Group>): void => {

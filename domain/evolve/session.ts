@@ -2,8 +2,8 @@
  * A decide session: many commands decided in a row by one writer whose intermediate states nobody
  * keeps (a group commit decides a thousand commands and publishes only the last state).
  *
- * Within a session, events of the plain path (see table.ts: mappings, drivers, records) apply in
- * place to a state the session owns: its top-level maps are copied once when the session takes the
+ * Within a session, events of the plain path (see table.ts: mappings, drivers, records) and the
+ * hotplug events of in-place.ts apply in place to a state the session owns: its top-level maps are copied once when the session takes the
  * state over, not once per event, and interval-map nodes created in the session change in place
  * under the session's edit token. The handlers are the same PlainHandler functions `evolveAll`
  * runs, so a reducer added to the table in today's style takes part unchanged; draft-path events
@@ -23,6 +23,7 @@ import { newBatch } from './batch.js';
 import type { EvolveEvent, PlainRun } from './common.js';
 import { evolveAll, initialState, newPlainRun } from './reduce.js';
 import { PLAIN_STEPS } from './table.js';
+import { IN_PLACE, type Place } from './in-place.js';
 
 export interface Session {
   /** The state after `events`: changed in place when `state` is the session's own (the last one it returned). */
@@ -47,6 +48,8 @@ interface Owned {
   alerts: Alert[] | null;
   faultAlerts: Map<string, number> | null;
   readonly counts: Map<string, number>;
+  /** Its view for in-place handlers, made at the first one. */
+  place: Place | null;
 }
 
 /** The PlainRun members `step` writes back into the owned state (or only reads). */
@@ -66,12 +69,31 @@ export const openSession = (): Session => {
 
   const takeOver = (state: State): Owned => {
     const s: Mutable<State> = { ...state, counts: new Map(state.counts) };
-    return { state: s, domains: null, devices: null, groups: null, alerts: null, faultAlerts: null, counts: s.counts as Map<string, number> };
+    return { state: s, domains: null, devices: null, groups: null, alerts: null, faultAlerts: null, counts: s.counts as Map<string, number>, place: null };
   };
+
+  /** The owned state as in-place handlers see it (in-place.ts): each collection copied on its first write. */
+  const placeOf = (o: Owned): Place => ({
+    state: o.state,
+    batch,
+    devices: () => (o.devices ??= (o.state.devices = new Map(o.state.devices)) as Map<string, Device>),
+    groups: () => (o.groups ??= (o.state.groups = new Map(o.state.groups)) as Map<number, Group>),
+    domains: () => (o.domains ??= (o.state.domains = new Map(o.state.domains)) as Map<string, Domain>),
+    alerts: () => (o.alerts ??= (o.state.alerts = o.state.alerts.slice()) as Alert[]),
+  });
 
   /** Applies one plain event to the owned state: the handler runs on a one-event run, whose changes are written back in place. */
   const step = (o: Owned, e: EvolveEvent): void => {
     const s = o.state;
+    const inPlaceHandler = IN_PLACE.get(e.type);
+    if (inPlaceHandler !== undefined) {
+      inPlaceHandler((o.place ??= placeOf(o)), e.data as never, e);
+      o.counts.set(e.type, (o.counts.get(e.type) ?? 0) + 1);
+      s.pos = e.pos;
+      s.at = e.meta.at;
+      inPlace++;
+      return;
+    }
     run.state = s;
     run.reach = s.reach;
     PLAIN_STEPS.get(e.type)!(run as PlainRun, e.data as never, e);
@@ -118,7 +140,7 @@ export const openSession = (): Session => {
     apply(state, events) {
       if (events.length === 0) return state;
       if (spoiled || !inPlaceOk) return evolveAll(state, events);
-      for (const e of events) if (!PLAIN_STEPS.has(e.type)) return evolveAll(state, events);
+      for (const e of events) if (!PLAIN_STEPS.has(e.type) && !IN_PLACE.has(e.type)) return evolveAll(state, events);
       const o = own !== null && own.state === state ? own : (own = takeOver(state));
       for (const e of events) step(o, e);
       return o.state;

@@ -5,8 +5,9 @@
 import type { Draft } from 'immer';
 import { parseAcsBits } from '../commands.js';
 import type { EventDataMap, PciJson } from '../events.js';
-import type { Device, PciInfo, PciKind } from '../state.js';
-import { alert, deviceOf, regions, u64, type DraftHandler, type S } from './common.js';
+import type { Device, PciInfo, PciKind, State } from '../state.js';
+import type { DeviceTable } from '../rules/types.js';
+import { alert, deviceOf, regions, u64, type DraftHandler, type EvolveEvent } from './common.js';
 import { joinGroup, leaveGroup } from './membership.js';
 import { aliasesOf, quirksFor } from '../rules/quirks.js';
 import { aroundRouting } from './peer-reach.js';
@@ -24,7 +25,7 @@ const pciOf = (p: PciJson | null | undefined): PciInfo | null => {
 };
 
 /** The effective IOMMU of a new device: its own, or (PCI) the nearest ancestor's. */
-const effectiveIommu = (s: S, data: EventDataMap['DeviceAdded']): string | null => {
+const effectiveIommu = (s: { readonly devices: DeviceTable }, data: EventDataMap['DeviceAdded']): string | null => {
   if (data.iommu) return data.iommu;
   if (!data.pci) return null;
   for (let p = data.parent ? s.devices.get(data.parent) : undefined; p; p = p.parent ? s.devices.get(p.parent) : undefined) {
@@ -57,6 +58,15 @@ export const deviceAdded: DraftHandler<'DeviceAdded'> = (s, d, e) => {
   }
   const parent = d.parent ? s.devices.get(d.parent) : undefined;
   if (d.parent && !parent) alert(s, e, 'unknown-reference', `device ${d.device} names unknown parent ${d.parent}`, { device: d.device });
+  const dev = newDevice(s as unknown as State, d, e);
+  s.devices.set(dev.id, dev as Draft<Device>);
+  if (parent) parent.children.push(dev.id);
+  if (dev.pci && aliasesOf(dev).length > 0) s.quirkAliases = (s.quirkAliases ?? 0) + 1;
+  joinGroup(s, dev, e);
+};
+
+/** The record of a device as DeviceAdded creates it (no group yet: membership gives it one). */
+export const newDevice = (s: { readonly devices: DeviceTable; readonly boot: State['boot'] }, d: EventDataMap['DeviceAdded'], e: EvolveEvent): Device => {
   const dev: Device = {
     id: d.device,
     parent: d.parent,
@@ -84,10 +94,7 @@ export const deviceAdded: DraftHandler<'DeviceAdded'> = (s, d, e) => {
   };
   const quirks = dev.pci ? quirksFor(dev, s.boot?.kernel ?? null) : [];
   if (quirks.length > 0) (dev as { quirks?: readonly string[] }).quirks = quirks;
-  s.devices.set(dev.id, dev as Draft<Device>);
-  if (parent) parent.children.push(dev.id);
-  if (dev.pci && aliasesOf(dev).length > 0) s.quirkAliases = (s.quirkAliases ?? 0) + 1;
-  joinGroup(s, dev, e);
+  return dev;
 };
 
 export const deviceRemoved: DraftHandler<'DeviceRemoved'> = (s, d, e, b) => {

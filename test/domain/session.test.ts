@@ -93,6 +93,9 @@ describe('a decide session gives the answers of the general path', () => {
     { name: 'mapping mix', seed: 3, steps: 2500, mix: 'mapping', max: 400 },
     { name: 'hotplug mix', seed: 4, steps: 2000, mix: 'hotplug', max: 100 },
     { name: 'ownership mix', seed: 5, steps: 2000, mix: 'ownership', max: 150 },
+    // Hotplug applied in place (in-place.ts): adds, removals of bound and attached devices, surprise removals, rebinds.
+    { name: 'hotplug, removal and rebind mix', seed: 6, steps: 2500, mix: 'hotplug,unplug=12,surprise=8,driver=10,bind=8,claim=4,attach=8,race=4', max: 60 },
+    { name: 'hotplug, removal and rebind mix, small batches', seed: 7, steps: 700, mix: 'hotplug,unplug=12,surprise=8,driver=10,bind=8,claim=4,attach=8', max: 5 },
   ];
   test.each(cases)('$name (seed $seed, $steps steps): same events, results and states at every batch end', ({ seed, steps, mix, max }) => {
     const cmds = [...storm({ seed, steps, ...(mix ? { mix: parseMix(mix) } : {}) })];
@@ -109,6 +112,45 @@ describe('a decide session gives the answers of the general path', () => {
     // The storm did exercise the fast path (mappings and drivers) and the general one.
     expect(slow.log).toMatch(/"type":"Mapped"/);
     expect(slow.log).toMatch(/"type":"DeviceAdded"/);
+    expect(slow.log).toMatch(/"type":"DeviceRemoved"/);
+  });
+
+  test('hotplug applies in place inside a session: adds and removals (of a driver-bound device too) leave the state the batch started from untouched', () => {
+    const o = opts();
+    let s = initialState();
+    const setup = [
+      { type: 'iommu.add', iommu: 'vtd0' },
+      { type: 'device.add', device: 'pci0000:00', parent: null },
+      { type: 'device.add', device: '0000:00:01.0', parent: 'pci0000:00', iommu: 'vtd0', pci: { kind: 'root-port', acs: { cap: 'SV,RR,CR,UF', ctl: 'SV,RR,CR,UF' } } },
+    ];
+    for (const c of setup) s = decideEnvelopes(s, c, { host: o.host, now: o.clock(), newId: o.newId }).next;
+    const start = s;
+    const before = full(start);
+    const session = openSession();
+    const cmds = [
+      { type: 'device.add', device: '0000:01:00.0', parent: '0000:00:01.0', pci: { kind: 'endpoint' } },
+      { type: 'device.add', device: '0000:01:00.1', parent: '0000:00:01.0', pci: { kind: 'endpoint' } },
+      { type: 'driver.bind', device: '0000:01:00.0', driver: 'nvme' },
+      { type: 'device.remove', device: '0000:01:00.0' },
+      { type: 'device.remove', device: '0000:01:00.1' },
+      { type: 'device.add', device: '0000:01:00.0', parent: '0000:00:01.0', pci: { kind: 'endpoint' } },
+    ];
+    const types: string[] = [];
+    for (const c of cmds) {
+      const d = decideEnvelopes(s, c, { host: o.host, now: o.clock(), newId: o.newId, session });
+      expect(d.result.ok).toBe(true);
+      types.push(...d.envelopes.map((e) => e.type));
+      s = d.next;
+    }
+    expect(types).toEqual(['DeviceAdded', 'DeviceAdded', 'DriverBound', 'DriverUnbound', 'DeviceRemoved', 'DeviceRemoved', 'DeviceAdded']);
+    // Every event of the batch was applied in place (none through a produce).
+    expect(session.inPlace).toBe(types.length);
+    s = session.publish(s);
+    expect(full(start)).toBe(before);
+    expect(start.devices.has('0000:01:00.0')).toBe(false);
+    expect(s.devices.get('0000:01:00.0')?.group).toBe(1);
+    expect(s.groups.get(1)?.members).toEqual(['0000:01:00.0']);
+    expect([...s.groups.keys()]).toEqual([0, 1]);
   });
 
   test('a published state is frozen like every other state (tests freeze states)', () => {
