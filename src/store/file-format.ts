@@ -144,6 +144,12 @@ export interface ScanContext {
   readonly hasId: (stream: string, id: string) => boolean;
   /** Check ids for duplicates (default true); a streaming replay relies on positions instead. */
   readonly checkIds?: boolean;
+  /**
+   * Takes each complete append as soon as it is read (its records, their byte offsets in `bytes`
+   * and the offset just past it) instead of collecting the records of all the bytes: a long window
+   * then holds no more than one append's records at a time (`records` comes back empty).
+   */
+  readonly onAppend?: (records: RecordedEvent[], offsets: number[], end: number) => void;
 }
 
 export interface TornTail {
@@ -179,7 +185,8 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
   let validBytes = 0;
   let offset = 0;
   let line = ctx.firstLine;
-  let open: { startLine: number; stream: string; size: number; records: RecordedEvent[] } | undefined;
+  let open: { startLine: number; stream: string; size: number; records: RecordedEvent[]; offsets: number[] } | undefined;
+  const onAppend = ctx.onAppend;
 
   while (offset < bytes.length) {
     const newline = bytes.indexOf(0x0a, offset);
@@ -213,16 +220,19 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
       seen.add(record.id);
     }
     versions.set(stream, record.pos);
-    if (batch !== undefined) open = { startLine: line, stream, size: batch, records: [] };
+    if (batch !== undefined) open = { startLine: line, stream, size: batch, records: [], offsets: [] };
     if (open) {
       open.records.push(record);
+      open.offsets.push(offset);
       if (open.records.length === open.size) {
-        records.push(...open.records);
+        if (onAppend) onAppend(open.records, open.offsets, newline + 1);
+        else records.push(...open.records);
         open = undefined;
         validBytes = newline + 1;
       }
     } else {
-      records.push(record);
+      if (onAppend) onAppend([record], [offset], newline + 1);
+      else records.push(record);
       validBytes = newline + 1;
     }
     offset = newline + 1;

@@ -432,14 +432,21 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     if (records.length > 0) wakeup.notify();
   };
 
-  /** Validates and indexes one window of whole lines that starts at virtual `base`. */
+  /**
+   * Validates and indexes one window of whole lines that starts at virtual `base`. Each append is
+   * indexed as soon as it is read: the window's records are not held all at once (on a long log
+   * they would outlive the young generation and leave the collector hundreds of MB to reclaim).
+   */
   const scanWindow = async (bytes: Buffer, base: number): Promise<ScanResult> => {
     const known = new Map<string, boolean>();
     const key = (stream: string, id: string): string => `${stream.length}:${stream}${id}`;
+    // Bytes of the window indexed by earlier attempts (a suspect id restarts the scan after them).
+    let done = 0;
     for (;;) {
+      let indexed = 0;
       let scan: ScanResult;
       try {
-        scan = scanLog(bytes, {
+        scan = scanLog(done === 0 ? bytes : bytes.subarray(done), {
           file,
           firstLine: length + 1,
           version,
@@ -449,19 +456,20 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
             if (answer === undefined) throw new Suspect(stream, id);
             return answer;
           },
+          onAppend: (records, offsets, end) => {
+            const at = base + done;
+            for (let i = 0; i < offsets.length; i++) offsets[i] = at + offsets[i]!;
+            commit(records, offsets, at + end);
+            indexed = end;
+          },
         });
       } catch (error) {
         if (!(error instanceof Suspect)) throw error;
+        done += indexed;
         known.set(key(error.stream, error.id), (await recordedId(error.stream, error.id)) !== undefined);
         continue;
       }
-      const at: number[] = new Array<number>(scan.records.length);
-      for (let i = 0, offset = 0; i < scan.records.length; i++) {
-        at[i] = base + offset;
-        offset = bytes.indexOf(0x0a, offset) + 1;
-      }
-      commit(scan.records, at, base + scan.validBytes);
-      return scan;
+      return { ...scan, validBytes: done + scan.validBytes };
     }
   };
 
@@ -574,9 +582,11 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     attachLive: (handle) => {
       layout = { ...layout, live: { handle, users: 0, retired: false } };
     },
-    scanLive: async (from, size) => {
+    scanLive: async (asked, size) => {
       const live = layout.live;
-      if (!live) return { validBytes: from };
+      if (!live) return { validBytes: asked };
+      // A scan that failed on a corrupt line had indexed the appends before it: go on after them.
+      const from = end > layout.base + asked ? end - layout.base : asked;
       const total = size ?? (await live.handle.stat()).size;
       // One window buffer for the whole scan (the records are decoded out of it, never kept in it).
       let window: Buffer | undefined;
