@@ -17,7 +17,9 @@ const stage = (name: string): number => {
   gc();
   gc();
   const m = process.memoryUsage();
-  process.stdout.write(`${name.padEnd(48)} heap ${mib(m.heapUsed).padStart(10)}  external ${mib(m.external).padStart(10)}  rss ${mib(m.rss).padStart(10)}\n`);
+  process.stdout.write(
+    `${name.padEnd(48)} heap ${mib(m.heapUsed).padStart(10)} (of ${mib(m.heapTotal)})  external ${mib(m.external).padStart(10)} (array buffers ${mib(m.arrayBuffers)})  rss ${mib(m.rss).padStart(10)}\n`,
+  );
   return m.heapUsed + m.external;
 };
 

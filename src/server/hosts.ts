@@ -19,6 +19,8 @@ export const HOST_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
 /** Entries read per slice by the sentence/problem scan. */
 const FEED_SLICE = 10_000;
+/** The only entry types the scan looks at (a store that can skip the others unread does: `readTypes`). */
+const FEED_TYPES = ['CommandRejected', 'FaultRecorded', 'DmaChecked', 'DomainAllocated', 'ContextOpened'] as const;
 
 export interface HostHandle {
   readonly host: string;
@@ -142,9 +144,15 @@ const createHandle = async (store: EventStore, host: string, o: RegistryOptions)
       // In slices: a store that reads a range at once holds one slice of entries, not the whole log.
       while (fed < pos) {
         const to = Math.min(pos, fed + FEED_SLICE);
-        for await (const e of manager.log.read(fed + 1, to)) {
-          feed(e as RecordedEvent);
-          fed = e.pos;
+        if (store.readTypes) {
+          // Only the few entries that matter are decoded: on a long log of mappings, next to none.
+          for await (const e of store.readTypes(manager.stream, FEED_TYPES, { from: fed + 1, to })) feed(e);
+          fed = Math.min(to, await store.version(manager.stream));
+        } else {
+          for await (const e of manager.log.read(fed + 1, to)) {
+            feed(e as RecordedEvent);
+            fed = e.pos;
+          }
         }
         if (fed < to) return;
       }

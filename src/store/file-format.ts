@@ -188,6 +188,12 @@ export interface ScanContext {
   readonly checkIds?: boolean;
   /** When given, receives the byte offset (in the bytes) of each line in `records`, in order. */
   readonly starts?: number[];
+  /**
+   * Takes each complete append as soon as it is read (its records, their byte offsets in `bytes`
+   * and the offset just past it) instead of collecting the records of all the bytes: a long window
+   * then holds no more than one append's records at a time (`records` comes back empty).
+   */
+  readonly onAppend?: (records: RecordedEvent[], offsets: number[], end: number) => void;
 }
 
 export interface TornTail {
@@ -225,6 +231,7 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
   let line = ctx.firstLine;
   let open: { startLine: number; stream: string; size: number; records: RecordedEvent[]; starts: number[] } | undefined;
   const starts = ctx.starts;
+  const onAppend = ctx.onAppend;
   // One decoding of all the bytes instead of one per line, when it has one character per byte
   // (ASCII, which is what the writer's JSON nearly always is); else each line is decoded alone.
   const whole = bytes.length <= WHOLE_TEXT_BYTES ? bytes.toString('utf8') : '';
@@ -271,14 +278,20 @@ export const scanLog = (bytes: Buffer, ctx: ScanContext): ScanResult => {
       open.records.push(record);
       open.starts.push(offset);
       if (open.records.length === open.size) {
-        for (let i = 0; i < open.records.length; i++) records.push(open.records[i]!);
-        if (starts) for (let i = 0; i < open.starts.length; i++) starts.push(open.starts[i]!);
+        if (onAppend) onAppend(open.records, open.starts, newline + 1);
+        else {
+          for (let i = 0; i < open.records.length; i++) records.push(open.records[i]!);
+          if (starts) for (let i = 0; i < open.starts.length; i++) starts.push(open.starts[i]!);
+        }
         open = undefined;
         validBytes = newline + 1;
       }
     } else {
-      records.push(record);
-      starts?.push(offset);
+      if (onAppend) onAppend([record], [offset], newline + 1);
+      else {
+        records.push(record);
+        starts?.push(offset);
+      }
       validBytes = newline + 1;
     }
     offset = newline + 1;

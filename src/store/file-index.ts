@@ -23,6 +23,7 @@ import type { StoreFileHandle } from './file-fs.js';
 import type { ScanResult, TornTail } from './file-format.js';
 import { decodeRecord, scanLog } from './file-format.js';
 import { buildRecords } from './records.js';
+import { activeUpcasting } from '../../domain/schema/upcast.js';
 import { checkpointAt, indexOfCheckpoint } from './checkpoint.js';
 import type { PullSource } from './internal.js';
 import { assertExpectedVersion, assertUniqueIds, checkRetry, createWakeup, createSubscriptions, validateExpectedVersion } from './internal.js';
@@ -46,6 +47,8 @@ const PAGE = 500;
 const GAP = 1 << 16;
 /** …up to this many bytes. */
 const SPAN = 1 << 20;
+/** The smallest read buffer kept for reuse. */
+const SCRATCH = 1 << 16;
 /** A decompressed archive segment is kept this long after its last use (reads of old entries come in runs). */
 const SEGMENT_KEEP_MS = 2000;
 
@@ -164,6 +167,8 @@ export interface FileIndex {
   liveOffset(line: number): number | undefined;
   /** The records of these lines (from the cache, else read back from disk). */
   entries(lines: readonly number[]): Promise<RecordedEvent[]>;
+  /** Entries from..to of `stream` whose type is one of `types`, decoding only the lines that may be (see `EventStore.readTypes`). */
+  ofTypes(stream: string, from: number, to: number, types: readonly string[]): AsyncGenerator<RecordedEvent>;
   recordedId(stream: string, id: string): Promise<RecordedEvent | undefined>;
   /** What an append will do (as the memory index's `plan`), reading back recorded ids when their hash is known. */
   plan(stream: string, events: readonly NewEvent[], expected: ExpectedVersion | undefined, staged?: readonly RecordedEvent[]): Promise<AppendPlan>;
@@ -250,8 +255,11 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     return keepSegment(segment.start, bytes);
   };
 
-  /** The bytes at virtual [at, at + size), which lie in one segment or in the live log. */
-  const readRange = async (at: number, size: number): Promise<Buffer> => {
+  /**
+   * The bytes at virtual [at, at + size), which lie in one segment or in the live log; read from the
+   * live log into `into` (at least `size` bytes) when given, else into a new buffer.
+   */
+  const readRange = async (at: number, size: number, into?: Buffer): Promise<Buffer> => {
     const l = layout;
     if (at < l.base) {
       const segment = l.segments.find((s) => at >= s.start && at < s.end);
@@ -262,7 +270,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     if (!live) throw new StoreError(`internal: ${file} has no read handle`, 'EINTERNAL');
     live.users += 1;
     try {
-      const buf = Buffer.alloc(size);
+      const buf = into ? into.subarray(0, size) : Buffer.alloc(size);
       const got = await readFully(live.handle, buf, at - l.base);
       if (got < size) throw new StoreError(`${file} is shorter than when it was read (was it truncated or replaced?): reopen the store`, 'ECORRUPT');
       return buf;
@@ -279,6 +287,18 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     const l = layout;
     if (at >= l.base) return Number.POSITIVE_INFINITY;
     return l.segments.find((s) => at >= s.start && at < s.end)?.end ?? l.base;
+  };
+
+  // One spare read buffer (records are decoded out of it, never kept in it): the reads of pages of
+  // entries reuse it instead of allocating one each; a read while it is in use takes a new one.
+  let spare: Buffer | undefined;
+  const takeBuffer = (size: number): Buffer => {
+    const b = spare && spare.length >= size ? spare : Buffer.allocUnsafe(Math.max(size, SCRATCH));
+    if (b === spare) spare = undefined;
+    return b;
+  };
+  const giveBuffer = (b: Buffer): void => {
+    if (b.length <= SPAN) spare = b;
   };
 
   const entries = async (lines: readonly number[]): Promise<RecordedEvent[]> => {
@@ -304,15 +324,72 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
         if (s < stop || s - stop > GAP || e - start > SPAN || e > limit) break;
         stop = e;
       }
-      const bytes = await readRange(start, stop - start);
+      const buf = takeBuffer(stop - start);
+      const bytes = await readRange(start, stop - start, buf);
       for (let m = k; m < j; m++) {
         const line = lines[todo[m]!]!;
         out[todo[m]!] = decodeRecord(bytes.subarray(starts[line]! - start, lineEnd(line) - 1 - start), file, line);
       }
+      giveBuffer(buf);
       k = j;
     }
     return out;
   };
+
+  /**
+   * Positions from..to of `stream` whose type is one of `types`: the bytes are read a run of lines
+   * at a time through one buffer, and only a line that holds one of the types as a JSON string (or
+   * a `\u` escape, or a `"v":` member, which could make it one once decoded and upcast) is decoded.
+   * Every entry of those types is such a line, so the answer is exactly the filtered read. While
+   * event versions above 1 are in use (an upcaster may rename a type), every line is decoded.
+   */
+  async function* ofTypes(stream: string, from: number, to: number, types: readonly string[]): AsyncGenerator<RecordedEvent> {
+    const e = streams.get(stream);
+    if (!e || types.length === 0) return;
+    const last = Math.min(to, e.count);
+    const wanted = new Set(types);
+    const needles = [...new Set(types)].map((t) => Buffer.from(JSON.stringify(t))).concat(Buffer.from('\\u'), Buffer.from('"v":'));
+    const every = !activeUpcasting().allAtOne;
+    let buf: Buffer | undefined;
+    const hits: number[] = [];
+    for (let p = Math.max(1, from); p <= last; ) {
+      // A run of this stream's lines close together (as `entries` reads them): positions p..q.
+      const first = e.lines[p - 1]!;
+      const start = starts[first]!;
+      const limit = regionEnd(start);
+      let stop = lineEnd(first);
+      let q = p;
+      for (; q < last; q++) {
+        const line = e.lines[q]!;
+        const s = starts[line]!;
+        const end = lineEnd(line);
+        if (s < stop || s - stop > GAP || end - start > SPAN || end > limit) break;
+        stop = end;
+      }
+      if (!buf || buf.length < stop - start) buf = Buffer.allocUnsafe(Math.max(stop - start, SPAN));
+      const bytes = await readRange(start, stop - start, buf);
+      hits.length = 0;
+      if (every) hits.push(0);
+      else for (const n of needles) for (let i = bytes.indexOf(n); i !== -1; i = bytes.indexOf(n, i + n.length)) hits.push(i);
+      if (hits.length > 0) {
+        hits.sort((a, b) => a - b);
+        let h = 0;
+        for (let k = p; k <= q && h < hits.length; k++) {
+          const line = e.lines[k - 1]!;
+          const s = starts[line]! - start;
+          const end = lineEnd(line) - 1 - start;
+          while (!every && h < hits.length && hits[h]! < s) h++;
+          if (!every && (h === hits.length || hits[h]! >= end)) continue;
+          const r = decodeRecord(bytes.subarray(s, end), file, line);
+          if ((r.stream ?? '') !== stream || r.pos !== k) {
+            throw new StoreError(`${file}: line ${line} is not ${stream} #${k} any more (the log changed under the store): reopen it`, 'ECORRUPT');
+          }
+          if (wanted.has(r.type)) yield r;
+        }
+      }
+      p = q + 1;
+    }
+  }
 
   const recordedId = async (stream: string, id: string): Promise<RecordedEvent | undefined> => {
     for (const line of ids.find(hash(stream, id))) {
@@ -355,14 +432,21 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     if (records.length > 0) wakeup.notify();
   };
 
-  /** Validates and indexes one window of whole lines that starts at virtual `base`. */
+  /**
+   * Validates and indexes one window of whole lines that starts at virtual `base`. Each append is
+   * indexed as soon as it is read: the window's records are not held all at once (on a long log
+   * they would outlive the young generation and leave the collector hundreds of MB to reclaim).
+   */
   const scanWindow = async (bytes: Buffer, base: number): Promise<ScanResult> => {
     const known = new Map<string, boolean>();
     const key = (stream: string, id: string): string => `${stream.length}:${stream}${id}`;
+    // Bytes of the window indexed by earlier attempts (a suspect id restarts the scan after them).
+    let done = 0;
     for (;;) {
+      let indexed = 0;
       let scan: ScanResult;
       try {
-        scan = scanLog(bytes, {
+        scan = scanLog(done === 0 ? bytes : bytes.subarray(done), {
           file,
           firstLine: length + 1,
           version,
@@ -372,19 +456,20 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
             if (answer === undefined) throw new Suspect(stream, id);
             return answer;
           },
+          onAppend: (records, offsets, end) => {
+            const at = base + done;
+            for (let i = 0; i < offsets.length; i++) offsets[i] = at + offsets[i]!;
+            commit(records, offsets, at + end);
+            indexed = end;
+          },
         });
       } catch (error) {
         if (!(error instanceof Suspect)) throw error;
+        done += indexed;
         known.set(key(error.stream, error.id), (await recordedId(error.stream, error.id)) !== undefined);
         continue;
       }
-      const at: number[] = new Array<number>(scan.records.length);
-      for (let i = 0, offset = 0; i < scan.records.length; i++) {
-        at[i] = base + offset;
-        offset = bytes.indexOf(0x0a, offset) + 1;
-      }
-      commit(scan.records, at, base + scan.validBytes);
-      return scan;
+      return { ...scan, validBytes: done + scan.validBytes };
     }
   };
 
@@ -458,6 +543,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     },
     liveOffset: (line) => (line >= 1 && line <= length && starts[line]! >= layout.base ? starts[line]! - layout.base : undefined),
     entries,
+    ofTypes,
     recordedId,
     plan: async (stream, events, expected, staged = []) => {
       validateExpectedVersion(expected);
@@ -496,14 +582,19 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
     attachLive: (handle) => {
       layout = { ...layout, live: { handle, users: 0, retired: false } };
     },
-    scanLive: async (from, size) => {
+    scanLive: async (asked, size) => {
       const live = layout.live;
-      if (!live) return { validBytes: from };
+      if (!live) return { validBytes: asked };
+      // A scan that failed on a corrupt line had indexed the appends before it: go on after them.
+      const from = end > layout.base + asked ? end - layout.base : asked;
       const total = size ?? (await live.handle.stat()).size;
+      // One window buffer for the whole scan (the records are decoded out of it, never kept in it).
+      let window: Buffer | undefined;
       if (layout.base + from !== end) throw new StoreError(`internal: ${file} scanned from ${from}, indexed up to ${end - layout.base}`, 'EINTERNAL');
       const scan = await scanRegion(
         async (at, want) => {
-          const buf = Buffer.alloc(want);
+          if (!window || window.length < want) window = Buffer.allocUnsafe(want);
+          const buf = window.subarray(0, want);
           try {
             return buf.subarray(0, await readFully(live.handle, buf, from + at));
           } catch (error) {
@@ -551,6 +642,7 @@ export const createFileIndex = (file: string, options: FileIndexOptions = {}): F
 };
 
 export type FileReaders = IndexReaders & {
+  readTypes(stream: string, types: readonly string[], options?: ReadOptions): AsyncGenerator<RecordedEvent>;
   entryAt(stream: string, pos: number): Promise<RecordedEvent | null>;
   locate(stream: string, pos: number): Promise<SnapshotHint | undefined>;
 };
@@ -612,6 +704,11 @@ export const fileReaders = (file: string, index: FileIndex, tail?: Tail): FileRe
       await refresh();
       const version = index.version(stream);
       yield* positions(stream, Math.max(1, options.from ?? 1), Math.min(version, options.to ?? version));
+    },
+    async *readTypes(stream: string, types: readonly string[], options: ReadOptions = {}): AsyncGenerator<RecordedEvent> {
+      await refresh();
+      const version = index.version(stream);
+      yield* index.ofTypes(stream, Math.max(1, options.from ?? 1), Math.min(version, options.to ?? version), types);
     },
     version: async (stream) => {
       await refresh();

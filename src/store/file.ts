@@ -365,6 +365,8 @@ const openReader = async (
   let attached = false;
   let refreshing: Promise<void> | undefined;
   let closed = false;
+  // Once the full index exists, what a lazy replay learnt is never used again: let it go.
+  let forgetReplay = (): void => undefined;
 
   const openHandle = async (): Promise<StoreFileHandle | undefined> => {
     try {
@@ -390,6 +392,7 @@ const openReader = async (
     if (size === consumed) return;
     const scan = await index.scanLive(consumed, size);
     consumed = scan.validBytes;
+    if (consumed > 0) forgetReplay();
     // A tail without its newline is most likely an append in progress; only a complete bad line is worth a word.
     if (atOpen && scan.torn && !scan.torn.reason.startsWith('no newline')) {
       warn(tornMessage(file, scan.torn, 'ignoring (read-only)'));
@@ -422,6 +425,12 @@ const openReader = async (
   let lazyBase = 0;
   let lazyComplete = false;
   const where = new Map<string, { base: number; offsets: number[]; lines: number[] }>();
+  let replaying = 0;
+  forgetReplay = () => {
+    if (replaying > 0) return;
+    lazyBytes = null;
+    where.clear();
+  };
   /**
    * Positions `from`..`to` of a stream out of what `replay` learnt, decoded one at a time as they are
    * asked for (a reader that stops early decodes no more); null when the replay did not cover them.
@@ -483,6 +492,16 @@ const openReader = async (
         return;
       }
     }
+    replaying += 1;
+    try {
+      yield* scanReplay(stream, from, start, progress, hint);
+    } finally {
+      replaying -= 1;
+      if (consumed > 0) forgetReplay();
+    }
+  }
+
+  async function* scanReplay(stream: string, from: number, start: number, progress?: (fraction: number) => void, hint?: SnapshotHint): AsyncGenerator<RecordedEvent> {
     const bytes = lazyBytes && lazyBase === start ? lazyBytes : await readFrom(start);
     lazyBytes = bytes;
     lazyBase = start;
@@ -556,6 +575,13 @@ const openReader = async (
       const lazy = fromOffsets(stream, o?.from ?? 1, o?.to ?? Number.MAX_SAFE_INTEGER);
       if (lazy) yield* lazy;
       else yield* readers.read(stream, o);
+    },
+    async *readTypes(stream: string, types: readonly string[], o?: ReadOptions): AsyncGenerator<RecordedEvent> {
+      // What the replay learnt holds the bytes already: decode and filter them.
+      const lazy = fromOffsets(stream, o?.from ?? 1, o?.to ?? Number.MAX_SAFE_INTEGER);
+      if (lazy) {
+        for (const r of lazy) if (types.includes(r.type)) yield r;
+      } else yield* readers.readTypes(stream, types, o);
     },
     async version(stream: string): Promise<number> {
       if (lazyBytes && lazyComplete && consumed === 0) {

@@ -61,6 +61,13 @@ export interface EventStore {
    * it without building its read index (the lazy read-only file store) provides it.
    */
   replay?(stream: string, from?: number, progress?: (fraction: number) => void, hint?: SnapshotHint): AsyncIterable<RecordedEvent>;
+  /**
+   * Optional: the entries of a stream (as `read` gives them, positions from..to) whose type is one
+   * of `types`, in order. A store that can tell an entry's type without decoding it (the file
+   * store: by its bytes) provides it, so a scan for a few rare types over a long log decodes only
+   * those (and reads through one bounded buffer); the others do without (read, then filter).
+   */
+  readTypes?(stream: string, types: readonly string[], options?: ReadOptions): AsyncIterable<RecordedEvent>;
   /** Current version (last position) of a stream; 0 when it does not exist. */
   version(stream: string): Promise<number>;
   /** All events of all streams in global order, strictly after `after` (a checkpoint). */
