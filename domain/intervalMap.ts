@@ -137,8 +137,11 @@ const mine = (node: Node, owner: Owner): boolean => owner !== null && node.owner
  */
 let insertBreaks = false;
 
-/** `next`: the start of the entry after this leaf (undefined for the last leaf). */
-const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner, next: bigint | undefined): Node[] => {
+/**
+ * `after[at]`: the node after this leaf (null for the last leaf), whose `min` is the start of the
+ * entry after it; passed as an array and index so that only an insert at the leaf's end reads it.
+ */
+const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner, after: readonly Node[] | null, at: number): Node[] => {
   const n = leaf.n;
   let lo = 0;
   let hi = n;
@@ -149,7 +152,7 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner, next: bigint | u
   }
   const idx = lo;
   // The entry before it is in this leaf: a descent takes the last child starting at or before `e`.
-  insertBreaks = e.last < e.start || (idx > 0 && leaf.w[(idx - 1) * W + 1]! >= e.start) || (idx < n ? leaf.w[idx * W]! <= e.last : next !== undefined && next <= e.last);
+  insertBreaks = e.last < e.start || (idx > 0 && leaf.w[(idx - 1) * W + 1]! >= e.start) || (idx < n ? leaf.w[idx * W]! <= e.last : after !== null && after[at]!.min <= e.last);
   const t = mine(leaf, owner) && n < MAX_FANOUT ? leaf : copyLeaf(leaf, owner);
   if (n === MAX_FANOUT) {
     // Full: write into a double-size scratch, then split into two owned leaves.
@@ -194,12 +197,12 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner, next: bigint | u
   return [t];
 };
 
-const insertNode = (node: Node, e: IntervalEntry, owner: Owner, next: bigint | undefined): Node[] => {
-  if (node instanceof Leaf) return leafInsert(node, e, owner, next);
+const insertNode = (node: Node, e: IntervalEntry, owner: Owner, after: readonly Node[] | null, at: number): Node[] => {
+  if (node instanceof Leaf) return leafInsert(node, e, owner, after, at);
   const kids = node.kids;
   let i = kids.length - 1;
   while (i > 0 && kids[i]!.min > e.start) i--;
-  const replaced = insertNode(kids[i]!, e, owner, i + 1 < kids.length ? kids[i + 1]!.min : next);
+  const replaced = i + 1 < kids.length ? insertNode(kids[i]!, e, owner, kids, i + 1) : insertNode(kids[i]!, e, owner, after, at);
   if (!mine(node, owner)) {
     // A copy sums its children as they are now: the child may be one this edit already changed in
     // place (an owned node under a node of another version), so its count already has `e`.
@@ -552,10 +555,10 @@ export class IntervalMap<R = unknown> {
     const root = this.root;
     if (!root) {
       const leaf = newLeaf(owner);
-      const only = leafInsert(leaf, e, leaf.owner, undefined)[0]!;
+      const only = leafInsert(leaf, e, leaf.owner, null, 0)[0]!;
       return new IntervalMap<R>(only, !insertBreaks);
     }
-    const parts = insertNode(root, e, owner, undefined);
+    const parts = insertNode(root, e, owner, null, 0);
     return new IntervalMap<R>(parts.length === 1 ? parts[0]! : new Inner(parts, owner), this.dj && !insertBreaks);
   }
 
