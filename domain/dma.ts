@@ -147,7 +147,8 @@ const identityVerdict = (reason: DmaReason, group: number, owner: string | null,
 
 const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   const length = q.length ?? 1n;
-  const range: Range = { start: q.iova, last: q.iova + (length === 0n ? 1n : length) - 1n };
+  // A one-byte access (the usual question) ends where it starts: no arithmetic.
+  const range: Range = { start: q.iova, last: length === 1n || length === 0n ? q.iova : q.iova + length - 1n };
   const dev = state.devices.get(q.device);
   if (!dev) return verdict(false, 'unknown-device', null, null, null, NO_SEGMENTS, FAULT_UNKNOWN);
   if (dev.pci?.kind === 'host-bridge') return verdict(false, 'blocked', null, null, null, NO_SEGMENTS, FAULT_DOMAIN, { path: 'not a DMA source' });
@@ -196,7 +197,8 @@ const canDmaCore = (state: State, q: DmaQuery): DmaVerdict => {
   const first = dom.mappings.firstOverlap(range.start, range.last);
   if (first !== undefined && first.start <= range.start && first.last >= range.last) {
     if ((protOf(first.pos) & need) === 0) permitted = false;
-    segments.push({ iova: { start: range.start, last: range.last }, pa: { start: first.aux + (range.start - first.start), last: first.aux + (range.last - first.start) }, pos: posOf(first.pos) });
+    const pa = first.aux + (range.start - first.start);
+    segments.push({ iova: range, pa: { start: pa, last: range.last === range.start ? pa : first.aux + (range.last - first.start) }, pos: posOf(first.pos) });
     covered = range.last + 1n;
   } else if (first !== undefined) {
     for (const m of dom.mappings.overlapping(range.start, range.last)) {

@@ -15,6 +15,14 @@
  * below it, so overlap queries are correct even when intervals overlap (the PA reverse index has
  * overlapping entries by nature; observed logs may too). Leaves pack their words into one
  * BigUint64Array of fixed capacity.
+ *
+ * A map also knows whether its entries are disjoint (every entry ends before the next one starts:
+ * the mappings of a domain, which `map` never lets overlap). Each insert compares the new entry with
+ * its two neighbours, so the flag costs a few word reads; a removal keeps it; an overlap clears it
+ * until the map is empty again. In a disjoint map at most one entry contains a point, the one that
+ * ends first at or after it: a query reads the leaf's `last` words in place instead of a
+ * running-maximum index built at its first visit, and a version that answers many queries builds a
+ * flat index of its leaves (see `LeafIndex`).
  */
 
 const MAX_FANOUT = 32;
@@ -121,7 +129,19 @@ const copyLeaf = (leaf: Leaf, owner: Owner): Leaf => {
 
 const mine = (node: Node, owner: Owner): boolean => owner !== null && node.owner === owner;
 
-const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
+/**
+ * Set by every insert: true when the new entry is not disjoint from its neighbours in map order (it
+ * ends before it starts, the entry before it ends at or after its start, or the entry after it
+ * starts at or before its end). Neighbours are enough: in a disjoint map, an entry that overlaps
+ * the new one but is not its neighbour would overlap the neighbour between them.
+ */
+let insertBreaks = false;
+
+/**
+ * `after[at]`: the node after this leaf (null for the last leaf), whose `min` is the start of the
+ * entry after it; passed as an array and index so that only an insert at the leaf's end reads it.
+ */
+const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner, after: readonly Node[] | null, at: number): Node[] => {
   const n = leaf.n;
   let lo = 0;
   let hi = n;
@@ -131,6 +151,8 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
     else lo = mid + 1;
   }
   const idx = lo;
+  // The entry before it is in this leaf: a descent takes the last child starting at or before `e`.
+  insertBreaks = e.last < e.start || (idx > 0 && leaf.w[(idx - 1) * W + 1]! >= e.start) || (idx < n ? leaf.w[idx * W]! <= e.last : after !== null && after[at]!.min <= e.last);
   const t = mine(leaf, owner) && n < MAX_FANOUT ? leaf : copyLeaf(leaf, owner);
   if (n === MAX_FANOUT) {
     // Full: write into a double-size scratch, then split into two owned leaves.
@@ -175,12 +197,12 @@ const leafInsert = (leaf: Leaf, e: IntervalEntry, owner: Owner): Node[] => {
   return [t];
 };
 
-const insertNode = (node: Node, e: IntervalEntry, owner: Owner): Node[] => {
-  if (node instanceof Leaf) return leafInsert(node, e, owner);
+const insertNode = (node: Node, e: IntervalEntry, owner: Owner, after: readonly Node[] | null, at: number): Node[] => {
+  if (node instanceof Leaf) return leafInsert(node, e, owner, after, at);
   const kids = node.kids;
   let i = kids.length - 1;
   while (i > 0 && kids[i]!.min > e.start) i--;
-  const replaced = insertNode(kids[i]!, e, owner);
+  const replaced = i + 1 < kids.length ? insertNode(kids[i]!, e, owner, kids, i + 1) : insertNode(kids[i]!, e, owner, after, at);
   if (!mine(node, owner)) {
     // A copy sums its children as they are now: the child may be one this edit already changed in
     // place (an owned node under a node of another version), so its count already has `e`.
@@ -380,6 +402,101 @@ const firstOverlapAt = (root: Node, a: bigint, b: bigint): number => {
   return i;
 };
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const LO = LITTLE_ENDIAN ? 0 : 1;
+const HI = 1 - LO;
+/** True when the packed entries are disjoint and ascending (each ends before the next starts), compared as 32-bit halves. */
+const disjointWords = (words: BigUint64Array): boolean => {
+  const u = new Uint32Array(words.buffer, words.byteOffset, words.length * 2);
+  const n = words.length / W;
+  for (let i = 0; i < n; i++) {
+    const s = i * W * 2;
+    const l = s + 2;
+    // start <= last
+    if (u[s + HI]! > u[l + HI]! || (u[s + HI] === u[l + HI] && u[s + LO]! > u[l + LO]!)) return false;
+    // last < next start
+    if (i + 1 < n) {
+      const t = s + W * 2;
+      if (u[l + HI]! > u[t + HI]! || (u[l + HI] === u[t + HI] && u[l + LO]! >= u[t + LO]!)) return false;
+    }
+  }
+  return true;
+};
+
+/**
+ * `firstOverlapAt` for a disjoint map: the same inner descent; in the leaf the `last` words ascend,
+ * so they are their own running maximum and the binary search reads them in place as 32-bit halves
+ * (no index to build, no BigInt object per probe). The first entry ending at or after `a` is the
+ * answer if it starts at or before `b`; otherwise nothing overlaps.
+ */
+/**
+ * A flat index of a disjoint map's leaves, in order: the largest `last` of each (as a double) and
+ * the leaf. One binary search over it (a few hundred KiB for a million entries, so it stays in the
+ * cache) replaces the descent through the inner nodes, whose objects and arrays are a dependent
+ * load each. Built for one version of a map, after it answered enough point queries to pay for it.
+ */
+interface LeafIndex {
+  readonly ends: Float64Array;
+  readonly leaves: readonly Leaf[];
+}
+
+const buildLeafIndex = (root: Node): LeafIndex => {
+  const leaves: Leaf[] = [];
+  const visit = (node: Node): void => {
+    if (node instanceof Leaf) leaves.push(node);
+    else for (const k of node.kids) visit(k);
+  };
+  visit(root);
+  const ends = new Float64Array(leaves.length);
+  for (let i = 0; i < leaves.length; i++) ends[i] = Number(leaves[i]!.max);
+  return { ends, leaves };
+};
+
+/**
+ * `firstOverlapAt` for a disjoint map. Its `last` words ascend, so they are their own running
+ * maximum: the first entry ending at or after `a` overlaps [a, b] if it starts at or before `b`,
+ * and otherwise nothing does. Through the leaf index when there is one, else down the tree.
+ */
+const disjointOverlapAt = (root: Node, x: LeafIndex | null, a: bigint, b: bigint): number => {
+  const da = Number(a);
+  let leaf: Leaf;
+  if (x !== null) {
+    const ends = x.ends;
+    let lo = 0;
+    let hi = ends.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ends[mid]! < da) lo = mid + 1;
+      else hi = mid;
+    }
+    // Equal doubles (above 2^53) compare exactly.
+    while (lo < ends.length && ends[lo] === da && x.leaves[lo]!.max < a) lo++;
+    if (lo === ends.length) return -1;
+    leaf = x.leaves[lo]!;
+  } else {
+    let node = root;
+    while (node instanceof Inner) {
+      const pd = node.pd ?? indexInner(node);
+      exactInner = node.pm!;
+      const i = firstReaching(pd, da, innerExact, a);
+      if (i === pd.length) return -1;
+      node = node.kids[i]!;
+    }
+    leaf = node;
+  }
+  const w = leaf.w;
+  let lo = 0;
+  let hi = leaf.n;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (w[mid * W + 1]! < a) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === leaf.n || w[lo * W]! > b) return -1;
+  foundLeaf = leaf;
+  return lo;
+};
+
 function* walk(node: Node): Generator<IntervalEntry> {
   if (node instanceof Leaf) {
     for (let i = 0; i < node.n; i++) yield entryAt(node, i);
@@ -393,7 +510,7 @@ export interface Packed<R = unknown> {
 }
 
 export class IntervalMap<R = unknown> {
-  static readonly EMPTY: IntervalMap<never> = new IntervalMap<never>(null);
+  static readonly EMPTY: IntervalMap<never> = new IntervalMap<never>(null, true);
 
   static empty<R>(): IntervalMap<R> {
     return IntervalMap.EMPTY as unknown as IntervalMap<R>;
@@ -407,7 +524,15 @@ export class IntervalMap<R = unknown> {
   /** A map restored from its packed form builds its tree at the first look inside (see `deferred`). */
   private pending: { readonly n: number; readonly load: () => Packed<R> } | null = null;
 
-  private constructor(private node: Node | null) {}
+  /** Set when a map is built: true when its entries are disjoint (see the file comment); kept by removals. */
+  /** Point queries answered by this version, and the leaf index they paid for (disjoint maps only). */
+  private queries = 0;
+  private lx: LeafIndex | null = null;
+
+  private constructor(
+    private node: Node | null,
+    private dj: boolean,
+  ) {}
 
   private get root(): Node | null {
     const p = this.pending;
@@ -415,9 +540,16 @@ export class IntervalMap<R = unknown> {
       const { words, refs } = p.load();
       if (words.length !== p.n * W) throw new Error(`interval map: ${words.length / W} packed entries where ${p.n} were announced`);
       this.pending = null;
-      this.node = IntervalMap.unpack<R>(words, refs).node;
+      const built = IntervalMap.unpack<R>(words, refs);
+      this.node = built.node;
+      this.dj = built.dj;
     }
     return this.node;
+  }
+
+  /** True when no two entries overlap (known from every insert; a map that once held an overlap says false until it is empty). */
+  get disjoint(): boolean {
+    return this.root === null || this.dj;
   }
 
   get size(): number {
@@ -428,12 +560,14 @@ export class IntervalMap<R = unknown> {
   insert(start: bigint, last: bigint, aux = 0n, pos = 0n, ref?: R, edit?: Edit): IntervalMap<R> {
     const owner = edit ?? null;
     const e: IntervalEntry = { start, last, aux, pos, ref };
-    if (!this.root) {
+    const root = this.root;
+    if (!root) {
       const leaf = newLeaf(owner);
-      return new IntervalMap<R>(leafInsert(leaf, e, leaf.owner)[0]!);
+      const only = leafInsert(leaf, e, leaf.owner, null, 0)[0]!;
+      return new IntervalMap<R>(only, !insertBreaks);
     }
-    const parts = insertNode(this.root, e, owner);
-    return new IntervalMap<R>(parts.length === 1 ? parts[0]! : new Inner(parts, owner));
+    const parts = insertNode(root, e, owner, null, 0);
+    return new IntervalMap<R>(parts.length === 1 ? parts[0]! : new Inner(parts, owner), this.dj && !insertBreaks);
   }
 
   /** Removes the first entry with this start that `match` accepts (default: any). */
@@ -444,7 +578,7 @@ export class IntervalMap<R = unknown> {
     if (r === null) return IntervalMap.empty<R>();
     let root: Node = r;
     while (root instanceof Inner && root.kids.length === 1) root = root.kids[0]!;
-    return new IntervalMap<R>(root);
+    return new IntervalMap<R>(root, this.dj);
   }
 
   /** Entries overlapping [a, b], ascending by start. */
@@ -479,7 +613,12 @@ export class IntervalMap<R = unknown> {
   firstOverlap(a: bigint, b: bigint): IntervalEntry<R> | undefined {
     const root = this.root;
     if (root === null) return undefined;
-    const i = firstOverlapAt(root, a, b);
+    let i: number;
+    if (this.dj) {
+      // The leaf index costs a visit of every leaf: built once this version answered a query per 256 entries.
+      if (this.lx === null && ++this.queries >= 64 && this.queries * 256 >= root.count) this.lx = buildLeafIndex(root);
+      i = disjointOverlapAt(root, this.lx, a, b);
+    } else i = firstOverlapAt(root, a, b);
     if (i < 0) return undefined;
     const leaf = foundLeaf!;
     foundLeaf = null;
@@ -549,7 +688,7 @@ export class IntervalMap<R = unknown> {
       const kids = level;
       level = spread(kids.length, (from, to) => new Inner(kids.slice(from, to), null));
     }
-    return new IntervalMap<R>(level[0]!);
+    return new IntervalMap<R>(level[0]!, disjointWords(words));
   }
 
   /**
@@ -572,7 +711,7 @@ export class IntervalMap<R = unknown> {
   static deferred<R>(n: number, load: () => Packed<R>): IntervalMap<R> {
     if (!Number.isSafeInteger(n) || n < 0) throw new Error('interval map: a deferred map needs a whole entry count');
     if (n === 0) return IntervalMap.empty<R>();
-    const m = new IntervalMap<R>(null);
+    const m = new IntervalMap<R>(null, false);
     m.pending = { n, load };
     return m;
   }

@@ -10,8 +10,17 @@ export const packPos = (pos: number, prot: number): bigint => BigInt(pos) | (Big
 /** The creating position and prot bits of a mapping word. */
 export const unpackPos = (w: bigint): { pos: number; prot: number } => ({ pos: Number(w & 0xffffffffffffn), prot: Number(w >> 48n) });
 
-/** The creating position of a mapping word (no object: the `canDma` query path). */
-export const posOf = (w: bigint): number => Number(w & 0xffffffffffffn);
+const TWO_48 = 2 ** 48;
+const TWO_53 = 2 ** 53;
+
+/** The creating position of a mapping word (no object: the `canDma` query path; below 2^53 the word is an exact double, so no BigInt arithmetic). */
+export const posOf = (w: bigint): number => {
+  const d = Number(w);
+  return d < TWO_53 ? d % TWO_48 : Number(w & 0xffffffffffffn);
+};
 
 /** The prot bits of a mapping word. */
-export const protOf = (w: bigint): number => Number(w >> 48n);
+export const protOf = (w: bigint): number => {
+  const d = Number(w);
+  return d < TWO_53 ? Math.floor(d / TWO_48) : Number(w >> 48n);
+};

@@ -30,4 +30,10 @@ test('an ascending fill, then random removals, answers like a plain list', () =>
     const b = a + BigInt(Math.floor(rnd.float() * 0x10000));
     expect(map.overlapping(a, b).map((e) => e.start)).toEqual(list.filter((e) => e.start <= b && e.last >= a).map((e) => e.start));
   }
+  // Disjoint all along: point queries take the disjoint path (the leaf index once enough of them ran).
+  expect(map.disjoint).toBe(true);
+  for (let q = 0; q < 3000; q++) {
+    const a = BigInt(Math.floor(rnd.float() * 6000 * 0x2000));
+    expect(map.stab(a)?.start).toBe(list.find((e) => e.start <= a && e.last >= a)?.start);
+  }
 });
