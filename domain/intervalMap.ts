@@ -380,19 +380,28 @@ const leafExact = (i: number): bigint => (exactLeaf!.pm !== null ? exactLeaf!.pm
  * later one (children are ordered by start), and if nothing inside it overlaps, its entry that
  * reaches `a` starts after `b`, so every later entry does too. Hence one path decides.
  */
-const firstOverlapAt = (root: Node, a: bigint, b: bigint): number => {
-  const da = Number(a);
+/**
+ * The leaf holding the first entry (in map order) that reaches `a` (`da` is `a` as a double), down
+ * the inner nodes' running maxima; null when no entry reaches `a`. No check of a child's start
+ * against the query's end on the way: if it starts after it, so does the entry the leaf finds, and
+ * the leaf's check answers (one load fewer per level).
+ */
+const descend = (root: Node, a: bigint, da: number): Leaf | null => {
   let node = root;
   while (node instanceof Inner) {
     const pd = node.pd ?? indexInner(node);
     exactInner = node.pm!;
     const i = firstReaching(pd, da, innerExact, a);
-    if (i === pd.length) return -1;
-    // No check of the child's start against `b` here: if it starts after `b`, so does the entry
-    // the leaf finds, and the leaf's check answers (one load fewer per level).
+    if (i === pd.length) return null;
     node = node.kids[i]!;
   }
-  const leaf = node;
+  return node;
+};
+
+const firstOverlapAt = (root: Node, a: bigint, b: bigint): number => {
+  const da = Number(a);
+  const leaf = descend(root, a, da);
+  if (leaf === null) return -1;
   const pd = leaf.pd ?? indexLeaf(leaf);
   exactLeaf = leaf;
   const i = firstReaching(pd, da, leafExact, a);
@@ -423,12 +432,6 @@ const disjointWords = (words: BigUint64Array): boolean => {
   return true;
 };
 
-/**
- * `firstOverlapAt` for a disjoint map: the same inner descent; in the leaf the `last` words ascend,
- * so they are their own running maximum and the binary search reads them in place as 32-bit halves
- * (no index to build, no BigInt object per probe). The first entry ending at or after `a` is the
- * answer if it starts at or before `b`; otherwise nothing overlaps.
- */
 /**
  * A flat index of a disjoint map's leaves, in order: the largest `last` of each (as a double) and
  * the leaf. One binary search over it (a few hundred KiB for a million entries, so it stays in the
@@ -474,15 +477,9 @@ const disjointOverlapAt = (root: Node, x: LeafIndex | null, a: bigint, b: bigint
     if (lo === ends.length) return -1;
     leaf = x.leaves[lo]!;
   } else {
-    let node = root;
-    while (node instanceof Inner) {
-      const pd = node.pd ?? indexInner(node);
-      exactInner = node.pm!;
-      const i = firstReaching(pd, da, innerExact, a);
-      if (i === pd.length) return -1;
-      node = node.kids[i]!;
-    }
-    leaf = node;
+    const found = descend(root, a, da);
+    if (found === null) return -1;
+    leaf = found;
   }
   const w = leaf.w;
   let lo = 0;

@@ -19,7 +19,7 @@ import { aliasesOf } from '../rules/quirks.js';
 import type { Batch } from './batch.js';
 import type { EvolveEvent } from './common.js';
 import { defaultDomainOf, newGroup, rulesOf } from './membership.js';
-import { newDevice } from './topology.js';
+import { domainsUsedBy, newDevice, ownerAtRemoval } from './topology.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -137,15 +137,11 @@ const deviceRemoved: InPlaceHandler<'DeviceRemoved'> = (p, d, e) => {
   const dev = s.devices.get(d.device);
   if (!dev) return alert(p, e, 'unknown-reference', `${e.type} names unknown device ${d.device}`, { device: d.device });
   if (dev.pci && aliasesOf(dev).length > 0) s.quirkAliases = Math.max(0, (s.quirkAliases ?? 1) - 1);
-  const owner = d.ctx ?? dev.boundCtx ?? (dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null);
+  const owner = ownerAtRemoval(s, dev, d);
   if (d.surprise && owner !== null) {
     alert(p, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${owner}`, { device: dev.id, ctx: owner });
   }
-  const used = new Set<string>();
-  if (dev.endpointDomain) used.add(dev.endpointDomain);
-  const grp = dev.group !== null ? s.groups.get(dev.group) : undefined;
-  for (const att of grp?.attachments.values() ?? []) if (att.devices.includes(dev.id)) used.add(att.domain);
-  for (const id of used) dropUser(p, id, dev.id);
+  for (const id of domainsUsedBy(s, dev)) dropUser(p, id, dev.id);
   leaveGroup(p, dev);
   if (dev.parent) {
     const parent = s.devices.get(dev.parent);

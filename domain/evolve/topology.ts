@@ -97,21 +97,31 @@ export const newDevice = (s: { readonly devices: DeviceTable; readonly boot: Sta
   return dev;
 };
 
-export const deviceRemoved: DraftHandler<'DeviceRemoved'> = (s, d, e, b) => {
-  const dev = deviceOf(s, e, d.device);
-  if (!dev) return;
-  if (dev.pci && aliasesOf(dev as Device).length > 0) s.quirkAliases = Math.max(0, (s.quirkAliases ?? 1) - 1);
-  const owner = d.ctx ?? dev.boundCtx ?? (dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null);
-  if (d.surprise && owner !== null) {
-    alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${owner}`, { device: dev.id, ctx: owner });
-  }
-  // The domains this device uses: its group's attachments (linux) and its endpoint domain (virtio).
-  // Found without walking every domain: drafting them all made each removal cost O(domains).
+/** Who held a device as it is removed: the event's ctx, else the ctx it is bound to, else its group's owner. */
+export const ownerAtRemoval = (s: Pick<State, 'groups'>, dev: Pick<Device, 'group' | 'boundCtx'>, d: EventDataMap['DeviceRemoved']): string | null =>
+  d.ctx ?? dev.boundCtx ?? (dev.group !== null ? (s.groups.get(dev.group)?.owner ?? null) : null);
+
+/**
+ * The domains a device uses: its group's attachments (linux) and its endpoint domain (virtio).
+ * Found without walking every domain: drafting them all made each removal cost O(domains).
+ */
+export const domainsUsedBy = (s: Pick<State, 'groups'>, dev: Pick<Device, 'id' | 'group' | 'endpointDomain'>): Set<string> => {
   const used = new Set<string>();
   if (dev.endpointDomain) used.add(dev.endpointDomain);
   const grp = dev.group !== null ? s.groups.get(dev.group) : undefined;
   for (const att of grp?.attachments.values() ?? []) if (att.devices.includes(dev.id)) used.add(att.domain);
-  for (const id of used) s.domains.get(id)?.users.delete(dev.id);
+  return used;
+};
+
+export const deviceRemoved: DraftHandler<'DeviceRemoved'> = (s, d, e, b) => {
+  const dev = deviceOf(s, e, d.device);
+  if (!dev) return;
+  if (dev.pci && aliasesOf(dev as Device).length > 0) s.quirkAliases = Math.max(0, (s.quirkAliases ?? 1) - 1);
+  const owner = ownerAtRemoval(s, dev, d);
+  if (d.surprise && owner !== null) {
+    alert(s, e, 'user-device-vanished', `${dev.id} was removed by surprise while owned by ctx ${owner}`, { device: dev.id, ctx: owner });
+  }
+  for (const id of domainsUsedBy(s, dev)) s.domains.get(id)?.users.delete(dev.id);
   leaveGroup(s, dev, b);
   if (dev.parent) {
     const p = s.devices.get(dev.parent);
