@@ -52,8 +52,20 @@ describe('Dockerfile', () => {
     const sources = [...dockerfile.matchAll(/^COPY (?!--from)(?:--\S+ )*(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
     expect(sources.length).toBeGreaterThan(5);
     for (const s of sources) expect([s, existsSync(join(ROOT, s))]).toEqual([s, true]);
+    // .dockerignore as Docker reads it: patterns in order, `*` within one path segment, a match
+    // also excludes what is below it, and a later `!pattern` takes a path back in.
     const ignored = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l !== '');
-    for (const s of sources) expect(ignored).not.toContain(s.split('/')[0]);
+    const excluded = (path: string): boolean => {
+      let out = false;
+      for (const line of ignored) {
+        const keep = line.startsWith('!');
+        const glob = (keep ? line.slice(1) : line).replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*');
+        if (new RegExp(`^${glob}(/.*)?$`).test(path)) out = !keep;
+      }
+      return out;
+    };
+    expect(sources.filter(excluded)).toEqual([]);
+    expect(excluded('test/cli/bundle.test.ts')).toBe(true);
     const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
     for (const [, name] of dockerfile.matchAll(/npm run (\S+)/g)) expect(Object.keys(scripts)).toContain(name);
   });
