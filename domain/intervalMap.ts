@@ -354,7 +354,7 @@ const indexInner = (node: Inner): number[] => {
  * a double never reverses an order, so a smaller double means a smaller value and a larger double a
  * larger one; only equal doubles (addresses above 2^53 within one rounding step) need the exact word.
  */
-const firstReaching = (pd: readonly number[], da: number, exact: (i: number) => bigint, a: bigint): number => {
+const firstReaching = (pd: ArrayLike<number>, da: number, exact: (i: number) => bigint, a: bigint): number => {
   let lo = 0;
   let hi = pd.length;
   while (lo < hi) {
@@ -372,6 +372,8 @@ let exactInner: bigint[] = [];
 let exactLeaf: Leaf | null = null;
 const innerExact = (i: number): bigint => exactInner[i]!;
 const leafExact = (i: number): bigint => (exactLeaf!.pm !== null ? exactLeaf!.pm[i]! : exactLeaf!.w[i * W + 1]!);
+let exactLeaves: readonly Leaf[] = [];
+const leafIndexExact = (i: number): bigint => exactLeaves[i]!.max;
 
 /**
  * The first entry (in map order) overlapping [a, b]: its index in `foundLeaf`, or -1. One descent,
@@ -464,18 +466,10 @@ const disjointOverlapAt = (root: Node, x: LeafIndex | null, a: bigint, b: bigint
   const da = Number(a);
   let leaf: Leaf;
   if (x !== null) {
-    const ends = x.ends;
-    let lo = 0;
-    let hi = ends.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (ends[mid]! < da) lo = mid + 1;
-      else hi = mid;
-    }
-    // Equal doubles (above 2^53) compare exactly.
-    while (lo < ends.length && ends[lo] === da && x.leaves[lo]!.max < a) lo++;
-    if (lo === ends.length) return -1;
-    leaf = x.leaves[lo]!;
+    exactLeaves = x.leaves;
+    const i = firstReaching(x.ends, da, leafIndexExact, a);
+    if (i === x.ends.length) return -1;
+    leaf = x.leaves[i]!;
   } else {
     const found = descend(root, a, da);
     if (found === null) return -1;
